@@ -1,0 +1,225 @@
+//! The only module that writes files. Every file is replaced atomically: a
+//! temporary file is created next to the target (`O_EXCL | O_NOFOLLOW`, final mode
+//! at creation), written, fsynced and renamed over the target, then the directory
+//! is fsynced. A symlink at the target is refused, so a planted link cannot
+//! redirect a key outside the directory it belongs in.
+
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Mode of private keys, state and anything holding a secret.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// Mode of public material (certificates, chains, DH parameters, DNS-facing config).
+pub const PUBLIC_FILE: u32 = 0o644;
+/// Mode of directories holding private material.
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// A file operation that failed, with the path it concerned.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path}: {source}")]
+pub struct FsError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+fn fs_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
+    move |source| FsError {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates `dir` and its missing parents with `mode`; an existing directory keeps
+/// its mode unless it is wider than `mode` for a private directory, in which case
+/// it is narrowed.
+///
+/// # Errors
+/// When a component cannot be created or is not a directory (a symlink counts as
+/// not a directory for the last component).
+pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            if mode == PRIVATE_DIR && meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                    .map_err(fs_error("narrowing the mode of", dir))?;
+            }
+            Ok(())
+        }
+        Ok(_) => Err(FsError {
+            action: "using as a directory",
+            path: dir.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "not a directory (or a symlink)",
+            ),
+        }),
+        Err(_) => DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .map_err(fs_error("creating directory", dir)),
+    }
+}
+
+/// Atomically replaces `path` with `contents`, created with `mode`.
+///
+/// # Errors
+/// When the target is a symlink, or writing, syncing or renaming fails. The
+/// target is then unchanged and no temporary file is left behind.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if meta.file_type().is_symlink() {
+            return Err(FsError {
+                action: "refusing to replace symlink",
+                path: path.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "the target is a symlink"),
+            });
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (tmp_path, mut file) = create_temp(dir, path, mode)?;
+    let result = (|| {
+        file.write_all(contents)
+            .map_err(fs_error("writing", &tmp_path))?;
+        // The umask may have narrowed the mode at creation; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(fs_error("setting the mode of", &tmp_path))?;
+        file.sync_all().map_err(fs_error("syncing", &tmp_path))?;
+        fs::rename(&tmp_path, path).map_err(fs_error("renaming into place", path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp_path);
+    }
+    result?;
+    sync_dir(dir)
+}
+
+/// Creates a fresh temporary file beside `target`; the name is unpredictable and
+/// creation is exclusive, so a planted file or link at that name is never used.
+fn create_temp(dir: &Path, target: &Path, mode: u32) -> Result<(PathBuf, File), FsError> {
+    let base = target
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| OsString::from("file"));
+    for attempt in 0u32..16 {
+        let mut name = OsString::from(".");
+        name.push(&base);
+        name.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            random_suffix(attempt)
+        ));
+        let tmp = dir.join(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(fs_error("creating a temporary file in", dir)(e)),
+        }
+    }
+    Err(FsError {
+        action: "creating a temporary file in",
+        path: dir.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
+    })
+}
+
+fn random_suffix(attempt: u32) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    hasher.finish()
+}
+
+/// Fsyncs a directory so a rename in it survives a power loss.
+///
+/// # Errors
+/// When the directory cannot be opened or synced.
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fs_error("syncing directory", dir))
+}
+
+/// Removes a file if it exists; a missing file is not an error.
+///
+/// # Errors
+/// When removal fails for another reason.
+pub fn remove_file(path: &Path) -> Result<(), FsError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(fs_error("removing", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_with_exact_mode_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        write_atomic(&path, b"one", PRIVATE_FILE).unwrap();
+        write_atomic(&path, b"two", PRIVATE_FILE).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Only the target remains: no temporary files left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_wide_existing_file_is_replaced_narrow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&path, b"new", PRIVATE_FILE).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn refuses_a_symlinked_target_and_leaves_its_target_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"precious").unwrap();
+        let link = dir.path().join("cert.pem");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let err = write_atomic(&link, b"evil", PUBLIC_FILE).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert_eq!(fs::read(&outside).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn private_directories_are_narrowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        fs::create_dir(&state).unwrap();
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+        create_dir(&state, PRIVATE_DIR).unwrap();
+        assert_eq!(
+            fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Carrying out a plan: files (the only writer) and, later, service reloads.
+
+pub mod fs;

@@ -1,0 +1,5 @@
+//! DNS: the record model, the providers that change zones, and observation of
+//! what authoritative servers serve.
+
+pub mod provider;
+pub mod record;
