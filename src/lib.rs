@@ -2,5 +2,6 @@
 //! records up to date without downtime. See README.md and the module docs.
 
 pub mod apply;
+pub mod config;
 pub mod dns;
 pub mod secret;

@@ -1,0 +1,5 @@
+//! Configuration: the INI reader (`ini`), the record-key language (`records`) and
+//! the typed model built from them (`model`).
+
+pub mod ini;
+pub mod records;
