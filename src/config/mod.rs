@@ -2,4 +2,5 @@
 //! the typed model built from them (`model`).
 
 pub mod ini;
+pub mod model;
 pub mod records;

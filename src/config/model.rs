@@ -1,0 +1,629 @@
+//! The typed configuration, built from the merged INI sections: `[module]`
+//! defaults inherited by `[module:name]` (by exact key), old-style `[example.com]`
+//! domain sections, provider construction through the registry, and every error
+//! at once with its file and line. Unknown modules and keys are warnings.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ini::{ConfigError, Ini, Span, Value};
+use super::records::{Op, RecordRule, parse_rule};
+use crate::dns::provider::{self, DnsProvider, KeyValues};
+use crate::dns::record::Name;
+
+/// Modules the program knows, and the keys of those not described elsewhere.
+const CDM_KEYS: &[&str] = &["statedir", "postwait"];
+const CERT_KEYS: &[&str] = &[
+    "handler",
+    "ca",
+    "email",
+    "keytype",
+    "keysize",
+    "destination",
+    "extraflags",
+    "cacert",
+    "eabkid",
+    "eabhmackey",
+    "renewdays",
+];
+const DKIM_KEYS: &[&str] = &[
+    "handler",
+    "keytype",
+    "keysize",
+    "keybasename",
+    "keylocation",
+    "keyname",
+    "signingconfdestinationfile",
+    "signingconftemplatefile",
+    "dkimdrain",
+    "rotatedays",
+    "keyowner",
+    "keygroup",
+];
+const DHPARAM_KEYS: &[&str] = &["handler", "keysize", "filename"];
+const SERVICE_KEYS: &[&str] = &[
+    "handler",
+    "cert",
+    "dhparam",
+    "dkim",
+    "unit",
+    "command",
+    "configdir",
+];
+/// Domain keys that are neither records nor provider keys.
+const DOMAIN_KEYS: &[&str] = &["cert"];
+
+pub const DEFAULT_STATEDIR: &str = "/var/cryptdomainmgr";
+pub const DEFAULT_TTL: u32 = 300;
+pub const DEFAULT_IP4_LOOKUP: &str = "https://ipv4.icanhazip.com";
+pub const DEFAULT_IP6_LOOKUP: &str = "https://ipv6.icanhazip.com";
+
+/// The whole configuration.
+pub struct Config {
+    pub cdm: Cdm,
+    pub domains: Vec<Domain>,
+    /// Sections of modules that are configured but act in later phases
+    /// (cert, dkim, dhparam, service), with inherited keys applied.
+    pub other_sections: Vec<ModuleSection>,
+    /// Module names in the order they appeared, for the log.
+    pub modules: Vec<String>,
+    pub warnings: Vec<ConfigError>,
+}
+
+/// `[cdm]`: the program's own settings.
+#[derive(Debug)]
+pub struct Cdm {
+    pub statedir: PathBuf,
+    pub postwait: Duration,
+}
+
+/// A module section with its effective keys (own keys over the module default).
+#[derive(Clone, Debug)]
+pub struct ModuleSection {
+    pub module: String,
+    pub name: String,
+    pub span: Option<Span>,
+    pub entries: BTreeMap<String, Value>,
+}
+
+/// A rule with where it was written.
+#[derive(Clone, Debug)]
+pub struct SpannedRule {
+    pub rule: RecordRule,
+    pub span: Span,
+}
+
+/// The provider of a domain; identical settings share one instance.
+#[derive(Clone)]
+pub struct ProviderRef {
+    pub handler: &'static str,
+    pub instance: Arc<dyn DnsProvider>,
+    /// Equal for domains configured with identical provider settings.
+    pub id: usize,
+}
+
+/// `[domain:NAME]`: the records of NAME.
+#[derive(Clone)]
+pub struct Domain {
+    pub name: Name,
+    pub span: Option<Span>,
+    pub provider: ProviderRef,
+    pub ttl: u32,
+    pub ip4_lookup: String,
+    pub ip6_lookup: String,
+    /// Record rules ordered: set, then add, then remove.
+    pub rules: Vec<SpannedRule>,
+    /// The `cert` key: section names, or `auto` (every cert section).
+    pub certs: Option<Vec<String>>,
+}
+
+/// How a section header names its module.
+#[derive(Debug, PartialEq, Eq)]
+enum Header<'a> {
+    /// `[module]`: the module's defaults.
+    Default(String),
+    /// `[module:name]` or an old-style `[example.com]`.
+    Named(String, &'a str),
+}
+
+fn parse_header(header: &str) -> Result<Header<'_>, String> {
+    match header.split_once(':') {
+        Some((_, rest)) if rest.contains(':') => Err(format!(
+            "section [{header}] has two colons; write [module:name]"
+        )),
+        Some((module, name)) => {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(format!("section [{header}] has an empty name"));
+            }
+            Ok(Header::Named(module.trim().to_lowercase(), name))
+        }
+        None if header.contains('.') => Ok(Header::Named("domain".into(), header)),
+        None => Ok(Header::Default(header.to_lowercase())),
+    }
+}
+
+fn known_keys(module: &str) -> Option<&'static [&'static str]> {
+    Some(match module {
+        "cdm" => CDM_KEYS,
+        "domain" => DOMAIN_KEYS,
+        "cert" => CERT_KEYS,
+        "dkim" => DKIM_KEYS,
+        "dhparam" => DHPARAM_KEYS,
+        "service" => SERVICE_KEYS,
+        _ => return None,
+    })
+}
+
+/// Builds the typed configuration.
+///
+/// # Errors
+/// Every configuration error found, each naming its file and line.
+pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut defaults: HashMap<String, &BTreeMap<String, Value>> = HashMap::new();
+    let mut named: Vec<(String, String, Option<Span>, &BTreeMap<String, Value>)> = Vec::new();
+    let mut modules: Vec<String> = Vec::new();
+
+    for (header, section) in ini.sections() {
+        let span = section.span.clone();
+        let parsed = match parse_header(header) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                if let Some(span) = &span {
+                    errors.push(ConfigError::new(span, message));
+                }
+                continue;
+            }
+        };
+        let module = match &parsed {
+            Header::Default(m) | Header::Named(m, _) => m.clone(),
+        };
+        if known_keys(&module).is_none() {
+            if let Some(span) = &span {
+                warnings.push(ConfigError::new(
+                    span,
+                    format!("unknown module \"{module}\" in [{header}]; the section is ignored"),
+                ));
+            }
+            continue;
+        }
+        if !modules.contains(&module) {
+            modules.push(module.clone());
+        }
+        match parsed {
+            Header::Default(_) => {
+                defaults.insert(module, &section.entries);
+            }
+            Header::Named(_, name) => {
+                named.push((module, name.to_string(), span, &section.entries))
+            }
+        }
+    }
+
+    let cdm = build_cdm(defaults.get("cdm").copied(), &mut errors);
+    let mut providers = ProviderCache::default();
+    let mut domains = Vec::new();
+    let mut other_sections = Vec::new();
+
+    // Old-style [example.com] and [domain:example.com] are the same section.
+    let mut merged: Vec<ModuleSection> = Vec::new();
+    for (module, name, span, entries) in named {
+        let name = if module == "domain" {
+            name.to_ascii_lowercase()
+        } else {
+            name
+        };
+        let inherited = defaults.get(&module).copied();
+        let effective = effective_entries(inherited, entries);
+        if let Some(existing) = merged
+            .iter_mut()
+            .find(|s| s.module == module && s.name == name)
+        {
+            existing.entries.extend(effective);
+        } else {
+            merged.push(ModuleSection {
+                module,
+                name,
+                span,
+                entries: effective,
+            });
+        }
+    }
+
+    for section in merged {
+        warn_unknown_keys(&section, &mut warnings);
+        if section.module == "domain" {
+            if let Some(domain) = build_domain(&section, &mut providers, &mut errors, &mut warnings)
+            {
+                domains.push(domain);
+            }
+        } else if section.module != "cdm" {
+            other_sections.push(section);
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            cdm,
+            domains,
+            other_sections,
+            modules,
+            warnings,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// A named section's keys over its module default's, by exact key.
+fn effective_entries(
+    defaults: Option<&BTreeMap<String, Value>>,
+    own: &BTreeMap<String, Value>,
+) -> BTreeMap<String, Value> {
+    let mut entries = defaults.cloned().unwrap_or_default();
+    entries.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    entries
+}
+
+fn build_cdm(section: Option<&BTreeMap<String, Value>>, errors: &mut Vec<ConfigError>) -> Cdm {
+    let get = |key: &str| section.and_then(|s| s.get(key));
+    let statedir = match get("statedir") {
+        Some(v) if !v.text.trim().is_empty() => PathBuf::from(v.text.trim()),
+        Some(v) => {
+            errors.push(ConfigError::new(&v.span, "statedir is empty"));
+            PathBuf::from(DEFAULT_STATEDIR)
+        }
+        None => PathBuf::from(DEFAULT_STATEDIR),
+    };
+    let postwait = match get("postwait") {
+        Some(v) => match v.text.trim().parse::<f64>() {
+            Ok(secs) if secs >= 0.0 && secs.is_finite() => Duration::from_secs_f64(secs),
+            _ => {
+                errors.push(ConfigError::new(
+                    &v.span,
+                    format!("postwait \"{}\" is not a number of seconds", v.text),
+                ));
+                Duration::ZERO
+            }
+        },
+        None => Duration::ZERO,
+    };
+    Cdm { statedir, postwait }
+}
+
+fn warn_unknown_keys(section: &ModuleSection, warnings: &mut Vec<ConfigError>) {
+    let known = known_keys(&section.module).unwrap_or(&[]);
+    for (key, value) in &section.entries {
+        // [DEFAULT] keys reach every section; only warn where they were written.
+        if value.from_default || known.contains(&key.as_str()) {
+            continue;
+        }
+        if section.module == "domain"
+            && (provider::is_provider_key(key)
+                || matches!(parse_rule(key, ""), Ok(Some(_)) | Err(_)))
+        {
+            continue;
+        }
+        warnings.push(ConfigError::new(
+            &value.span,
+            format!(
+                "unknown key \"{key}\" in [{}:{}]; it is ignored",
+                section.module, section.name
+            ),
+        ));
+    }
+}
+
+/// Providers built so far, by handler and settings.
+#[derive(Default)]
+struct ProviderCache {
+    built: Vec<(&'static str, KeyValues, ProviderRef)>,
+}
+
+fn build_domain(
+    section: &ModuleSection,
+    providers: &mut ProviderCache,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Option<Domain> {
+    let header_span = section.span.clone().unwrap_or_else(|| Span {
+        source: Arc::from("<config>"),
+        line: 0,
+    });
+    let name = match Name::parse(&section.name) {
+        Ok(name) => name,
+        Err(e) => {
+            errors.push(ConfigError::new(
+                &header_span,
+                format!("[domain:{}]: not a domain name: {e}", section.name),
+            ));
+            return None;
+        }
+    };
+    let entries = &section.entries;
+
+    let mut rules = Vec::new();
+    for (key, value) in entries {
+        match parse_rule(key, &value.text) {
+            Ok(Some(rule)) => rules.push(SpannedRule {
+                rule,
+                span: value.span.clone(),
+            }),
+            Ok(None) => {}
+            Err(message) => errors.push(ConfigError::new(&value.span, format!("{key}: {message}"))),
+        }
+    }
+    rules.sort_by_key(|r| match r.rule.op {
+        Op::Set => 0,
+        Op::Add => 1,
+        Op::Remove => 2,
+    });
+
+    let ttl = match entries.get("ttl") {
+        None => DEFAULT_TTL,
+        Some(v) => match v.text.trim().parse::<u32>() {
+            Ok(ttl) if ttl <= 2_147_483_647 => ttl,
+            _ => {
+                errors.push(ConfigError::new(
+                    &v.span,
+                    format!("ttl \"{}\" is not a number of seconds", v.text),
+                ));
+                DEFAULT_TTL
+            }
+        },
+    };
+    let certs = entries.get("cert").map(|v| {
+        v.text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    });
+
+    let Some(handler_value) = entries.get("handler") else {
+        warnings.push(ConfigError::new(
+            &header_span,
+            format!(
+                "[domain:{name}] has no handler (neither its own nor from [domain]); the section is skipped"
+            ),
+        ));
+        return None;
+    };
+    let Some(spec) = provider::lookup(canonical_handler(&handler_value.text)) else {
+        let known: Vec<&str> = provider::REGISTRY.iter().map(|s| s.name).collect();
+        errors.push(ConfigError::new(
+            &handler_value.span,
+            format!(
+                "unknown DNS handler \"{}\"; known: {}",
+                handler_value.text.trim(),
+                known.join(", ")
+            ),
+        ));
+        return None;
+    };
+    let keys: KeyValues = spec
+        .keys
+        .iter()
+        .filter_map(|k| {
+            entries
+                .get(k.name)
+                .map(|v| (k.name.to_string(), v.text.clone()))
+        })
+        .collect();
+    let provider = if let Some((_, _, existing)) = providers
+        .built
+        .iter()
+        .find(|(h, k, _)| *h == spec.name && *k == keys)
+    {
+        existing.clone()
+    } else {
+        match (spec.build)(&keys) {
+            Ok(instance) => {
+                let built = ProviderRef {
+                    handler: spec.name,
+                    instance,
+                    id: providers.built.len(),
+                };
+                providers.built.push((spec.name, keys, built.clone()));
+                built
+            }
+            Err(e) => {
+                let span = entries
+                    .get(&e.key)
+                    .map(|v| v.span.clone())
+                    .unwrap_or_else(|| handler_value.span.clone());
+                errors.push(ConfigError::new(
+                    &span,
+                    format!("[domain:{name}] {}: {}", e.key, e.message),
+                ));
+                return None;
+            }
+        }
+    };
+
+    Some(Domain {
+        name,
+        span: section.span.clone(),
+        provider,
+        ttl,
+        ip4_lookup: lookup_url(entries, "ip4lookup", DEFAULT_IP4_LOOKUP),
+        ip6_lookup: lookup_url(entries, "ip6lookup", DEFAULT_IP6_LOOKUP),
+        rules,
+        certs,
+    })
+}
+
+/// The original's handler spellings: `dnsuptools/inwx` is `inwx`.
+fn canonical_handler(text: &str) -> &str {
+    let text = text.trim();
+    text.strip_prefix("dnsuptools/").unwrap_or(text)
+}
+
+fn lookup_url(entries: &BTreeMap<String, Value>, key: &str, default: &str) -> String {
+    entries
+        .get(key)
+        .map(|v| v.text.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ini::{Source, read};
+    use crate::config::records::{AddrEntry, RecordKind};
+
+    const KEY: &str = "handler = rfc2136\nserver = 127.0.0.1:53\nkeyname = k\nsecret = c2VjcmV0\n";
+
+    fn build_from(texts: &[&str]) -> Result<Config, Vec<ConfigError>> {
+        let sources: Vec<Source> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Source {
+                name: format!("f{i}.conf"),
+                text: t.to_string(),
+            })
+            .collect();
+        build(&read(&sources)?)
+    }
+
+    fn ip4(domain: &Domain) -> Vec<(Op, Vec<AddrEntry<std::net::Ipv4Addr>>)> {
+        domain
+            .rules
+            .iter()
+            .filter_map(|r| match &r.rule.kind {
+                RecordKind::Ip4(e) => Some((r.rule.op, e.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_inherited_by_exact_key() {
+        let config = build_from(&[&format!(
+            "[domain]\n{KEY}ip4 = 1.2.3.4\n[domain:x.example]\nip4 += 5.6.7.8\n[domain:y.example]\nip4 = 9.9.9.9\n"
+        )])
+        .unwrap();
+        let x = &config.domains[0];
+        assert_eq!(x.name.as_str(), "x.example");
+        assert_eq!(
+            ip4(x),
+            vec![
+                (Op::Set, vec![AddrEntry::Fixed("1.2.3.4".parse().unwrap())]),
+                (Op::Add, vec![AddrEntry::Fixed("5.6.7.8".parse().unwrap())])
+            ]
+        );
+        let y = &config.domains[1];
+        assert_eq!(
+            ip4(y),
+            vec![(Op::Set, vec![AddrEntry::Fixed("9.9.9.9".parse().unwrap())])]
+        );
+        // Identical provider settings share one provider.
+        assert_eq!(x.provider.id, y.provider.id);
+    }
+
+    #[test]
+    fn old_style_sections_and_later_files_win() {
+        let config = build_from(&[
+            &format!("[domain]\n{KEY}\n[Example.COM]\nip4 = 1.1.1.1\n"),
+            "[domain:example.com]\nip4 = 2.2.2.2\n[cdm]\nstatedir = /tmp/s\npostwait = 1.5\n",
+        ])
+        .unwrap();
+        assert_eq!(config.domains.len(), 1);
+        assert_eq!(
+            ip4(&config.domains[0]),
+            vec![(Op::Set, vec![AddrEntry::Fixed("2.2.2.2".parse().unwrap())])]
+        );
+        assert_eq!(config.cdm.statedir, PathBuf::from("/tmp/s"));
+        assert_eq!(config.cdm.postwait, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn missing_handler_skips_with_a_warning() {
+        let config = build_from(&["[domain:a.example]\nip4 = 1.2.3.4\n"]).unwrap();
+        assert!(config.domains.is_empty());
+        assert!(config.warnings[0].message.contains("no handler"));
+    }
+
+    #[test]
+    fn unknown_modules_and_keys_warn() {
+        let config = build_from(&[&format!(
+            "[frobnicate]\na = b\n[domain]\n{KEY}\n[domain:a.example]\nipv4 = 1.2.3.4\n"
+        )])
+        .unwrap();
+        let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("f0.conf:1:") && w.contains("frobnicate")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("f0.conf:10:") && w.contains("ipv4")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[domain:a.example]\nhandler = nosuch\n",
+                "f0.conf:2:",
+                "unknown DNS handler",
+            ),
+            (
+                &format!("[domain:a.example]\n{KEY}ip4 = 1.2.3.4 # old\n"),
+                "f0.conf:6:",
+                "not an IP",
+            ),
+            (
+                "[domain:a.example]\nhandler = rfc2136\nserver = x\nkeyname = k\n",
+                "f0.conf:2:",
+                "secret",
+            ),
+            ("[domain:a:b]\nx = 1\n", "f0.conf:1:", "two colons"),
+            (
+                &format!("[domain:a.example]\n{KEY}mx = a:20:30\n"),
+                "f0.conf:6:",
+                "more fields",
+            ),
+            (
+                &format!("[domain:a.example]\n{KEY}srv.*.tcp = a\n"),
+                "f0.conf:6:",
+                "not a valid label",
+            ),
+            ("[cdm]\npostwait = soon\n", "f0.conf:2:", "postwait"),
+            (
+                "[domain:a.example]\nhandler = rfc2136\nserver = x\nkeyname = k\nsecret = ***\n",
+                "f0.conf:5:",
+                "base64",
+            ),
+        ];
+        for (text, at, what) in cases {
+            let errors = build_from(&[text])
+                .err()
+                .unwrap_or_else(|| panic!("{text}: no error"));
+            let text_errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            assert!(
+                text_errors
+                    .iter()
+                    .any(|e| e.starts_with(at) && e.contains(what)),
+                "{text}: {text_errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn handler_aliases() {
+        assert_eq!(canonical_handler("dnsuptools/inwx"), "inwx");
+        assert_eq!(canonical_handler(" rfc2136 "), "rfc2136");
+    }
+}
