@@ -4,4 +4,5 @@
 pub mod apply;
 pub mod config;
 pub mod dns;
+pub mod plan;
 pub mod secret;

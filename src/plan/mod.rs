@@ -1,0 +1,5 @@
+//! Pure planning: from configuration, observed records and state to the changes
+//! to make. Nothing here reads the clock, the disk or the network.
+
+pub mod scope;
+pub mod update;
