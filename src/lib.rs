@@ -2,7 +2,14 @@
 //! records up to date without downtime. See README.md and the module docs.
 
 pub mod apply;
+pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod http;
+pub mod log;
+pub mod phases;
 pub mod plan;
+pub mod publicip;
+pub mod run;
 pub mod secret;
+pub mod state;

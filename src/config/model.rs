@@ -119,6 +119,14 @@ pub struct Domain {
     pub certs: Option<Vec<String>>,
 }
 
+/// A `[module:name]` section as read, before inheritance.
+struct NamedSection<'a> {
+    module: String,
+    name: String,
+    span: Option<Span>,
+    entries: &'a BTreeMap<String, Value>,
+}
+
 /// How a section header names its module.
 #[derive(Debug, PartialEq, Eq)]
 enum Header<'a> {
@@ -165,7 +173,7 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut defaults: HashMap<String, &BTreeMap<String, Value>> = HashMap::new();
-    let mut named: Vec<(String, String, Option<Span>, &BTreeMap<String, Value>)> = Vec::new();
+    let mut named: Vec<NamedSection<'_>> = Vec::new();
     let mut modules: Vec<String> = Vec::new();
 
     for (header, section) in ini.sections() {
@@ -198,9 +206,12 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
             Header::Default(_) => {
                 defaults.insert(module, &section.entries);
             }
-            Header::Named(_, name) => {
-                named.push((module, name.to_string(), span, &section.entries))
-            }
+            Header::Named(_, name) => named.push(NamedSection {
+                module,
+                name: name.to_string(),
+                span,
+                entries: &section.entries,
+            }),
         }
     }
 
@@ -211,7 +222,13 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
 
     // Old-style [example.com] and [domain:example.com] are the same section.
     let mut merged: Vec<ModuleSection> = Vec::new();
-    for (module, name, span, entries) in named {
+    for NamedSection {
+        module,
+        name,
+        span,
+        entries,
+    } in named
+    {
         let name = if module == "domain" {
             name.to_ascii_lowercase()
         } else {

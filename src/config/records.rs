@@ -571,10 +571,10 @@ fn parse_dmarc(key_parts: &[&str], value: &str) -> Result<RecordKind, String> {
             if tag == "v" {
                 return Err("dmarc.v is always DMARC1 and cannot be set".into());
             }
-            if let Some(v) = &value {
-                if v.contains(';') {
-                    return Err(format!("DMARC value \"{v}\" must not contain ';'"));
-                }
+            if let Some(v) = &value
+                && v.contains(';')
+            {
+                return Err(format!("DMARC value \"{v}\" must not contain ';'"));
             }
             if tag == "p" && value.is_none() {
                 return Err("dmarc.p cannot be empty (none, quarantine or reject)".into());

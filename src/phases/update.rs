@@ -1,0 +1,242 @@
+//! The update phase: static records of every domain. Zones are found and
+//! processed concurrently; each zone is read once and changed with one change
+//! set (one RFC 2136 UPDATE), adds before deletes.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use log::{error, info};
+use tokio::task::JoinSet;
+
+use crate::config::model::{Config, Domain};
+use crate::dns::provider::{ChangeSet, DnsProvider};
+use crate::dns::record::Name;
+use crate::plan::update::{DomainPlan, PublicIps, plan_domain};
+use crate::publicip;
+use crate::run::PhaseFailed;
+
+/// Runs the update phase.
+///
+/// # Errors
+/// [`PhaseFailed`] when a lookup, a zone or a key failed; other zones and keys
+/// are still applied.
+pub async fn run(config: &Config, dry_run: bool) -> Result<(), PhaseFailed> {
+    let domains: Vec<Domain> = config
+        .domains
+        .iter()
+        .filter(|d| d.rules.iter().any(|r| r.rule.kind.is_static()))
+        .cloned()
+        .collect();
+    if domains.is_empty() {
+        info!("No static records configured");
+        return Ok(());
+    }
+    let mut failed = false;
+
+    let ips = Arc::new(public_ips(&domains).await);
+
+    // Find every domain's zone, concurrently.
+    let mut lookups = JoinSet::new();
+    for domain in domains {
+        lookups.spawn(async move {
+            let zone = domain.provider.instance.find_zone(&domain.name).await;
+            (domain, zone)
+        });
+    }
+    let mut zones: Vec<ZoneWork> = Vec::new();
+    while let Some(joined) = lookups.join_next().await {
+        let Ok((domain, zone)) = joined else {
+            failed = true;
+            continue;
+        };
+        match zone {
+            Ok(zone) => {
+                let id = domain.provider.id;
+                match zones
+                    .iter_mut()
+                    .find(|w| w.provider_id == id && w.zone == zone)
+                {
+                    Some(work) => work.domains.push(domain),
+                    None => zones.push(ZoneWork {
+                        provider: domain.provider.instance.clone(),
+                        provider_id: id,
+                        zone,
+                        domains: vec![domain],
+                    }),
+                }
+            }
+            Err(e) => {
+                error!(
+                    "[domain:{}]: {e}; its records are left as they are",
+                    domain.name
+                );
+                failed = true;
+            }
+        }
+    }
+
+    // Each zone: read once, plan every domain in it, apply one change set.
+    let mut tasks = JoinSet::new();
+    for mut work in zones {
+        work.domains.sort_by(|a, b| a.name.cmp(&b.name));
+        let ips = ips.clone();
+        tasks.spawn(async move {
+            update_zone(work.provider, work.zone, work.domains, &ips, dry_run).await
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if !matches!(joined, Ok(Ok(()))) {
+            failed = true;
+        }
+    }
+    if failed { Err(PhaseFailed) } else { Ok(()) }
+}
+
+/// The domains of one zone at one provider.
+struct ZoneWork {
+    provider: Arc<dyn DnsProvider>,
+    provider_id: usize,
+    zone: Name,
+    domains: Vec<Domain>,
+}
+
+async fn update_zone(
+    provider: Arc<dyn DnsProvider>,
+    zone: Name,
+    domains: Vec<Domain>,
+    ips: &HashMap<String, PublicIpAnswer>,
+    dry_run: bool,
+) -> Result<(), PhaseFailed> {
+    let existing = match provider.read_zone(&zone).await {
+        Ok(records) => records,
+        Err(e) => {
+            error!("zone {zone}: {e}; nothing in this zone was changed");
+            return Err(PhaseFailed);
+        }
+    };
+    let mut failed = false;
+    let mut changes = ChangeSet::default();
+    let mut plans: Vec<(&Domain, DomainPlan)> = Vec::new();
+    for domain in &domains {
+        let public = PublicIps {
+            v4: needs(domain, true).then(|| answer_v4(ips, &domain.ip4_lookup)),
+            v6: needs(domain, false).then(|| answer_v6(ips, &domain.ip6_lookup)),
+        };
+        let plan = plan_domain(domain, &zone, &existing, &public, &caa_identities);
+        changes.adds.extend(plan.changes.adds.iter().cloned());
+        changes.deletes.extend(plan.changes.deletes.iter().cloned());
+        plans.push((domain, plan));
+    }
+    // Two sections whose scopes overlap must not delete what the other adds.
+    let adds = changes.adds.clone();
+    changes
+        .deletes
+        .retain(|d| !adds.iter().any(|a| a.same_as(d)));
+
+    let applied = if dry_run || changes.is_empty() {
+        Ok(())
+    } else {
+        provider.apply(&zone, &changes).await
+    };
+    for (domain, plan) in &plans {
+        info!("Create resource records for section \"{}\"", domain.name);
+        for line in &plan.lines {
+            info!("{line}");
+        }
+        for message in &plan.errors {
+            error!("[domain:{}] {message}", domain.name);
+            failed = true;
+        }
+    }
+    if dry_run {
+        for record in &changes.adds {
+            println!("zone {zone}: add {record}");
+        }
+        for record in &changes.deletes {
+            println!("zone {zone}: delete {record}");
+        }
+        if changes.is_empty() {
+            println!("zone {zone}: no changes");
+        }
+    }
+    if let Err(e) = applied {
+        error!("zone {zone}: {e}; none of the changes above were made");
+        failed = true;
+    }
+    if failed { Err(PhaseFailed) } else { Ok(()) }
+}
+
+fn needs(domain: &Domain, v4: bool) -> bool {
+    domain.rules.iter().any(|r| {
+        if v4 {
+            r.rule.kind.needs_public_ip4()
+        } else {
+            r.rule.kind.needs_public_ip6()
+        }
+    })
+}
+
+/// The answer of one lookup URL.
+#[derive(Clone, Debug)]
+enum PublicIpAnswer {
+    V4(Result<Ipv4Addr, String>),
+    V6(Result<Ipv6Addr, String>),
+}
+
+/// Looks up each distinct lookup URL once, concurrently.
+async fn public_ips(domains: &[Domain]) -> HashMap<String, PublicIpAnswer> {
+    let mut wanted: Vec<(String, bool)> = Vec::new();
+    for domain in domains {
+        for (v4, url) in [(true, &domain.ip4_lookup), (false, &domain.ip6_lookup)] {
+            if needs(domain, v4) && !wanted.iter().any(|(u, f)| u == url && *f == v4) {
+                wanted.push((url.clone(), v4));
+            }
+        }
+    }
+    let mut set = JoinSet::new();
+    for (url, v4) in wanted {
+        set.spawn(async move {
+            let answer = if v4 {
+                PublicIpAnswer::V4(publicip::lookup_v4(&url).await)
+            } else {
+                PublicIpAnswer::V6(publicip::lookup_v6(&url).await)
+            };
+            (url, answer)
+        });
+    }
+    let mut answers = HashMap::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((url, answer)) = joined {
+            match &answer {
+                PublicIpAnswer::V4(Ok(a)) => info!("public IPv4 address {a} (from {url})"),
+                PublicIpAnswer::V6(Ok(a)) => info!("public IPv6 address {a} (from {url})"),
+                _ => {}
+            }
+            answers.insert(url, answer);
+        }
+    }
+    answers
+}
+
+fn answer_v4(ips: &HashMap<String, PublicIpAnswer>, url: &str) -> Result<Ipv4Addr, String> {
+    match ips.get(url) {
+        Some(PublicIpAnswer::V4(answer)) => answer.clone(),
+        _ => Err(format!("{url} was not asked")),
+    }
+}
+
+fn answer_v6(ips: &HashMap<String, PublicIpAnswer>, url: &str) -> Result<Ipv6Addr, String> {
+    match ips.get(url) {
+        Some(PublicIpAnswer::V6(answer)) => answer.clone(),
+        _ => Err(format!("{url} was not asked")),
+    }
+}
+
+/// CA domains for `caa = auto`.
+fn caa_identities(domain: &Domain) -> Result<Vec<String>, String> {
+    Err(format!(
+        "caa = auto publishes the CA of {}'s certificate, but this version does not manage certificates yet",
+        domain.name
+    ))
+}

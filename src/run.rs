@@ -1,0 +1,241 @@
+//! One invocation: read the configuration, pick the phase, hold the state lock,
+//! run the phase, record it. Exit status 0 success, 1 a phase failed, 2 usage or
+//! configuration error (SPEC §2).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use chrono::Utc;
+use log::{error, info, warn};
+
+use crate::cli::{Action, Args, Phase};
+use crate::config::ini::{self, Ini};
+use crate::config::model::{self, Config};
+use crate::dns::provider;
+use crate::phases;
+use crate::state::{self, PhaseStatus};
+
+/// The process exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    PhaseFailed = 1,
+    ConfigError = 2,
+}
+
+/// A phase that did not complete, with the reasons (already logged).
+#[derive(Debug)]
+pub struct PhaseFailed;
+
+/// Runs the invocation described by `args`.
+pub async fn run(args: &Args) -> Exit {
+    let Some(config) = load_config(args) else {
+        return Exit::ConfigError;
+    };
+    match args.action() {
+        Action::Check => {
+            print!("{}", render_config(&config));
+            Exit::Success
+        }
+        Action::Status => status(&config),
+        Action::Auto => {
+            error!(
+                "--auto chooses phases from certificate and DKIM timing, which this version does not manage yet; run --update or a phase explicitly"
+            );
+            Exit::ConfigError
+        }
+        Action::Next => match state::load(&config.cdm.statedir) {
+            Ok(state) => run_phase(&config, state.next_phase(), args).await,
+            Err(e) => {
+                error!("{e}");
+                Exit::PhaseFailed
+            }
+        },
+        Action::Run(phase) => run_phase(&config, phase, args).await,
+    }
+}
+
+/// Reads, merges and checks the configuration; logs every error and warning.
+fn load_config(args: &Args) -> Option<Config> {
+    let sources = match args.sources() {
+        Ok(sources) => sources,
+        Err(e) => {
+            error!("{e}");
+            return None;
+        }
+    };
+    let built = ini::read(&sources).and_then(|ini| {
+        warn_readable_secrets(&ini);
+        model::build(&ini)
+    });
+    match built {
+        Ok(config) => {
+            for warning in &config.warnings {
+                warn!("{warning}");
+            }
+            info!("Interpreting config sections");
+            for module in &config.modules {
+                info!("  - {module}");
+            }
+            Some(config)
+        }
+        Err(errors) => {
+            for e in &errors {
+                error!("{e}");
+            }
+            error!(
+                "configuration invalid ({} error{}); nothing was changed",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            None
+        }
+    }
+}
+
+/// Warns about configuration files that hold a secret and are readable by others.
+fn warn_readable_secrets(ini: &Ini) {
+    let mut warned = Vec::new();
+    for (_, section) in ini.sections() {
+        for (key, value) in &section.entries {
+            let source = value.span.source.as_ref();
+            if !provider::is_secret_key(key)
+                || source == "--config-content"
+                || warned.contains(&source)
+            {
+                continue;
+            }
+            let readable = std::fs::metadata(Path::new(source))
+                .map(|m| m.permissions().mode() & 0o004 != 0)
+                .unwrap_or(false);
+            if readable {
+                warn!(
+                    "{source} holds a secret (key \"{key}\") and is readable by others; restrict it with chmod 600"
+                );
+                warned.push(source);
+            }
+        }
+    }
+}
+
+async fn run_phase(config: &Config, phase: Phase, args: &Args) -> Exit {
+    let statedir = &config.cdm.statedir;
+    if args.dry_run {
+        info!(
+            "Running phase: {} (dry run: nothing will be changed)",
+            phase.name()
+        );
+        let result = phases::run(config, phase, true).await;
+        return if result.is_ok() {
+            Exit::Success
+        } else {
+            Exit::PhaseFailed
+        };
+    }
+    let _lock = match state::lock(statedir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            error!("{e}");
+            return Exit::PhaseFailed;
+        }
+    };
+    let mut state = match state::load(statedir) {
+        Ok(state) => state,
+        Err(e) => {
+            error!("{e}");
+            return Exit::PhaseFailed;
+        }
+    };
+    state.record(phase, PhaseStatus::Running, Utc::now());
+    if let Err(e) = state::save(statedir, &state) {
+        error!("{e}");
+        return Exit::PhaseFailed;
+    }
+    info!("Running phase: {}", phase.name());
+    let result = phases::run(config, phase, false).await;
+    let status = if result.is_ok() {
+        PhaseStatus::Completed
+    } else {
+        PhaseStatus::Failed
+    };
+    state.record(phase, status, Utc::now());
+    let saved = state::save(statedir, &state);
+    if let Err(e) = &saved {
+        error!("{e}");
+    }
+    if !config.cdm.postwait.is_zero() {
+        info!("Waiting {} s (postwait)", config.cdm.postwait.as_secs_f64());
+        tokio::time::sleep(config.cdm.postwait).await;
+    }
+    match (result, saved) {
+        (Ok(()), Ok(())) => Exit::Success,
+        _ => {
+            error!("phase {} failed", phase.name());
+            Exit::PhaseFailed
+        }
+    }
+}
+
+fn status(config: &Config) -> Exit {
+    let state = match state::load(&config.cdm.statedir) {
+        Ok(state) => state,
+        Err(e) => {
+            error!("{e}");
+            return Exit::PhaseFailed;
+        }
+    };
+    println!("state directory: {}", config.cdm.statedir.display());
+    match &state.cycle {
+        Some(run) => println!(
+            "last phase: {} ({:?}) at {}",
+            run.phase.name(),
+            run.status,
+            run.at.to_rfc3339()
+        ),
+        None => println!("last phase: none"),
+    }
+    println!("next phase: {}", state.next_phase().name());
+    match &state.update {
+        Some(run) => println!("last update: {:?} at {}", run.status, run.at.to_rfc3339()),
+        None => println!("last update: never"),
+    }
+    Exit::Success
+}
+
+/// The configuration as interpreted, for `--check`. Secrets are never shown.
+fn render_config(config: &Config) -> String {
+    let mut out = String::new();
+    out.push_str("[cdm]\n");
+    out.push_str(&format!("statedir = {}\n", config.cdm.statedir.display()));
+    out.push_str(&format!(
+        "postwait = {}\n",
+        config.cdm.postwait.as_secs_f64()
+    ));
+    for domain in &config.domains {
+        out.push_str(&format!("\n[domain:{}]\n", domain.name));
+        out.push_str(&format!(
+            "provider = {} ({})\n",
+            domain.provider.handler,
+            domain.provider.instance.describe()
+        ));
+        out.push_str(&format!("ttl = {}\n", domain.ttl));
+        if let Some(certs) = &domain.certs {
+            out.push_str(&format!("cert = {}\n", certs.join(", ")));
+        }
+        for rule in &domain.rules {
+            out.push_str(&format!(
+                "{} -> {:?} {:?}    # {}\n",
+                rule.rule.key, rule.rule.op, rule.rule.kind, rule.span
+            ));
+        }
+    }
+    for section in &config.other_sections {
+        out.push_str(&format!("\n[{}:{}]\n", section.module, section.name));
+        let entries: BTreeMap<_, _> = section.entries.iter().collect();
+        for (key, value) in entries {
+            out.push_str(&format!("{key} = {}    # {}\n", value.text, value.span));
+        }
+    }
+    out
+}

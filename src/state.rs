@@ -1,0 +1,266 @@
+//! The state directory (SPEC §5): `state.json`, versioned and replaced atomically,
+//! and a lock file that stops a second concurrent run. Later modules add their
+//! material (certificates, DKIM selectors, DH parameters) to [`State`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::apply::fs::{self as afs, FsError, PRIVATE_DIR, PRIVATE_FILE};
+use crate::cli::Phase;
+
+/// The version of the state format this program writes.
+pub const STATE_VERSION: u32 = 1;
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+
+/// How a phase run ended (or that it did not end: `Running` after a crash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseRun {
+    pub phase: Phase,
+    pub status: PhaseStatus,
+    pub at: DateTime<Utc>,
+}
+
+/// Everything the program remembers between runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// The last prepare, rollover or cleanup run.
+    #[serde(default)]
+    pub cycle: Option<PhaseRun>,
+    /// The last update run.
+    #[serde(default)]
+    pub update: Option<PhaseRun>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            version: STATE_VERSION,
+            cycle: None,
+            update: None,
+        }
+    }
+}
+
+impl State {
+    /// The phase `--next` runs: after a completed phase the next one in the
+    /// cycle; after a failed or interrupted one, that phase again.
+    pub fn next_phase(&self) -> Phase {
+        match &self.cycle {
+            None => Phase::Prepare,
+            Some(run) if run.status == PhaseStatus::Completed => run.phase.next(),
+            Some(run) => run.phase,
+        }
+    }
+
+    /// Records the start or end of a phase.
+    pub fn record(&mut self, phase: Phase, status: PhaseStatus, at: DateTime<Utc>) {
+        let run = Some(PhaseRun { phase, status, at });
+        if phase == Phase::Update {
+            self.update = run;
+        } else {
+            self.cycle = run;
+        }
+    }
+}
+
+/// Why the state could not be read, written or locked.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("{path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{path} was written by a newer cryptdomainmgr (state version {found}, this one reads up to {STATE_VERSION}); refusing to touch it"
+    )]
+    TooNew { path: PathBuf, found: u32 },
+    #[error(
+        "another cryptdomainmgr run{holder} holds the lock {path}; try again when it has finished"
+    )]
+    Locked { path: PathBuf, holder: String },
+}
+
+/// Reads `STATEDIR/state.json`; a missing file is the empty state.
+///
+/// # Errors
+/// When the file exists but cannot be read or parsed, or is from a newer version.
+pub fn load(statedir: &Path) -> Result<State, StateError> {
+    let path = statedir.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(source) => {
+            return Err(FsError {
+                action: "reading",
+                path,
+                source,
+            }
+            .into());
+        }
+    };
+    let version: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    let found = version
+        .get("version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    if found > u64::from(STATE_VERSION) {
+        return Err(StateError::TooNew {
+            path,
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+        });
+    }
+    serde_json::from_value(version).map_err(|e| StateError::Corrupt {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Replaces `STATEDIR/state.json` atomically (mode 0600).
+///
+/// # Errors
+/// When writing fails; the previous state file is then unchanged.
+pub fn save(statedir: &Path, state: &State) -> Result<(), StateError> {
+    let path = statedir.join(STATE_FILE);
+    let text = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    afs::write_atomic(&path, &text, PRIVATE_FILE)?;
+    Ok(())
+}
+
+/// The exclusive lock on a state directory, held until dropped.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+/// Creates the state directory (0700) if needed and takes its lock without
+/// waiting. The lock file holds the holder's pid, for the message a second run
+/// prints.
+///
+/// # Errors
+/// [`StateError::Locked`] naming the holder's pid when another run holds it.
+pub fn lock(statedir: &Path) -> Result<StateLock, StateError> {
+    afs::create_dir(statedir, PRIVATE_DIR)?;
+    let path = statedir.join(LOCK_FILE);
+    let fs_err = |action: &'static str| {
+        let path = path.clone();
+        move |source| FsError {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(fs_err("opening the lock file"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let holder = if pid.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {pid})")
+            };
+            return Err(StateError::Locked { path, holder });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(fs_err("locking")(e).into()),
+    }
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| write!(file, "{}", std::process::id()))
+        .and_then(|()| file.sync_all())
+        .map_err(fs_err("writing the lock file"))?;
+    Ok(StateLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn next_phase_cycles_and_repeats_failures() {
+        let mut state = State::default();
+        assert_eq!(state.next_phase(), Phase::Prepare);
+        let t = Utc::now();
+        for (phase, status, next) in [
+            (Phase::Prepare, PhaseStatus::Completed, Phase::Rollover),
+            (Phase::Rollover, PhaseStatus::Running, Phase::Rollover),
+            (Phase::Rollover, PhaseStatus::Failed, Phase::Rollover),
+            (Phase::Rollover, PhaseStatus::Completed, Phase::Cleanup),
+            (Phase::Update, PhaseStatus::Completed, Phase::Cleanup),
+            (Phase::Cleanup, PhaseStatus::Completed, Phase::Prepare),
+        ] {
+            state.record(phase, status, t);
+            assert_eq!(state.next_phase(), next, "after {phase:?} {status:?}");
+        }
+    }
+
+    #[test]
+    fn save_load_round_trip_with_private_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::default();
+        state.record(Phase::Update, PhaseStatus::Completed, Utc::now());
+        save(dir.path(), &state).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), state);
+        let mode = std::fs::metadata(dir.path().join(STATE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn newer_or_corrupt_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STATE_FILE), r#"{"version": 99}"#).unwrap();
+        assert!(matches!(
+            load(dir.path()),
+            Err(StateError::TooNew { found: 99, .. })
+        ));
+        std::fs::write(dir.path().join(STATE_FILE), "{").unwrap();
+        assert!(matches!(load(dir.path()), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = lock(dir.path()).unwrap();
+        let err = lock(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+    }
+}
