@@ -271,6 +271,13 @@ pub fn rcode_error(
     }
 }
 
+/// True for a TSIG error whose TSIG error field was BADKEY.
+pub fn is_bad_key(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::BadTsig { reason, .. } if reason.starts_with(BADKEY))
+}
+
+const BADKEY: &str = "BADKEY";
+
 fn bad_tsig(exchange: &Exchange, signer: Option<&TSigner>, reason: String) -> ProviderError {
     ProviderError::BadTsig {
         server: exchange.server(),
@@ -282,7 +289,9 @@ fn bad_tsig(exchange: &Exchange, signer: Option<&TSigner>, reason: String) -> Pr
 fn tsig_error_text(error: TsigError) -> String {
     match error {
         TsigError::BadSig => "BADSIG: the signature does not match the secret".into(),
-        TsigError::BadKey => "BADKEY: the server does not know this key and algorithm".into(),
+        TsigError::BadKey => {
+            format!("{BADKEY}: the server does not know this key and algorithm")
+        }
         TsigError::BadTime => "BADTIME: the clocks differ by more than the fudge".into(),
         TsigError::BadTrunc => "BADTRUNC".into(),
         TsigError::Unknown(code) => format!("TSIG error {code}"),

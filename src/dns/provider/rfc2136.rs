@@ -22,7 +22,7 @@ use hickory_proto::rr::{DNSClass, RecordType, TSigner};
 use super::{ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, ProviderSpec};
 use crate::dns::observe::soa_owner;
 use crate::dns::record::{Name, Record};
-use crate::dns::transport::{DEFAULT_TIMEOUT, Exchange, rcode_error};
+use crate::dns::transport::{DEFAULT_TIMEOUT, Exchange, is_bad_key, rcode_error};
 use crate::dns::wire::{WireError, from_wire_all, to_wire, to_wire_name};
 use crate::secret::Secret;
 
@@ -214,6 +214,37 @@ impl Rfc2136 {
         }
     }
 
+    /// Knot answers NOTAUTH with TSIG error BADKEY both for an unknown key and for
+    /// a known key the ACL does not allow (BIND answers REFUSED to the latter).
+    /// After a BADKEY, one signed SOA query tells them apart: when the server
+    /// answers it with a valid signature, the key is known and only lacks the
+    /// right, so the error becomes `Refused`.
+    async fn explain_bad_key(
+        &self,
+        zone: &Name,
+        signer: &TSigner,
+        error: ProviderError,
+        what: &str,
+    ) -> ProviderError {
+        if !is_bad_key(&error) {
+            return error;
+        }
+        let probe = self.exchange(zone, "SOA query", format!("QUERY SOA {zone}"));
+        let Ok(wire_zone) = to_wire_name(zone) else {
+            return error;
+        };
+        let mut query = Message::query();
+        query.add_query(Query::query(wire_zone, RecordType::SOA));
+        match probe.exchange(query, Some(signer)).await {
+            Ok(answer) if answer.response_code == ResponseCode::NoError => ProviderError::Refused {
+                server: self.server(),
+                zone: zone.to_string(),
+                what: format!("{what} (NOTAUTH/BADKEY for a key the server knows)"),
+            },
+            _ => error,
+        }
+    }
+
     fn encode_error(&self, e: WireError) -> ProviderError {
         ProviderError::Protocol {
             server: self.server(),
@@ -242,19 +273,27 @@ impl DnsProvider for Rfc2136 {
             to_wire_name(name).map_err(|e| self.encode_error(e))?,
             RecordType::SOA,
         ));
-        let answer = exchange.exchange(query, Some(&signer)).await?;
         let no_zone = |reason: &str| ProviderError::NoZone {
             name: name.to_string(),
             server: self.server(),
             reason: reason.to_string(),
         };
+        let refused = |code: &str| {
+            no_zone(&format!(
+                "the server answered {code} (it has no zone containing the name)"
+            ))
+        };
+        let answer = match exchange.exchange(query, Some(&signer)).await {
+            Ok(answer) => answer,
+            // Knot and BIND answer unsigned REFUSED/NOTAUTH for names outside their zones.
+            Err(ProviderError::Refused { .. }) => return Err(refused("REFUSED")),
+            Err(ProviderError::NotAuthoritative { .. }) => return Err(refused("NOTAUTH")),
+            Err(e) => return Err(e),
+        };
         match answer.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
             ResponseCode::Refused | ResponseCode::NotAuth => {
-                return Err(no_zone(&format!(
-                    "the server answered {} (it has no zone containing the name)",
-                    answer.response_code
-                )));
+                return Err(refused(&answer.response_code.to_string()));
             }
             _ => return Err(rcode_error(&exchange, &answer, Some(&signer))),
         }
@@ -272,8 +311,10 @@ impl DnsProvider for Rfc2136 {
             to_wire_name(zone).map_err(|e| self.encode_error(e))?,
             RecordType::AXFR,
         ));
-        let records = exchange.transfer(query, Some(&signer)).await?;
-        Ok(from_wire_all(&records))
+        match exchange.transfer(query, Some(&signer)).await {
+            Ok(records) => Ok(from_wire_all(&records)),
+            Err(e) => Err(self.explain_bad_key(zone, &signer, e, "AXFR").await),
+        }
     }
 
     /// One UPDATE message (RFC 2136 §2.5, §3.4): zone section `zone SOA IN`, the
@@ -309,7 +350,10 @@ impl DnsProvider for Rfc2136 {
             let wire = to_wire(record, DNSClass::NONE, 0).map_err(|e| self.encode_error(e))?;
             update.add_authority(wire);
         }
-        let answer = exchange.exchange(update, Some(&signer)).await?;
+        let answer = match exchange.exchange(update, Some(&signer)).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(self.explain_bad_key(zone, &signer, e, "UPDATE").await),
+        };
         if answer.response_code != ResponseCode::NoError {
             return Err(rcode_error(&exchange, &answer, Some(&signer)));
         }
