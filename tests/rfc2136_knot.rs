@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cryptdomainmgr::dns::observe::{self, NameServer};
@@ -56,6 +57,69 @@ fn joined_txt(line: &str) -> String {
         }
     }
     out
+}
+
+/// Captures debug log lines (all tests share one process; filter by server).
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn captured_lines(server: &str) -> Vec<String> {
+    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+    let capture = CAPTURE.get_or_init(|| {
+        let capture: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+        log::set_logger(capture).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+        capture
+    });
+    let suffix = format!(" to {server}");
+    capture
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.starts_with("rfc2136: sent ") && line.ends_with(&suffix))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn each_operation_sends_one_message() {
+    let Some(knot) = KnotEnv::start(ZONE, &minimal_zone(ZONE)) else {
+        return;
+    };
+    let server = knot.server();
+    assert!(captured_lines(&server).is_empty());
+    let p = provider(&knot);
+    let zone = p.find_zone(&name("a.b.example.test")).await.unwrap();
+    p.read_zone(&zone).await.unwrap();
+    let changes = ChangeSet {
+        adds: vec![
+            a("www.example.test", "192.0.2.1"),
+            a("www.example.test", "192.0.2.2"),
+        ],
+        deletes: vec![a("www.example.test", "192.0.2.3")],
+    };
+    p.apply(&zone, &changes).await.unwrap();
+    p.apply(&zone, &ChangeSet::default()).await.unwrap();
+    assert_eq!(
+        captured_lines(&server),
+        vec![
+            format!("rfc2136: sent QUERY SOA a.b.example.test to {server}"),
+            format!("rfc2136: sent AXFR example.test to {server}"),
+            format!("rfc2136: sent UPDATE example.test (2 adds, 1 deletes) to {server}"),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -484,7 +548,7 @@ async fn observe_nameservers_served_records_and_negative_ttl() {
     let new = a("www.example.test", "192.0.2.2");
     let elsewhere = a("new.example.test", "192.0.2.3");
     assert!(
-        observe::served_by(knot.addr(), &[www.clone()])
+        observe::served_by(knot.addr(), std::slice::from_ref(&www))
             .await
             .unwrap()
     );
@@ -494,7 +558,7 @@ async fn observe_nameservers_served_records_and_negative_ttl() {
             .unwrap()
     );
     assert!(
-        !observe::served_by(knot.addr(), &[elsewhere.clone()])
+        !observe::served_by(knot.addr(), std::slice::from_ref(&elsewhere))
             .await
             .unwrap()
     );

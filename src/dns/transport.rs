@@ -378,6 +378,53 @@ mod tests {
         assert!(matches!(err, ProviderError::Unreachable { .. }), "{err}");
     }
 
+    /// A server that answers NOERROR without a TSIG to a signed query.
+    async fn unsigned_server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut length = [0u8; 2];
+            stream.read_exact(&mut length).await.unwrap();
+            let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+            stream.read_exact(&mut query).await.unwrap();
+            let query = Message::from_vec(&query).unwrap();
+            let answer = Message::response(query.id, query.op_code).to_vec().unwrap();
+            let mut framed = u16::try_from(answer.len()).unwrap().to_be_bytes().to_vec();
+            framed.extend_from_slice(&answer);
+            stream.write_all(&framed).await.unwrap();
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_does_not_verify_is_an_error() {
+        let port = unsigned_server().await;
+        let x = Exchange {
+            host: "127.0.0.1".into(),
+            port,
+            ..exchange()
+        };
+        let signer = TSigner::new(
+            b"0123456789abcdef".to_vec(),
+            hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+            hrr::Name::from_ascii("key.").unwrap(),
+            300,
+        )
+        .unwrap();
+        let err = x
+            .exchange(Message::query(), Some(&signer))
+            .await
+            .unwrap_err();
+        match &err {
+            ProviderError::Protocol { reason, .. } => {
+                assert!(reason.contains("does not verify"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{err:?}").contains("0123456789abcdef"));
+    }
+
     #[tokio::test]
     async fn silent_server_times_out() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
