@@ -590,3 +590,22 @@ async fn observe_nameservers_served_records_and_negative_ttl() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_transfer_of_several_messages_is_verified_and_complete() {
+    let mut body = minimal_zone(ZONE);
+    for i in 0..1000 {
+        body.push_str(&format!("t{i} TXT \"{}\"\n", "y".repeat(200)));
+    }
+    let Some(knot) = KnotEnv::start(ZONE, &body) else {
+        return;
+    };
+    let records = provider(&knot).read_zone(&name(ZONE)).await.unwrap();
+    let txt = records
+        .iter()
+        .filter(|r| r.record_type() == RecordType::Txt)
+        .count();
+    assert_eq!(txt, 1000);
+    // SOA, NS, ns1 A and the TXT records; no closing SOA.
+    assert_eq!(records.len(), 1003);
+}
