@@ -1,0 +1,371 @@
+//! Observation of what authoritative servers serve, for the rule "a rollover is
+//! safe once every authoritative nameserver serves the new record".
+//!
+//! Every question goes directly to an authoritative server over TCP, without
+//! recursion (RD clear, RFC 1035 §4.1.1) and without TSIG; an answer counts only
+//! when the AA bit is set. The zone's nameservers are its NS RRset (RFC 1034 §4.2.1),
+//! resolved through glue or A/AAAA from the same server first, then the system
+//! resolver. Negative caching lasts min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr as hrr;
+
+use crate::dns::provider::ProviderError;
+use crate::dns::record::{Name, RData, Record, RecordType};
+use crate::dns::transport::{DEFAULT_TIMEOUT, Exchange, rcode_error};
+use crate::dns::wire::{from_wire_all, from_wire_name, to_wire_name, to_wire_type};
+
+/// The DNS port nameservers are asked on.
+pub const DNS_PORT: u16 = 53;
+
+/// One authoritative nameserver of a zone: its NS host name and its addresses
+/// (port 53).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameServer {
+    pub host: Name,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// The TTLs that bound negative caching of a zone (RFC 2308 §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoaTtls {
+    /// The TTL of the SOA record itself.
+    pub soa_ttl: u32,
+    /// The SOA MINIMUM field.
+    pub minimum: u32,
+}
+
+impl SoaTtls {
+    /// How long a resolver may cache a negative answer: the smaller of the two.
+    pub fn negative_ttl(&self) -> u32 {
+        self.soa_ttl.min(self.minimum)
+    }
+}
+
+/// The owner of the SOA in an answer to an SOA query for `qname`: in the answer
+/// section when `qname` is the apex, in the authority section when it lies below
+/// the apex (NXDOMAIN or NODATA, RFC 2308 §2.1, §2.2).
+pub fn soa_owner(answer: &Message, qname: &Name) -> Option<Name> {
+    let soa_names = |records: &[hrr::Record]| -> Vec<Name> {
+        records
+            .iter()
+            .filter(|r| r.record_type() == hrr::RecordType::SOA)
+            .filter_map(|r| from_wire_name(&r.name).ok())
+            .collect()
+    };
+    let in_answer = soa_names(&answer.answers);
+    if in_answer.contains(qname) {
+        return Some(qname.clone());
+    }
+    soa_names(&answer.authorities)
+        .into_iter()
+        .find(|zone| qname.is_at_or_below(zone))
+}
+
+/// The addresses of `host` among `records` (glue from an additional section).
+pub fn glue_addresses(records: &[Record], host: &Name) -> Vec<IpAddr> {
+    records
+        .iter()
+        .filter(|r| &r.name == host)
+        .filter_map(|r| match r.data {
+            RData::A(a) => Some(IpAddr::V4(a)),
+            RData::Aaaa(a) => Some(IpAddr::V6(a)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The records grouped by the question that asks for them (name and type), so
+/// each distinct question is asked once.
+pub fn questions(records: &[Record]) -> BTreeMap<(Name, RecordType), Vec<&Record>> {
+    let mut groups: BTreeMap<(Name, RecordType), Vec<&Record>> = BTreeMap::new();
+    for record in records {
+        groups
+            .entry((record.name.clone(), record.record_type()))
+            .or_default()
+            .push(record);
+    }
+    groups
+}
+
+/// True when every wanted record is among the served ones (canonical comparison,
+/// TTL ignored).
+pub fn all_served(wanted: &[&Record], served: &[Record]) -> bool {
+    wanted
+        .iter()
+        .all(|want| served.iter().any(|have| have.same_as(want)))
+}
+
+/// The authoritative nameservers of `zone` as `query_server` lists them, each
+/// with its addresses on port 53.
+///
+/// # Errors
+/// The server cannot be asked or is not authoritative, the zone has no NS
+/// records, or a nameserver has no address anywhere.
+pub async fn zone_nameservers(
+    query_server: SocketAddr,
+    zone: &Name,
+) -> Result<Vec<NameServer>, ProviderError> {
+    let (_, answer) = ask(query_server, zone, zone, RecordType::Ns).await?;
+    let answers = from_wire_all(&answer.answers);
+    let glue = from_wire_all(&answer.additionals);
+    let hosts: Vec<Name> = answers
+        .iter()
+        .filter(|r| &r.name == zone)
+        .filter_map(|r| match &r.data {
+            RData::Ns(host) => Some(host.clone()),
+            _ => None,
+        })
+        .collect();
+    if hosts.is_empty() {
+        return Err(ProviderError::NoZone {
+            name: zone.to_string(),
+            server: query_server.to_string(),
+            reason: "the zone has no NS records".into(),
+        });
+    }
+    let mut servers = Vec::new();
+    for host in hosts {
+        let mut ips = glue_addresses(&glue, &host);
+        if ips.is_empty() {
+            ips = addresses_from(query_server, zone, &host).await;
+        }
+        let mut addrs: Vec<SocketAddr> = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, DNS_PORT))
+            .collect();
+        if addrs.is_empty() {
+            addrs = system_lookup(&host).await?;
+        }
+        addrs.sort();
+        addrs.dedup();
+        servers.push(NameServer { host, addrs });
+    }
+    Ok(servers)
+}
+
+/// Whether `server` serves every record of `records` (asked directly, one query
+/// per distinct name and type; an NXDOMAIN or NODATA answer means "not yet").
+///
+/// # Errors
+/// The server cannot be asked, answers with an error, or is not authoritative
+/// for a name.
+pub async fn served_by(server: SocketAddr, records: &[Record]) -> Result<bool, ProviderError> {
+    for ((name, rtype), wanted) in questions(records) {
+        let (exchange, answer) = ask(server, &name, &name, rtype).await?;
+        if answer.response_code == ResponseCode::NXDomain {
+            return Ok(false);
+        }
+        if !answer.authoritative {
+            return Err(ProviderError::NotAuthoritative {
+                server: exchange.server(),
+                zone: name.to_string(),
+            });
+        }
+        if !all_served(&wanted, &from_wire_all(&answer.answers)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The SOA TTL and MINIMUM of `zone` as `server` serves them; see
+/// [`SoaTtls::negative_ttl`].
+///
+/// # Errors
+/// The server cannot be asked or does not serve the zone's SOA.
+pub async fn soa_negative_ttl(server: SocketAddr, zone: &Name) -> Result<SoaTtls, ProviderError> {
+    let (_, answer) = ask(server, zone, zone, RecordType::Soa).await?;
+    from_wire_all(&answer.answers)
+        .into_iter()
+        .find_map(|r| match r.data {
+            RData::Soa(soa) if &r.name == zone => Some(SoaTtls {
+                soa_ttl: r.ttl,
+                minimum: soa.minimum,
+            }),
+            _ => None,
+        })
+        .ok_or_else(|| ProviderError::NoZone {
+            name: zone.to_string(),
+            server: server.to_string(),
+            reason: "the server does not serve an SOA record for it".into(),
+        })
+}
+
+/// One non-recursive query; NOERROR and NXDOMAIN come back, other rcodes are
+/// errors.
+async fn ask(
+    server: SocketAddr,
+    zone: &Name,
+    name: &Name,
+    rtype: RecordType,
+) -> Result<(Exchange, Message), ProviderError> {
+    let exchange = Exchange {
+        host: server.ip().to_string(),
+        port: server.port(),
+        zone: zone.to_string(),
+        what: format!("{rtype} query for {name}"),
+        detail: format!("QUERY {rtype} {name}"),
+        log_prefix: "observe",
+        timeout: DEFAULT_TIMEOUT,
+    };
+    let qname = to_wire_name(name).map_err(|e| ProviderError::Protocol {
+        server: server.to_string(),
+        reason: e.0,
+    })?;
+    let mut query = Message::query();
+    query.add_query(Query::query(qname, to_wire_type(rtype)));
+    let answer = exchange.exchange(query, None).await?;
+    match answer.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => Ok((exchange, answer)),
+        _ => Err(rcode_error(&exchange, &answer, None)),
+    }
+}
+
+/// A and AAAA of `host` from the server that lists it; errors count as "none".
+async fn addresses_from(server: SocketAddr, zone: &Name, host: &Name) -> Vec<IpAddr> {
+    let mut ips = Vec::new();
+    for rtype in [RecordType::A, RecordType::Aaaa] {
+        if let Ok((_, answer)) = ask(server, zone, host, rtype).await {
+            ips.extend(glue_addresses(&from_wire_all(&answer.answers), host));
+        }
+    }
+    ips
+}
+
+/// The system resolver's addresses for `host`, port 53.
+async fn system_lookup(host: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
+    let unresolved = |reason: String| ProviderError::Unreachable {
+        server: host.to_string(),
+        reason: format!("nameserver has no address: {reason}"),
+    };
+    let lookup = tokio::net::lookup_host((host.as_str(), DNS_PORT));
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(DEFAULT_TIMEOUT, lookup)
+        .await
+        .map_err(|_| unresolved("the system resolver did not answer in time".into()))?
+        .map_err(|e| unresolved(e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(unresolved("no A or AAAA record".into()));
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::wire::to_wire;
+    use hickory_proto::op::OpCode;
+    use hickory_proto::rr::DNSClass;
+    use hickory_proto::rr::rdata::SOA;
+
+    fn name(text: &str) -> Name {
+        Name::parse(text).unwrap()
+    }
+
+    fn a(owner: &str, ip: &str) -> Record {
+        Record::new(name(owner), 300, RData::A(ip.parse().unwrap()))
+    }
+
+    fn soa_record(owner: &str) -> hrr::Record {
+        hrr::Record::from_rdata(
+            hrr::Name::from_ascii(format!("{owner}.")).unwrap(),
+            300,
+            hrr::RData::SOA(SOA::new(
+                hrr::Name::from_ascii("ns1.example.com.").unwrap(),
+                hrr::Name::from_ascii("hostmaster.example.com.").unwrap(),
+                1,
+                3600,
+                600,
+                86400,
+                60,
+            )),
+        )
+    }
+
+    #[test]
+    fn soa_owner_at_apex_and_below() {
+        let mut apex = Message::response(1, OpCode::Query);
+        apex.add_answer(soa_record("example.com"));
+        assert_eq!(
+            soa_owner(&apex, &name("Example.COM")),
+            Some(name("example.com"))
+        );
+
+        let mut below = Message::response(1, OpCode::Query);
+        below.add_authority(soa_record("example.com"));
+        assert_eq!(
+            soa_owner(&below, &name("a.b.example.com")),
+            Some(name("example.com"))
+        );
+        // An SOA of an unrelated zone is not the zone of the name.
+        assert_eq!(soa_owner(&below, &name("example.org")), None);
+        assert_eq!(
+            soa_owner(&Message::response(1, OpCode::Query), &name("x.org")),
+            None
+        );
+    }
+
+    #[test]
+    fn glue_is_matched_by_host() {
+        let records = vec![
+            a("ns1.example.com", "192.0.2.1"),
+            a("ns2.example.com", "192.0.2.2"),
+            Record::new(
+                name("ns1.example.com"),
+                300,
+                RData::Aaaa("2001:db8::1".parse().unwrap()),
+            ),
+        ];
+        assert_eq!(
+            glue_addresses(&records, &name("ns1.example.com")),
+            vec![
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn one_question_per_name_and_type() {
+        let records = vec![
+            a("www.example.com", "192.0.2.1"),
+            a("WWW.example.com.", "192.0.2.2"),
+            a("mail.example.com", "192.0.2.3"),
+        ];
+        let groups = questions(&records);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[&(name("www.example.com"), RecordType::A)].len(), 2);
+    }
+
+    #[test]
+    fn served_compares_canonically() {
+        let want = Record::new(
+            name("www.example.com"),
+            300,
+            RData::Aaaa("2001:db8::1".parse().unwrap()),
+        );
+        let wire = to_wire(&want, DNSClass::IN, 60).unwrap();
+        let served = from_wire_all([&wire]);
+        assert!(all_served(&[&want], &served));
+        assert!(!all_served(&[&a("www.example.com", "192.0.2.1")], &served));
+        assert!(all_served(&[], &[]));
+    }
+
+    #[test]
+    fn negative_ttl_is_the_smaller() {
+        let ttls = SoaTtls {
+            soa_ttl: 3600,
+            minimum: 300,
+        };
+        assert_eq!(ttls.negative_ttl(), 300);
+        let ttls = SoaTtls {
+            soa_ttl: 60,
+            minimum: 300,
+        };
+        assert_eq!(ttls.negative_ttl(), 60);
+    }
+}

@@ -1,0 +1,65 @@
+//! Support shared by the integration tests: real servers started on loopback with
+//! a temporary directory and a free port, stopped by a `Drop` guard, so tests run
+//! in parallel and leave nothing behind. See TESTING.md.
+//!
+//! Use from a test file with `mod support;`.
+
+#![allow(dead_code)]
+
+pub mod knot;
+
+use std::path::PathBuf;
+
+/// Directories searched besides `PATH` (server binaries live in `sbin`).
+const EXTRA_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/local/sbin"];
+
+/// The full path of `binary`, searched in `PATH` and the `sbin` directories.
+pub fn find_binary(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(binary))
+        .find(|candidate| candidate.is_file())
+}
+
+/// True when `binary` is installed. When it is missing: under `CI=true` this
+/// panics (CI must not silently skip the real tests); otherwise it prints a loud
+/// `SKIPPED` line to stderr and returns false, and the test returns early.
+pub fn require(binary: &str) -> bool {
+    if find_binary(binary).is_some() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{binary} is not installed, but CI=true requires it: run scripts/test.sh");
+    }
+    eprintln!("SKIPPED: {binary} not installed, run scripts/test.sh");
+    false
+}
+
+/// `require` for several binaries at once.
+pub fn require_all(binaries: &[&str]) -> bool {
+    binaries.iter().all(|b| require(b))
+}
+
+/// A free loopback TCP and UDP port (both are needed by a DNS server). Another
+/// process may take it before the server binds it; callers retry on failure.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback TCP port");
+        let port = tcp.local_addr().expect("local address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A random base64 secret of 32 bytes (for TSIG keys).
+pub fn random_secret() -> String {
+    use base64::Engine;
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
