@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod cdm;
 pub mod knot;
 
 use std::path::PathBuf;
