@@ -187,3 +187,30 @@ pub fn is_secret_key(key: &str) -> bool {
         .iter()
         .any(|spec| spec.keys.iter().any(|k| k.name == key && k.secret))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README documents every key of every provider: the registry and the
+    /// docs cannot drift apart.
+    #[test]
+    fn readme_documents_every_provider_key() {
+        let readme = include_str!("../../../README.md");
+        for spec in REGISTRY {
+            let heading = format!("### `{}`", spec.name);
+            let section = readme
+                .split_once(&heading)
+                .unwrap_or_else(|| panic!("README has no section {heading}"))
+                .1;
+            let section = section.split("\n### ").next().unwrap_or(section);
+            for key in spec.keys.iter().chain(COMMON_KEYS).filter(|k| k.name != "handler") {
+                assert!(
+                    section.contains(&format!("`{}`", key.name)),
+                    "README section {heading} does not document key `{}`",
+                    key.name
+                );
+            }
+        }
+    }
+}
