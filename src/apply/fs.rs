@@ -73,14 +73,14 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
 /// When the target is a symlink, or writing, syncing or renaming fails. The
 /// target is then unchanged and no temporary file is left behind.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
-    if let Ok(meta) = fs::symlink_metadata(path) {
-        if meta.file_type().is_symlink() {
-            return Err(FsError {
-                action: "refusing to replace symlink",
-                path: path.to_path_buf(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "the target is a symlink"),
-            });
-        }
+    if let Ok(meta) = fs::symlink_metadata(path)
+        && meta.file_type().is_symlink()
+    {
+        return Err(FsError {
+            action: "refusing to replace symlink",
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "the target is a symlink"),
+        });
     }
     let dir = path
         .parent()

@@ -219,7 +219,7 @@ pub fn parse_chain(chain_pem: &str) -> Result<CertInfo, CertError> {
             }
         }
     }
-    let serial = hex(&leaf.tbs_certificate.raw_serial());
+    let serial = hex(leaf.tbs_certificate.raw_serial());
     let validity = leaf.validity();
     let info = CertInfo {
         sans,
