@@ -103,6 +103,7 @@ pub(crate) fn classify(
                 url: t.url,
                 reason: t.reason,
             }),
+            Ok(t) if t.oversized => Decision::Fail(AcmeError::Protocol(t.to_string())),
             Ok(_) => Decision::Retry,
             Err(other) => Decision::Fail(AcmeError::Protocol(sanitize(&other.to_string()))),
         },

@@ -37,6 +37,8 @@ pub struct TransportError {
     pub reason: String,
     /// Nothing was sent: connection refused, no route, TLS handshake failure.
     pub connect: bool,
+    /// The response was larger than [`MAX_BODY`] (not worth retrying).
+    pub oversized: bool,
 }
 
 /// The HTTP client handed to `instant-acme`. Cheap to clone; clones share the
@@ -189,6 +191,7 @@ fn too_large(url: &str) -> TransportError {
         url: url.to_string(),
         reason: format!("response larger than {MAX_BODY} bytes, refused"),
         connect: false,
+        oversized: true,
     }
 }
 
@@ -197,6 +200,7 @@ fn transport(url: &str, e: &reqwest::Error) -> TransportError {
         url: url.to_string(),
         reason: error_chain(e),
         connect: e.is_connect(),
+        oversized: false,
     }
 }
 

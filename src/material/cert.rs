@@ -309,6 +309,15 @@ mod tests {
         assert!(key_matches_cert(&key, &cert).unwrap());
     }
 
+    /// Run by hand to see what the default key size costs: `cargo test -- --ignored rsa_4096`.
+    #[test]
+    #[ignore]
+    fn rsa_4096_generation_time() {
+        let start = std::time::Instant::now();
+        generate_key(KeyType::Rsa(4096)).unwrap();
+        eprintln!("RSA-4096 generation took {:?}", start.elapsed());
+    }
+
     #[test]
     fn config_values_map_to_key_types() {
         assert_eq!(
