@@ -21,7 +21,9 @@ use instant_acme::{
 };
 
 use crate::acme::AcmeClient;
-use crate::acme::error::{AcmeError, Dns01Error, describe_problem, retry, sanitize};
+use crate::acme::error::{
+    AcmeError, Decision, Dns01Error, classify, describe_problem, retry, sanitize, wait_before_retry,
+};
 use crate::dns::record::Name;
 use crate::material::cert::{CertInfo, KeyPem, csr_der, key_matches_cert, parse_chain};
 
@@ -262,7 +264,7 @@ impl AcmeClient {
         let deadline = Instant::now() + self.limits.order_timeout;
         let mut delay = Duration::from_millis(200);
         let mut challenged = false;
-        let mut finalized = false;
+        let mut finalize_attempts: u32 = 0;
         loop {
             let order = &mut pending.order;
             match order.state().status {
@@ -274,19 +276,29 @@ impl AcmeClient {
                 OrderStatus::Pending | OrderStatus::Processing => {
                     remove_records(dns, published, warnings).await;
                 }
-                OrderStatus::Ready if !finalized => {
+                OrderStatus::Ready => {
                     remove_records(dns, published, warnings).await;
                     let csr = csr_der(key, &pending.names)?;
-                    finalized = true;
-                    retry!(
-                        self.http,
-                        self.limits,
-                        "finalize the order",
-                        order.finalize_csr(&csr).await
-                    )?;
-                    continue;
+                    finalize_attempts += 1;
+                    // Not blindly retried: a finalize that failed in transit may
+                    // have been accepted. On a transient error the order is polled
+                    // again, and finalized again only if it is still `ready`.
+                    match order.finalize_csr(&csr).await {
+                        Ok(()) => continue,
+                        Err(e) => match classify("finalize the order", e, self.http.last()) {
+                            Decision::Fail(err) => return Err(err),
+                            decision => {
+                                let wait = wait_before_retry(
+                                    &self.limits,
+                                    "finalize the order",
+                                    finalize_attempts,
+                                    decision,
+                                )?;
+                                tokio::time::sleep(wait).await;
+                            }
+                        },
+                    }
                 }
-                OrderStatus::Ready => {}
                 OrderStatus::Valid => {
                     remove_records(dns, published, warnings).await;
                     let chain = retry!(
