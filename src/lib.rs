@@ -1,12 +1,14 @@
 //! cryptdomainmgr: keeps TLS certificates, DANE TLSA records, DKIM keys and DNS
 //! records up to date without downtime. See README.md and the module docs.
 
+pub mod acme;
 pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod http;
 pub mod log;
+pub mod material;
 pub mod phases;
 pub mod plan;
 pub mod publicip;

@@ -8,6 +8,7 @@
 
 pub mod cdm;
 pub mod knot;
+pub mod pebble;
 
 use std::path::PathBuf;
 

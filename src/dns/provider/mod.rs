@@ -204,7 +204,12 @@ mod tests {
                 .unwrap_or_else(|| panic!("README has no section {heading}"))
                 .1;
             let section = section.split("\n### ").next().unwrap_or(section);
-            for key in spec.keys.iter().chain(COMMON_KEYS).filter(|k| k.name != "handler") {
+            for key in spec
+                .keys
+                .iter()
+                .chain(COMMON_KEYS)
+                .filter(|k| k.name != "handler")
+            {
                 assert!(
                     section.contains(&format!("`{}`", key.name)),
                     "README section {heading} does not document key `{}`",

@@ -1,0 +1,476 @@
+//! Issuance with DNS-01 (RFC 8555 §7.4 orders, §7.5 authorizations, §8.4 DNS-01).
+//!
+//! One order holds every name of a certificate. All DNS-01 TXT records are
+//! published at once (the caller batches them per zone), the caller confirms
+//! every authoritative server serves them, then all challenges are marked ready
+//! and the order is polled with backoff and a deadline, finalized with our CSR
+//! and the chain downloaded. The challenge records are removed afterwards in
+//! every case, success or failure.
+//!
+//! Crash safety: [`AcmeClient::new_order`] returns a [`PendingOrder`] whose URL the
+//! caller stores before calling [`AcmeClient::complete`]; after a crash,
+//! [`AcmeClient::resume_order`] picks the order up in whatever state it is in (a
+//! `valid` order is just downloaded). The key must be stored before `complete`,
+//! since a `processing` or `valid` order belongs to the key of its CSR.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use instant_acme::{
+    AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
+};
+
+use crate::acme::AcmeClient;
+use crate::acme::error::{
+    AcmeError, Decision, Dns01Error, classify, describe_problem, retry, sanitize, wait_before_retry,
+};
+use crate::dns::record::Name;
+use crate::material::cert::{CertInfo, KeyPem, csr_der, key_matches_cert, parse_chain};
+
+/// One DNS-01 TXT record to publish (RFC 8555 §8.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    /// The identifier as ordered (`*.example.org` for a wildcard).
+    pub domain: String,
+    /// `_acme-challenge.<domain>` (wildcard label removed).
+    pub name: Name,
+    /// The TXT value: base64url(SHA-256(key authorization)).
+    pub value: String,
+}
+
+/// Publishes DNS-01 records; implemented by the caller on its DNS providers.
+#[async_trait]
+pub trait Dns01: Send + Sync {
+    /// Publishes all TXT records, in one change set per zone.
+    async fn publish(&self, challenges: &[ChallengeRecord]) -> Result<(), Dns01Error>;
+    /// Waits (polling, with a deadline) until every authoritative server serves them.
+    async fn wait_until_served(&self, challenges: &[ChallengeRecord]) -> Result<(), Dns01Error>;
+    /// Removes the TXT records again. Called after success and after failure.
+    async fn remove(&self, challenges: &[ChallengeRecord]) -> Result<(), Dns01Error>;
+}
+
+/// An order created or resumed, not yet completed. Store [`PendingOrder::url`]
+/// before completing it.
+pub struct PendingOrder {
+    order: Order,
+    names: Vec<String>,
+}
+
+impl PendingOrder {
+    /// The order URL, to record in state for [`AcmeClient::resume_order`].
+    pub fn url(&self) -> &str {
+        self.order.url()
+    }
+
+    /// The status the CA last reported.
+    pub fn status(&mut self) -> OrderStatus {
+        self.order.state().status
+    }
+}
+
+impl std::fmt::Debug for PendingOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingOrder")
+            .field("url", &self.order.url())
+            .field("names", &self.names)
+            .finish()
+    }
+}
+
+/// An issued certificate.
+#[derive(Debug)]
+pub struct Issued {
+    pub order_url: String,
+    /// The chain as the CA sent it: leaf first, then issuers (PEM).
+    pub chain_pem: String,
+    pub key: KeyPem,
+    pub info: CertInfo,
+    /// Problems that did not stop issuance (e.g. a challenge record left behind).
+    pub warnings: Vec<String>,
+}
+
+/// What an authorization needs from us, read from the CA.
+struct AuthzInfo {
+    domain: String,
+    base: Option<String>,
+    status: AuthorizationStatus,
+    dns01: Option<(String, ChallengeStatus)>,
+}
+
+async fn authz_infos(order: &mut Order) -> Result<Vec<AuthzInfo>, instant_acme::Error> {
+    let mut out = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(result) = authzs.next().await {
+        let mut authz = result?;
+        let status = authz.status;
+        let id = authz.identifier();
+        let domain = id.to_string();
+        let base = match id.identifier {
+            Identifier::Dns(name) => Some(name.clone()),
+            _ => None,
+        };
+        let dns01 = authz
+            .challenge(ChallengeType::Dns01)
+            .map(|c| (c.key_authorization().dns_value(), c.status));
+        out.push(AuthzInfo {
+            domain,
+            base,
+            status,
+            dns01,
+        });
+    }
+    Ok(out)
+}
+
+impl AcmeClient {
+    /// Creates an order for `names` (RFC 8555 §7.4). Store its URL, then call
+    /// [`AcmeClient::complete`].
+    ///
+    /// # Errors
+    /// When the CA refuses the order, rate-limits beyond the bound, or is unreachable.
+    pub async fn new_order(&self, names: &[String]) -> Result<PendingOrder, AcmeError> {
+        if names.is_empty() {
+            return Err(AcmeError::Config(
+                "a certificate needs at least one name".into(),
+            ));
+        }
+        let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+        let new = NewOrder::new(&ids);
+        let order = retry!(
+            self.http,
+            self.limits,
+            "create an order",
+            self.account.new_order(&new).await
+        )?;
+        log::info!(
+            "created ACME order {} for {}",
+            order.url(),
+            names.join(", ")
+        );
+        Ok(PendingOrder {
+            order,
+            names: names.to_vec(),
+        })
+    }
+
+    /// Picks up an order created by an earlier, interrupted run.
+    ///
+    /// # Errors
+    /// When the order cannot be fetched (expired, other account) or is for other
+    /// names; the caller then makes a new order.
+    pub async fn resume_order(
+        &self,
+        url: &str,
+        names: &[String],
+    ) -> Result<PendingOrder, AcmeError> {
+        let mut order = retry!(
+            self.http,
+            self.limits,
+            "fetch the stored order",
+            self.account.order(url.to_string()).await
+        )?;
+        let infos = retry!(
+            self.http,
+            self.limits,
+            "fetch the authorizations",
+            authz_infos(&mut order).await
+        )?;
+        let mut have: Vec<String> = infos
+            .iter()
+            .map(|i| i.domain.to_ascii_lowercase())
+            .collect();
+        let mut want: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        have.sort();
+        want.sort();
+        if have != want {
+            return Err(AcmeError::Protocol(format!(
+                "stored order {url} is for {} instead of {}",
+                sanitize(&have.join(", ")),
+                want.join(", ")
+            )));
+        }
+        Ok(PendingOrder {
+            order,
+            names: names.to_vec(),
+        })
+    }
+
+    /// Drives an order to a certificate: DNS-01 challenges through `dns`, finalize
+    /// with a CSR signed by `key`, download and check the chain. Challenge records
+    /// are always removed afterwards.
+    ///
+    /// # Errors
+    /// An invalid challenge names the domain and the CA's problem detail; DNS-01
+    /// failures, timeouts, rate limits and unreachable CAs have their own variants.
+    pub async fn complete(
+        &self,
+        mut pending: PendingOrder,
+        key: &KeyPem,
+        dns: &dyn Dns01,
+    ) -> Result<Issued, AcmeError> {
+        let mut published: Option<Vec<ChallengeRecord>> = None;
+        let mut warnings = Vec::new();
+        let result = self
+            .drive(&mut pending, key, dns, &mut published, &mut warnings)
+            .await;
+        remove_records(dns, &mut published, &mut warnings).await;
+        let chain_pem = result?;
+        let info = parse_chain(&chain_pem)?;
+        if !key_matches_cert(key, &chain_pem)? {
+            return Err(AcmeError::Protocol(
+                "the issued certificate is not for our key".into(),
+            ));
+        }
+        for name in &pending.names {
+            if !info.sans.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                return Err(AcmeError::Protocol(format!(
+                    "the issued certificate does not cover {name}"
+                )));
+            }
+        }
+        Ok(Issued {
+            order_url: pending.url().to_string(),
+            chain_pem,
+            key: key.clone(),
+            info,
+            warnings,
+        })
+    }
+
+    /// [`AcmeClient::new_order`] and [`AcmeClient::complete`] in one, for callers
+    /// that keep no state between them.
+    ///
+    /// # Errors
+    /// As those two.
+    pub async fn issue(
+        &self,
+        names: &[String],
+        key: &KeyPem,
+        dns: &dyn Dns01,
+    ) -> Result<Issued, AcmeError> {
+        let pending = self.new_order(names).await?;
+        self.complete(pending, key, dns).await
+    }
+
+    /// The order state machine (RFC 8555 §7.1.6), returning the chain PEM.
+    async fn drive(
+        &self,
+        pending: &mut PendingOrder,
+        key: &KeyPem,
+        dns: &dyn Dns01,
+        published: &mut Option<Vec<ChallengeRecord>>,
+        warnings: &mut Vec<String>,
+    ) -> Result<String, AcmeError> {
+        let deadline = Instant::now() + self.limits.order_timeout;
+        let mut delay = Duration::from_millis(200);
+        let mut challenged = false;
+        let mut finalize_attempts: u32 = 0;
+        loop {
+            let order = &mut pending.order;
+            match order.state().status {
+                OrderStatus::Pending if !challenged => {
+                    challenged = true;
+                    self.answer_challenges(order, dns, published).await?;
+                    // Fall through to polling.
+                }
+                OrderStatus::Pending | OrderStatus::Processing => {
+                    remove_records(dns, published, warnings).await;
+                }
+                OrderStatus::Ready => {
+                    remove_records(dns, published, warnings).await;
+                    let csr = csr_der(key, &pending.names)?;
+                    finalize_attempts += 1;
+                    // Not blindly retried: a finalize that failed in transit may
+                    // have been accepted. On a transient error the order is polled
+                    // again, and finalized again only if it is still `ready`.
+                    match order.finalize_csr(&csr).await {
+                        Ok(()) => continue,
+                        Err(e) => match classify("finalize the order", e, self.http.last()) {
+                            Decision::Fail(err) => return Err(err),
+                            decision => {
+                                let wait = wait_before_retry(
+                                    &self.limits,
+                                    "finalize the order",
+                                    finalize_attempts,
+                                    decision,
+                                )?;
+                                tokio::time::sleep(wait).await;
+                            }
+                        },
+                    }
+                }
+                OrderStatus::Valid => {
+                    remove_records(dns, published, warnings).await;
+                    let chain = retry!(
+                        self.http,
+                        self.limits,
+                        "download the certificate",
+                        order.certificate().await
+                    )?;
+                    // None: still processing after all; poll again.
+                    if let Some(chain) = chain {
+                        return Ok(chain);
+                    }
+                }
+                OrderStatus::Invalid => return Err(self.explain_invalid(order).await),
+            }
+            if Instant::now() >= deadline {
+                let status = order.state().status;
+                return Err(AcmeError::Timeout {
+                    what: format!("order {} (status {status:?})", order.url()),
+                    seconds: self.limits.order_timeout.as_secs(),
+                });
+            }
+            // Honour the CA's Retry-After (RFC 8555 §7.4) within our own cap.
+            let hinted = self
+                .http
+                .last()
+                .retry_after
+                .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                .map(|d| d.min(Duration::from_secs(10)));
+            tokio::time::sleep(hinted.unwrap_or(delay).max(delay)).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+            retry!(
+                self.http,
+                self.limits,
+                "poll the order",
+                order.refresh().await.map(|_| ())
+            )?;
+        }
+    }
+
+    /// Publishes all DNS-01 records, waits until they are served, marks every
+    /// challenge ready.
+    async fn answer_challenges(
+        &self,
+        order: &mut Order,
+        dns: &dyn Dns01,
+        published: &mut Option<Vec<ChallengeRecord>>,
+    ) -> Result<(), AcmeError> {
+        let infos = retry!(
+            self.http,
+            self.limits,
+            "fetch the authorizations",
+            authz_infos(order).await
+        )?;
+        let mut records = Vec::new();
+        for info in &infos {
+            let domain = sanitize(&info.domain);
+            match info.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                other => {
+                    return Err(AcmeError::ChallengeInvalid {
+                        domain,
+                        detail: format!("authorization is {other:?}"),
+                    });
+                }
+            }
+            let (Some(base), Some((value, status))) = (&info.base, &info.dns01) else {
+                return Err(AcmeError::Protocol(format!(
+                    "the CA offers no dns-01 challenge for {domain}"
+                )));
+            };
+            if *status != ChallengeStatus::Pending {
+                continue;
+            }
+            let name = Name::parse(&format!("_acme-challenge.{base}")).map_err(|e| {
+                AcmeError::Protocol(format!("identifier {domain} is not a DNS name: {e}"))
+            })?;
+            records.push(ChallengeRecord {
+                domain,
+                name,
+                value: value.clone(),
+            });
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        *published = Some(records.clone());
+        dns.publish(&records)
+            .await
+            .map_err(|source| AcmeError::Dns01 {
+                step: "publish",
+                source,
+            })?;
+        dns.wait_until_served(&records)
+            .await
+            .map_err(|source| AcmeError::Dns01 {
+                step: "wait until served",
+                source,
+            })?;
+        let mut authzs = order.authorizations();
+        while let Some(result) = authzs.next().await {
+            let mut authz = result.map_err(|e| AcmeError::Protocol(sanitize(&e.to_string())))?;
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let Some(mut challenge) = authz.challenge(ChallengeType::Dns01) else {
+                continue;
+            };
+            if challenge.status != ChallengeStatus::Pending {
+                continue;
+            }
+            retry!(
+                self.http,
+                self.limits,
+                "mark a challenge ready",
+                challenge.set_ready().await
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Finds out why an order is invalid: the first invalid authorization's
+    /// challenge error, else the order's own problem.
+    async fn explain_invalid(&self, order: &mut Order) -> AcmeError {
+        let mut authzs = order.authorizations();
+        while let Some(result) = authzs.next().await {
+            let Ok(mut authz) = result else { continue };
+            let _ = authz.refresh().await;
+            if authz.status != AuthorizationStatus::Invalid {
+                continue;
+            }
+            let detail = authz
+                .challenges
+                .iter()
+                .filter_map(|c| c.error.as_ref())
+                .map(describe_problem)
+                .next()
+                .unwrap_or_else(|| "no detail from the CA".into());
+            return AcmeError::ChallengeInvalid {
+                domain: sanitize(&authz.identifier().to_string()),
+                detail,
+            };
+        }
+        let url = order.url().to_string();
+        AcmeError::OrderInvalid {
+            url,
+            detail: order
+                .state()
+                .error
+                .as_ref()
+                .map(describe_problem)
+                .unwrap_or_else(|| "no detail from the CA".into()),
+        }
+    }
+}
+
+/// Removes published challenge records once; a failure becomes a warning.
+async fn remove_records(
+    dns: &dyn Dns01,
+    published: &mut Option<Vec<ChallengeRecord>>,
+    warnings: &mut Vec<String>,
+) {
+    if let Some(records) = published.take()
+        && let Err(e) = dns.remove(&records).await
+    {
+        let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+        let text = format!(
+            "removing the DNS-01 records {} failed: {e}",
+            names.join(", ")
+        );
+        log::warn!("{text}");
+        warnings.push(text);
+    }
+}

@@ -1,0 +1,4 @@
+//! Cryptographic material the program makes and inspects: certificate keys,
+//! CSRs and issued chains ([`cert`]). TLSA, DKIM and DH parameters join here.
+
+pub mod cert;

@@ -1,0 +1,192 @@
+//! ACME failure handling that Pebble cannot produce (rate limits with
+//! `Retry-After`, non-JSON 5xx pages, oversized bodies), against a scripted
+//! HTTP responder on loopback. Its answers follow RFC 8555 §6.6/§6.7 (problem
+//! documents, `Retry-After`, `Replay-Nonce`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cryptdomainmgr::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
+
+type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Serves plain HTTP on a free loopback port, answering each request with
+/// `script(method, path, n)` where `n` counts requests to that path from 0.
+/// Returns the base URL and the total request count.
+fn serve(
+    script: impl Fn(&str, &str, usize, &str) -> Reply + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let total = Arc::new(AtomicUsize::new(0));
+    let counts = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let total2 = total.clone();
+    let base2 = base.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let method = parts.next().unwrap_or("").to_string();
+            let path = parts.next().unwrap_or("").to_string();
+            let mut length = 0usize;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let n = {
+                let mut c = counts.lock().unwrap();
+                let e = c.entry(path.clone()).or_insert(0usize);
+                *e += 1;
+                *e - 1
+            };
+            total2.fetch_add(1, Ordering::SeqCst);
+            let (status, headers, body) = script(&method, &path, n, &base2);
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (base, total)
+}
+
+fn directory(base: &str) -> Reply {
+    let doc = format!(
+        r#"{{"newNonce":"{base}/nonce","newAccount":"{base}/account","newOrder":"{base}/order","revokeCert":"{base}/revoke","keyChange":"{base}/key"}}"#
+    );
+    (200, vec![], doc.into_bytes())
+}
+
+fn nonce() -> Reply {
+    (200, vec![("Replay-Nonce".into(), "abc".into())], vec![])
+}
+
+fn config(url: String, dir: &std::path::Path, limits: Limits) -> AcmeConfig {
+    AcmeConfig {
+        ca: url,
+        email: None,
+        eab: None,
+        cacert: None,
+        account_dir: dir.to_path_buf(),
+        limits,
+    }
+}
+
+fn fast_limits() -> Limits {
+    Limits {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(5),
+        order_timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn a_5xx_html_page_is_retried_a_bounded_number_of_times() {
+    let (base, total) = serve(|_, _, _, _| (503, vec![], b"<html>down</html>".to_vec()));
+    let state = tempfile::tempdir().unwrap();
+    let err = AcmeClient::connect(&config(format!("{base}/dir"), state.path(), fast_limits()))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, AcmeError::RetriesExhausted { attempts: 3, .. }),
+        "{err}"
+    );
+    assert_eq!(total.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn rate_limited_beyond_the_bound_fails_clearly_and_quickly() {
+    let (base, _) = serve(|method, path, _, base| {
+        match (method, path) {
+        ("GET", "/dir") => directory(base),
+        (_, "/nonce") => nonce(),
+        _ => (
+            429,
+            vec![
+                ("Retry-After".into(), "3600".into()),
+                ("Content-Type".into(), "application/problem+json".into()),
+            ],
+            br#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new accounts","status":429}"#.to_vec(),
+        ),
+    }
+    });
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let err = AcmeClient::connect(&config(format!("{base}/dir"), state.path(), fast_limits()))
+        .await
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, AcmeError::RateLimited { .. }), "{text}");
+    assert!(text.contains("retry after"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_short_retry_after_is_waited_for() {
+    let (base, _) = serve(|method, path, n, base| {
+        match (method, path) {
+        ("GET", "/dir") => directory(base),
+        (_, "/nonce") => nonce(),
+        ("POST", "/account") if n == 0 => (
+            429,
+            vec![("Retry-After".into(), "1".into())],
+            br#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"slow down","status":429}"#.to_vec(),
+        ),
+        ("POST", "/account") => (
+            201,
+            vec![
+                ("Location".into(), format!("{base}/acct/1")),
+                ("Replay-Nonce".into(), "def".into()),
+            ],
+            br#"{"status":"valid"}"#.to_vec(),
+        ),
+        _ => (404, vec![], vec![]),
+    }
+    });
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let client = AcmeClient::connect(&config(format!("{base}/dir"), state.path(), fast_limits()))
+        .await
+        .unwrap();
+    assert!(client.account_created());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(client.account_id().ends_with("/acct/1"));
+}
+
+#[tokio::test]
+async fn an_oversized_response_is_refused_without_retrying() {
+    let (base, total) = serve(|_, _, _, _| (200, vec![], vec![b' '; 2 << 20]));
+    let state = tempfile::tempdir().unwrap();
+    let err = AcmeClient::connect(&config(format!("{base}/dir"), state.path(), fast_limits()))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert_eq!(total.load(Ordering::SeqCst), 1);
+}
