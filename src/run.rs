@@ -10,6 +10,7 @@ use chrono::Utc;
 use log::{error, info, warn};
 
 use crate::cli::{Action, Args, Phase};
+use crate::config::cert;
 use crate::config::ini::{self, Ini};
 use crate::config::model::{self, Config};
 use crate::dns::provider;
@@ -100,7 +101,8 @@ fn warn_readable_secrets(ini: &Ini) {
     for (_, section) in ini.sections() {
         for (key, value) in &section.entries {
             let source = value.span.source.as_ref();
-            if !provider::is_secret_key(key)
+            let secret = provider::is_secret_key(key) || cert::SECRET_KEYS.contains(&key.as_str());
+            if !secret
                 || source == "--config-content"
                 || warned.contains(&source)
             {
@@ -221,7 +223,7 @@ fn render_config(config: &Config) -> String {
         ));
         out.push_str(&format!("ttl = {}\n", domain.ttl));
         if let Some(certs) = &domain.certs {
-            out.push_str(&format!("cert = {}\n", certs.join(", ")));
+            out.push_str(&format!("cert = {}\n", certs.names.join(", ")));
         }
         for rule in &domain.rules {
             out.push_str(&format!(

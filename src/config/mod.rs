@@ -1,6 +1,7 @@
 //! Configuration: the INI reader (`ini`), the record-key language (`records`) and
 //! the typed model built from them (`model`).
 
+pub mod cert;
 pub mod ini;
 pub mod model;
 pub mod records;

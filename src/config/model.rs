@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cert::{CertSection, build_certs};
 use super::ini::{ConfigError, Ini, Span, Value};
 use super::records::{Op, RecordRule, parse_rule};
 use crate::dns::provider::{self, DnsProvider, KeyValues};
@@ -64,8 +65,9 @@ pub const DEFAULT_IP6_LOOKUP: &str = "https://ipv6.icanhazip.com";
 pub struct Config {
     pub cdm: Cdm,
     pub domains: Vec<Domain>,
-    /// Sections of modules that are configured but act in later phases
-    /// (cert, dkim, dhparam, service), with inherited keys applied.
+    pub certs: Vec<CertSection>,
+    /// Sections of modules this version reads but does not act on yet
+    /// (dkim, dhparam, service), with inherited keys applied.
     pub other_sections: Vec<ModuleSection>,
     /// Module names in the order they appeared, for the log.
     pub modules: Vec<String>,
@@ -113,10 +115,13 @@ pub struct Domain {
     pub ttl: u32,
     pub ip4_lookup: String,
     pub ip6_lookup: String,
+    /// `nameservers`: the authoritative servers to ask (host, port); empty for
+    /// the zone's NS set.
+    pub nameservers: Vec<(String, u16)>,
     /// Record rules ordered: set, then add, then remove.
     pub rules: Vec<SpannedRule>,
-    /// The `cert` key: section names, or `auto` (every cert section).
-    pub certs: Option<Vec<String>>,
+    /// The `cert` key: the certificate sections covering this name.
+    pub certs: Option<CertList>,
 }
 
 /// A `[module:name]` section as read, before inheritance.
@@ -125,6 +130,13 @@ struct NamedSection<'a> {
     name: String,
     span: Option<Span>,
     entries: &'a BTreeMap<String, Value>,
+}
+
+/// A domain's `cert` key: section names (`auto` is expanded to all of them).
+#[derive(Clone, Debug)]
+pub struct CertList {
+    pub names: Vec<String>,
+    pub span: Span,
 }
 
 /// How a section header names its module.
@@ -262,11 +274,14 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
             other_sections.push(section);
         }
     }
+    let certs = build_certs(&other_sections, &mut domains, &mut errors, &mut warnings);
+    other_sections.retain(|s| s.module != "cert");
 
     if errors.is_empty() {
         Ok(Config {
             cdm,
             domains,
+            certs,
             other_sections,
             modules,
             warnings,
@@ -393,13 +408,15 @@ fn build_domain(
             }
         },
     };
-    let certs = entries.get("cert").map(|v| {
-        v.text
+    let certs = entries.get("cert").map(|v| CertList {
+        names: v
+            .text
             .split([',', '\n'])
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
-            .collect::<Vec<_>>()
+            .collect(),
+        span: v.span.clone(),
     });
 
     let Some(handler_value) = entries.get("handler") else {
@@ -463,8 +480,22 @@ fn build_domain(
         }
     };
 
+    let mut nameservers = Vec::new();
+    if let Some(value) = entries.get("nameservers") {
+        for server in value.text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+            match crate::dns::parse_server(server) {
+                Ok(parsed) => nameservers.push(parsed),
+                Err(message) => errors.push(ConfigError::new(
+                    &value.span,
+                    format!("nameservers: {message}"),
+                )),
+            }
+        }
+    }
+
     Some(Domain {
         name,
+        nameservers,
         span: section.span.clone(),
         provider,
         ttl,

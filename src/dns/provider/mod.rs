@@ -6,6 +6,7 @@
 pub mod rfc2136;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -92,6 +93,16 @@ pub trait DnsProvider: Send + Sync {
 
     /// Applies all changes to `zone`, atomically where the protocol allows.
     async fn apply(&self, zone: &Name, changes: &ChangeSet) -> Result<(), ProviderError>;
+
+    /// The authoritative servers of `zone` to ask whether a record is served
+    /// (its NS set, on port 53). Used when `nameservers` is not configured.
+    async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
+        Err(ProviderError::NoZone {
+            name: zone.to_string(),
+            server: self.describe(),
+            reason: "this provider cannot list the zone's nameservers; set nameservers = host[:port], ... in [domain]".into(),
+        })
+    }
 }
 
 /// One documented configuration key of a provider.
@@ -163,6 +174,12 @@ pub const COMMON_KEYS: &[KeySpec] = &[
         required: false,
         secret: false,
         doc: "URL answering with the public IPv4 address",
+    },
+    KeySpec {
+        name: "nameservers",
+        required: false,
+        secret: false,
+        doc: "authoritative servers (host[:port], ...) asked whether new records are served; default: the zone's NS records",
     },
     KeySpec {
         name: "ip6lookup",

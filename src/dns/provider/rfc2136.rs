@@ -10,6 +10,7 @@
 //!
 //! hickory-proto signs with hmac-sha256, hmac-sha384 and hmac-sha512 only.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,7 +98,7 @@ impl Rfc2136 {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| KeyError::new(key, "missing (required by handler rfc2136)"))
         };
-        let (host, port) = parse_server(required("server")?)
+        let (host, port) = crate::dns::parse_server(required("server")?)
             .map_err(|message| KeyError::new("server", message))?;
         let key_name = Name::parse(required("keyname")?)
             .map_err(|e| KeyError::new("keyname", format!("not a key name: {e}")))?;
@@ -143,29 +144,6 @@ impl Rfc2136 {
             zone,
             timeout: DEFAULT_TIMEOUT,
         })
-    }
-}
-
-/// `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
-fn parse_server(text: &str) -> Result<(String, u16), String> {
-    let bad_port = |p: &str| format!("\"{p}\" is not a port number");
-    if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| format!("\"{text}\" lacks the closing ']'"))?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad_port(p))?,
-            None if after.is_empty() => 53,
-            None => return Err(format!("\"{text}\" is not host[:port]")),
-        };
-        return Ok((host.to_string(), port));
-    }
-    if text.matches(':').count() > 1 {
-        return Ok((text.to_string(), 53));
-    }
-    match text.split_once(':') {
-        Some((host, p)) => Ok((host.to_string(), p.parse().map_err(|_| bad_port(p))?)),
-        None => Ok((text.to_string(), 53)),
     }
 }
 
@@ -359,6 +337,19 @@ impl DnsProvider for Rfc2136 {
         }
         Ok(())
     }
+
+    async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
+        let server = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ProviderError::Unreachable {
+                server: self.describe(),
+                reason: format!("cannot resolve {}", self.host),
+            })?;
+        let servers = crate::dns::observe::zone_nameservers(server, zone).await?;
+        Ok(servers.into_iter().flat_map(|ns| ns.addrs).collect())
+    }
 }
 
 #[cfg(test)]
@@ -367,13 +358,13 @@ mod tests {
 
     #[test]
     fn server_forms() {
-        assert_eq!(parse_server("127.0.0.1"), Ok(("127.0.0.1".into(), 53)));
+        assert_eq!(crate::dns::parse_server("127.0.0.1"), Ok(("127.0.0.1".into(), 53)));
         assert_eq!(
-            parse_server("127.0.0.1:5353"),
+            crate::dns::parse_server("127.0.0.1:5353"),
             Ok(("127.0.0.1".into(), 5353))
         );
-        assert_eq!(parse_server("[::1]:5353"), Ok(("::1".into(), 5353)));
-        assert_eq!(parse_server("::1"), Ok(("::1".into(), 53)));
-        assert!(parse_server("ns:x").is_err());
+        assert_eq!(crate::dns::parse_server("[::1]:5353"), Ok(("::1".into(), 5353)));
+        assert_eq!(crate::dns::parse_server("::1"), Ok(("::1".into(), 53)));
+        assert!(crate::dns::parse_server("ns:x").is_err());
     }
 }
