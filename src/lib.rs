@@ -5,6 +5,7 @@ pub mod acme;
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod crashpoint;
 pub mod dns;
 pub mod http;
 pub mod log;

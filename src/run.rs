@@ -15,7 +15,7 @@ use crate::config::ini::{self, Ini};
 use crate::config::model::{self, Config};
 use crate::dns::provider;
 use crate::phases;
-use crate::state::{self, PhaseStatus};
+use crate::state::{self, PhaseStatus, Store};
 
 /// The process exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,10 +102,7 @@ fn warn_readable_secrets(ini: &Ini) {
         for (key, value) in &section.entries {
             let source = value.span.source.as_ref();
             let secret = provider::is_secret_key(key) || cert::SECRET_KEYS.contains(&key.as_str());
-            if !secret
-                || source == "--config-content"
-                || warned.contains(&source)
-            {
+            if !secret || source == "--config-content" || warned.contains(&source) {
                 continue;
             }
             let readable = std::fs::metadata(Path::new(source))
@@ -123,50 +120,56 @@ fn warn_readable_secrets(ini: &Ini) {
 
 async fn run_phase(config: &Config, phase: Phase, args: &Args) -> Exit {
     let statedir = &config.cdm.statedir;
-    if args.dry_run {
-        info!(
-            "Running phase: {} (dry run: nothing will be changed)",
-            phase.name()
-        );
-        let result = phases::run(config, phase, true).await;
-        return if result.is_ok() {
-            Exit::Success
-        } else {
-            Exit::PhaseFailed
-        };
-    }
-    let _lock = match state::lock(statedir) {
-        Ok(lock) => lock,
-        Err(e) => {
-            error!("{e}");
-            return Exit::PhaseFailed;
+    // A dry run takes no lock and writes nothing; it reads the state if there is one.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match state::lock(statedir) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                error!("{e}");
+                return Exit::PhaseFailed;
+            }
         }
     };
-    let mut state = match state::load(statedir) {
+    let state = match state::load(statedir) {
         Ok(state) => state,
         Err(e) => {
             error!("{e}");
             return Exit::PhaseFailed;
         }
     };
-    state.record(phase, PhaseStatus::Running, Utc::now());
-    if let Err(e) = state::save(statedir, &state) {
+    let store = Store::new(statedir, state, args.dry_run);
+    if let Err(e) = store
+        .update(|s| s.record(phase, PhaseStatus::Running, Utc::now()))
+        .await
+    {
         error!("{e}");
         return Exit::PhaseFailed;
     }
-    info!("Running phase: {}", phase.name());
-    let result = phases::run(config, phase, false).await;
+    if args.dry_run {
+        info!(
+            "Running phase: {} (dry run: nothing will be changed)",
+            phase.name()
+        );
+    } else {
+        info!("Running phase: {}", phase.name());
+    }
+    let options = phases::Options {
+        dry_run: args.dry_run,
+        force: args.force,
+    };
+    let result = phases::run(config, phase, &store, options).await;
     let status = if result.is_ok() {
         PhaseStatus::Completed
     } else {
         PhaseStatus::Failed
     };
-    state.record(phase, status, Utc::now());
-    let saved = state::save(statedir, &state);
+    let saved = store.update(|s| s.record(phase, status, Utc::now())).await;
     if let Err(e) = &saved {
         error!("{e}");
     }
-    if !config.cdm.postwait.is_zero() {
+    if !config.cdm.postwait.is_zero() && !args.dry_run {
         info!("Waiting {} s (postwait)", config.cdm.postwait.as_secs_f64());
         tokio::time::sleep(config.cdm.postwait).await;
     }

@@ -2,6 +2,7 @@
 //! and a lock file that stops a second concurrent run. Later modules add their
 //! material (certificates, DKIM selectors, DH parameters) to [`State`].
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -44,6 +45,52 @@ pub struct State {
     /// The last update run.
     #[serde(default)]
     pub update: Option<PhaseRun>,
+    /// Certificates by `[cert:NAME]` section name.
+    #[serde(default)]
+    pub certs: BTreeMap<String, CertState>,
+}
+
+/// What the program knows of one certificate section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertState {
+    /// Deployed by the last rollover.
+    #[serde(default)]
+    pub current: Option<CertMaterial>,
+    /// Issued by prepare, waiting for rollover.
+    #[serde(default)]
+    pub prepared: Option<CertMaterial>,
+    /// An issuance under way (the journal entry a re-run after a crash continues).
+    #[serde(default)]
+    pub pending: Option<PendingIssue>,
+    /// Replaced material whose files cleanup deletes.
+    #[serde(default)]
+    pub superseded: Vec<CertMaterial>,
+}
+
+/// An issued certificate kept in the state directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertMaterial {
+    /// Holds privkey.pem, cert.pem, chain.pem and fullchain.pem.
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+    pub serial: String,
+    /// SHA-256 of the certificate (DER), hex.
+    pub fingerprint: String,
+    pub not_after: DateTime<Utc>,
+    pub issued_at: DateTime<Utc>,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+}
+
+/// An issuance started: the key is already in `dir`; `order_url` once the CA
+/// created the order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingIssue {
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub order_url: Option<String>,
+    pub started: DateTime<Utc>,
 }
 
 impl Default for State {
@@ -52,6 +99,7 @@ impl Default for State {
             version: STATE_VERSION,
             cycle: None,
             update: None,
+            certs: BTreeMap::new(),
         }
     }
 }
@@ -201,6 +249,57 @@ pub fn lock(statedir: &Path) -> Result<StateLock, StateError> {
         .and_then(|()| file.sync_all())
         .map_err(fs_err("writing the lock file"))?;
     Ok(StateLock { _file: file })
+}
+
+/// The state of a running phase, shared by concurrent tasks: every change is
+/// saved at once, so a crash loses at most the step under way. In a dry run
+/// nothing is saved.
+#[derive(Debug)]
+pub struct Store {
+    statedir: PathBuf,
+    dry_run: bool,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl Store {
+    pub fn new(statedir: &Path, state: State, dry_run: bool) -> Self {
+        Store {
+            statedir: statedir.to_path_buf(),
+            dry_run,
+            state: tokio::sync::Mutex::new(state),
+        }
+    }
+
+    pub fn statedir(&self) -> &Path {
+        &self.statedir
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// A copy of the state as it is now.
+    pub async fn snapshot(&self) -> State {
+        self.state.lock().await.clone()
+    }
+
+    /// Changes the state and saves it (atomically) before returning.
+    ///
+    /// # Errors
+    /// When saving fails; the change is then kept in memory only.
+    pub async fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<T, StateError> {
+        let mut state = self.state.lock().await;
+        let result = change(&mut state);
+        if !self.dry_run {
+            save(&self.statedir, &state)?;
+        }
+        Ok(result)
+    }
+
+    /// The final state.
+    pub fn into_inner(self) -> State {
+        self.state.into_inner()
+    }
 }
 
 #[cfg(test)]

@@ -166,6 +166,69 @@ pub fn remove_file(path: &Path) -> Result<(), FsError> {
     }
 }
 
+/// Points the symlink `link` at `target` atomically: a new link is created
+/// beside it and renamed over it (a regular file at `link` is replaced too).
+///
+/// # Errors
+/// When the link cannot be created or renamed.
+pub fn swap_symlink(link: &Path, target: &Path) -> Result<(), FsError> {
+    let dir = link
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = link
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| OsString::from("link"));
+    for attempt in 0u32..16 {
+        let mut name = OsString::from(".");
+        name.push(&base);
+        name.push(format!(
+            ".{}.{}.lnk",
+            std::process::id(),
+            random_suffix(attempt)
+        ));
+        let tmp = dir.join(name);
+        match std::os::unix::fs::symlink(target, &tmp) {
+            Ok(()) => {
+                if let Err(e) = fs::rename(&tmp, link) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(fs_error("renaming the symlink into place", link)(e));
+                }
+                return sync_dir(dir);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(fs_error("creating a symlink in", dir)(e)),
+        }
+    }
+    Err(FsError {
+        action: "creating a symlink in",
+        path: dir.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
+    })
+}
+
+/// Removes a directory tree this program created (symlinks inside are removed,
+/// never followed). A missing directory is not an error.
+///
+/// # Errors
+/// When `dir` is a symlink or removal fails.
+pub fn remove_tree(dir: &Path) -> Result<(), FsError> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fs_error("inspecting", dir)(e)),
+        Ok(meta) if !meta.is_dir() => Err(FsError {
+            action: "removing directory",
+            path: dir.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a directory (or a symlink)",
+            ),
+        }),
+        Ok(_) => fs::remove_dir_all(dir).map_err(fs_error("removing directory", dir)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +271,41 @@ mod tests {
         let err = write_atomic(&link, b"evil", PUBLIC_FILE).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
         assert_eq!(fs::read(&outside).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn swapping_a_symlink_replaces_links_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("current");
+        swap_symlink(&link, Path::new("v1")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("v1"));
+        swap_symlink(&link, Path::new("v2")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("v2"));
+        let file = dir.path().join("cert.pem");
+        fs::write(&file, b"old").unwrap();
+        swap_symlink(&file, Path::new("v2/cert.pem")).unwrap();
+        assert!(
+            fs::symlink_metadata(&file)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn remove_tree_refuses_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("keep"), b"x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert!(remove_tree(&link).is_err());
+        assert!(outside.join("keep").exists());
+        remove_tree(&outside).unwrap();
+        assert!(!outside.exists());
+        remove_tree(&outside).unwrap();
     }
 
     #[test]

@@ -105,13 +105,20 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
             "dehydrated" | "dehydrated/letsencrypt" | "letsencrypt" => default_ca = "letsencrypt",
             other => err(
                 value,
-                format!("unknown cert handler \"{other}\" (use acme; dehydrated and letsencrypt are accepted)"),
+                format!(
+                    "unknown cert handler \"{other}\" (use acme; dehydrated and letsencrypt are accepted)"
+                ),
             ),
         }
     }
     let mut force = false;
     if let Some(value) = entries.get("extraflags") {
-        for flag in value.text.split([',', ' ', '\n']).map(str::trim).filter(|f| !f.is_empty()) {
+        for flag in value
+            .text
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+        {
             match flag {
                 "--staging" => default_ca = "letsencrypt-staging",
                 "-x" | "--force" => force = true,
@@ -142,7 +149,10 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
     let key_type = match KeyType::from_config(&keytype, keysize) {
         Ok(kind) => kind,
         Err(e) => {
-            let value = entries.get("keysize").filter(|_| keytype == "rsa").or(entries.get("keytype"));
+            let value = entries
+                .get("keysize")
+                .filter(|_| keytype == "rsa")
+                .or(entries.get("keytype"));
             if let Some(value) = value {
                 err(value, e.to_string());
             }
@@ -152,7 +162,10 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
     let renew_days = match entries.get("renewdays") {
         None => DEFAULT_RENEW_DAYS,
         Some(value) => value.text.trim().parse().unwrap_or_else(|_| {
-            err(value, format!("renewdays \"{}\" is not a number of days", value.text));
+            err(
+                value,
+                format!("renewdays \"{}\" is not a number of days", value.text),
+            );
             DEFAULT_RENEW_DAYS
         }),
     };
@@ -189,7 +202,10 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
 
 /// The certificate sections that cover `domain`.
 pub fn certs_of<'a>(certs: &'a [CertSection], domain: &Name) -> Vec<&'a CertSection> {
-    certs.iter().filter(|c| c.domains.contains(domain)).collect()
+    certs
+        .iter()
+        .filter(|c| c.domains.contains(domain))
+        .collect()
 }
 
 /// Key names of `[cert]` sections holding secrets (for the readable-file warning).

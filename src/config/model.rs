@@ -482,7 +482,12 @@ fn build_domain(
 
     let mut nameservers = Vec::new();
     if let Some(value) = entries.get("nameservers") {
-        for server in value.text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()) {
+        for server in value
+            .text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             match crate::dns::parse_server(server) {
                 Ok(parsed) => nameservers.push(parsed),
                 Err(message) => errors.push(ConfigError::new(

@@ -34,3 +34,19 @@ pub fn parse_server(text: &str) -> Result<(String, u16), String> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::parse_server;
+
+    #[test]
+    fn server_forms() {
+        assert_eq!(parse_server("127.0.0.1"), Ok(("127.0.0.1".into(), 53)));
+        assert_eq!(
+            parse_server("127.0.0.1:5353"),
+            Ok(("127.0.0.1".into(), 5353))
+        );
+        assert_eq!(parse_server("[::1]:5353"), Ok(("::1".into(), 5353)));
+        assert_eq!(parse_server("::1"), Ok(("::1".into(), 53)));
+        assert!(parse_server("ns:x").is_err());
+    }
+}

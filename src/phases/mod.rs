@@ -1,30 +1,49 @@
-//! The phases (SPEC §4). Each phase observes the world, plans in pure code, and
-//! applies the plan (or, in a dry run, prints it).
+//! The phases (SPEC §4). Each phase observes the world, plans, and applies the
+//! plan (or, in a dry run, prints it). Independent work (certificates, zones)
+//! runs concurrently.
 
+pub mod cert;
+pub mod dns01;
 pub mod update;
 
-use log::{info, warn};
+use log::warn;
 
 use crate::cli::Phase;
 use crate::config::model::Config;
 use crate::run::PhaseFailed;
+use crate::state::Store;
+
+/// How the phase was asked to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Print every change and make none.
+    pub dry_run: bool,
+    /// Renew what is not due (like `extraflags = -x` for every certificate).
+    pub force: bool,
+}
 
 /// Runs one phase.
 ///
 /// # Errors
 /// [`PhaseFailed`] when any part of the phase failed (each reason is logged).
-pub async fn run(config: &Config, phase: Phase, dry_run: bool) -> Result<(), PhaseFailed> {
-    match phase {
-        Phase::Update => update::run(config, dry_run).await,
-        Phase::Prepare | Phase::Rollover | Phase::Cleanup => {
-            for section in &config.other_sections {
-                warn!(
-                    "[{}:{}]: this version does not manage {} material yet; the section is not acted on",
-                    section.module, section.name, section.module
-                );
-            }
-            info!("Nothing to {} in this configuration", phase.name());
-            Ok(())
+pub async fn run(
+    config: &Config,
+    phase: Phase,
+    store: &Store,
+    options: Options,
+) -> Result<(), PhaseFailed> {
+    if phase != Phase::Update {
+        for section in &config.other_sections {
+            warn!(
+                "[{}:{}]: this version does not manage {} material yet; the section is not acted on",
+                section.module, section.name, section.module
+            );
         }
+    }
+    match phase {
+        Phase::Update => update::run(config, options.dry_run).await,
+        Phase::Prepare => cert::prepare(config, store, options).await,
+        Phase::Rollover => cert::rollover(config, store).await,
+        Phase::Cleanup => cert::cleanup(config, store).await,
     }
 }

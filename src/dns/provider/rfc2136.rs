@@ -351,20 +351,3 @@ impl DnsProvider for Rfc2136 {
         Ok(servers.into_iter().flat_map(|ns| ns.addrs).collect())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_forms() {
-        assert_eq!(crate::dns::parse_server("127.0.0.1"), Ok(("127.0.0.1".into(), 53)));
-        assert_eq!(
-            crate::dns::parse_server("127.0.0.1:5353"),
-            Ok(("127.0.0.1".into(), 5353))
-        );
-        assert_eq!(crate::dns::parse_server("[::1]:5353"), Ok(("::1".into(), 5353)));
-        assert_eq!(crate::dns::parse_server("::1"), Ok(("::1".into(), 53)));
-        assert!(crate::dns::parse_server("ns:x").is_err());
-    }
-}
