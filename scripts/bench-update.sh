@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Benchmark (not a test) of `cryptdomainmgr --update` against a local Knot DNS.
+#
+# Builds the release binary, starts knotd on a free loopback port in a temporary
+# directory (own TSIG key, updates kept in the journal), writes a config with
+# NAMES names in one zone and 5 records each (A, AAAA, MX, SPF TXT, CAA), runs
+# `--update -v` once (everything is new) and then NOOP_RUNS times more (nothing
+# to do), and reports the DNS messages sent by type (the program's debug lines
+# `rfc2136: sent ...`) and the wall time. Both variants are measured: zone found
+# by SOA lookup (no `zone =`) and `zone = example.test` configured. After the
+# first run, dig checks that the server serves the records.
+#
+# Usage: scripts/bench-update.sh   (environment: NAMES=100 NOOP_RUNS=5 KNOT_WORKERS=1 KEEP=1
+#                                   to keep the temporary directory with logs)
+# Needs: cargo, knotd, knotc, dig, python3 (to find a free port).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NAMES=${NAMES:-100}
+NOOP_RUNS=${NOOP_RUNS:-5}
+# knotd worker threads (the test suite uses 1, as here)
+KNOT_WORKERS=${KNOT_WORKERS:-1}
+ZONE=example.test
+KEYNAME=cdm-bench-key
+PATH="$PATH:/usr/sbin:/sbin"
+
+die() { echo "bench-update: $*" >&2; exit 1; }
+for tool in cargo knotd knotc dig python3; do
+    command -v "$tool" >/dev/null || die "$tool not found (scripts/test.sh installs knot, knot-dnsutils, dnsutils)"
+done
+
+echo "== build (cargo build --release)" >&2
+cargo build --release --quiet
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+BIN="$TARGET_DIR/release/cryptdomainmgr"
+[ -x "$BIN" ] || die "binary not found at $BIN"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cdm-bench.XXXXXX")
+KNOT_PID=""
+stop_knot() {
+    if [ -n "$KNOT_PID" ]; then
+        kill "$KNOT_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$KNOT_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$KNOT_PID" 2>/dev/null || true
+        wait "$KNOT_PID" 2>/dev/null || true
+        KNOT_PID=""
+    fi
+}
+cleanup() { stop_knot; if [ -n "${KEEP:-}" ]; then echo "bench-update: kept $WORK" >&2; else rm -rf "$WORK"; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+now_ns() { date +%s%N; }
+
+# start_knot DIR: a fresh knotd serving a minimal $ZONE from DIR; sets PORT, SECRET.
+start_knot() {
+    local dir=$1
+    mkdir -p "$dir/run" "$dir/db" "$dir/zones"
+    SECRET=$(head -c 32 /dev/urandom | base64)
+    cat >"$dir/zones/$ZONE.zone" <<EOF
+\$ORIGIN $ZONE.
+\$TTL 300
+@ 3600 IN SOA ns1.$ZONE. hostmaster.$ZONE. 1 3600 600 86400 300
+@ 3600 IN NS ns1.$ZONE.
+ns1 3600 IN A 127.0.0.1
+mail 3600 IN A 192.0.2.25
+EOF
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        PORT=$(free_port)
+        cat >"$dir/knot.conf" <<EOF
+server:
+  rundir: "$dir/run"
+  listen: 127.0.0.1@$PORT
+  udp-workers: $KNOT_WORKERS
+  tcp-workers: $KNOT_WORKERS
+  background-workers: 1
+control:
+  listen: "$dir/run/knot.sock"
+database:
+  storage: "$dir/db"
+log:
+  - target: stderr
+    any: info
+key:
+  - id: $KEYNAME
+    algorithm: hmac-sha256
+    secret: $SECRET
+acl:
+  - id: acl_update
+    key: $KEYNAME
+    action: [update, transfer]
+template:
+  - id: default
+    storage: "$dir/zones"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: changes
+    acl: [acl_update]
+zone:
+  - domain: $ZONE
+    file: $ZONE.zone
+EOF
+        knotc -c "$dir/knot.conf" conf-check >/dev/null || die "knotc conf-check failed for $dir/knot.conf"
+        knotd -c "$dir/knot.conf" >"$dir/knotd.log" 2>&1 </dev/null &
+        KNOT_PID=$!
+        local deadline=$(( $(date +%s) + 15 ))
+        while [ "$(date +%s)" -le "$deadline" ]; do
+            kill -0 "$KNOT_PID" 2>/dev/null || break
+            if [ "$(dig +short +norec +time=1 +tries=1 @127.0.0.1 -p "$PORT" "$ZONE" SOA 2>/dev/null | wc -w)" = 7 ]; then
+                return 0
+            fi
+            sleep 0.05
+        done
+        echo "bench-update: knotd attempt $attempt on port $PORT failed:" >&2
+        tail -5 "$dir/knotd.log" >&2
+        stop_knot
+    done
+    die "knotd did not start"
+}
+
+# write_config FILE STATEDIR WITH_ZONE
+write_config() {
+    local file=$1 statedir=$2 with_zone=$3 i
+    {
+        printf '[cdm]\nstatedir = %s\n\n' "$statedir"
+        printf '[domain]\nhandler = rfc2136\nserver = 127.0.0.1:%s\nkeyname = %s\n' "$PORT" "$KEYNAME"
+        printf 'keyalgorithm = hmac-sha256\nsecret = %s\nttl = 300\n' "$SECRET"
+        [ "$with_zone" = yes ] && printf 'zone = %s\n' "$ZONE"
+        for i in $(seq 1 "$NAMES"); do
+            printf '\n[domain:host%03d.%s]\n' "$i" "$ZONE"
+            printf 'ip4 = 192.0.2.%d\n' $(( i % 250 + 1 ))
+            printf 'ip6 = 2001:db8::%x\n' "$i"
+            printf 'mx = mail.%s\n' "$ZONE"
+            printf 'spf = +mx, -all\n'
+            printf 'caa = 0 issue letsencrypt.org\n'
+        done
+    } >"$file"
+    chmod 600 "$file"
+}
+
+# count LOG WHAT: number of `rfc2136: sent WHAT` debug lines.
+count() { grep -c "DEBUG .*rfc2136: sent $2 " "$1" || true; }
+
+# run_update CONFIG LOG: runs --update -v, sets RUN_MS; fails the benchmark on error.
+run_update() {
+    local start end
+    start=$(now_ns)
+    if ! "$BIN" --update -v "$1" 2>"$2" >/dev/null; then
+        cat "$2" >&2
+        die "cryptdomainmgr --update failed (log above)"
+    fi
+    end=$(now_ns)
+    RUN_MS=$(( (end - start) / 1000000 ))
+}
+
+ms() { awk -v ns="$1" 'BEGIN { printf "%.1f", ns / 1e6 }'; }
+
+# check_served: after the first run, the server serves every record (dig, AXFR with TSIG).
+check_served() {
+    local name want got
+    for i in 1 $(( (NAMES + 1) / 2 )) "$NAMES"; do
+        name=$(printf 'host%03d.%s' "$i" "$ZONE")
+        want=$(printf '192.0.2.%d' $(( i % 250 + 1 )))
+        got=$(dig +short +norec @127.0.0.1 -p "$PORT" "$name" A)
+        [ "$got" = "$want" ] || die "dig $name A: want $want, got '$got'"
+        [ "$(dig +short +norec @127.0.0.1 -p "$PORT" "$name" AAAA | wc -l)" = 1 ] || die "dig $name AAAA: not 1 record"
+    done
+    dig +nocmd +noall +answer -y "hmac-sha256:$KEYNAME:$SECRET" @127.0.0.1 -p "$PORT" "$ZONE" AXFR >"$1"
+    local type n expect
+    for type in A AAAA MX TXT CAA; do
+        n=$(awk -v t="$type" '$4 == t && $1 ~ /^host[0-9]+\./' "$1" | wc -l)
+        expect=$NAMES
+        [ "$n" = "$expect" ] || die "AXFR: $n $type records at host names, want $expect"
+    done
+    AXFR_TOTAL=$(awk '$1 ~ /^host[0-9]+\./' "$1" | wc -l)
+}
+
+ROWS=()
+bench_variant() {
+    local label=$1 with_zone=$2 dir="$WORK/$2"
+    mkdir -p "$dir"
+    echo "== variant: $label" >&2
+    start_knot "$dir/knot"
+    write_config "$dir/bench.conf" "$dir/state" "$with_zone"
+
+    run_update "$dir/bench.conf" "$dir/run1.log"
+    local first_ms=$RUN_MS
+    local s1 a1 u1
+    s1=$(count "$dir/run1.log" "QUERY SOA")
+    a1=$(count "$dir/run1.log" AXFR)
+    u1=$(count "$dir/run1.log" UPDATE)
+    local upd_line
+    upd_line=$(grep -o 'sent UPDATE [^ ]* ([^)]*)' "$dir/run1.log" | head -1 || true)
+    check_served "$dir/axfr.txt"
+    echo "   first run: ${first_ms} ms; SOA queries $s1, AXFR $a1, UPDATE $u1 [$upd_line]; served: $AXFR_TOTAL records at the $NAMES names" >&2
+
+    local times=() s2 a2 u2 s2max=0 a2max=0 u2total=0 i
+    for i in $(seq 1 "$NOOP_RUNS"); do
+        local start end
+        start=$(now_ns)
+        "$BIN" --update -v "$dir/bench.conf" 2>"$dir/noop$i.log" >/dev/null || { cat "$dir/noop$i.log" >&2; die "no-op run $i failed"; }
+        end=$(now_ns)
+        times+=($(( end - start )))
+        s2=$(count "$dir/noop$i.log" "QUERY SOA")
+        a2=$(count "$dir/noop$i.log" AXFR)
+        u2=$(count "$dir/noop$i.log" UPDATE)
+        (( s2 > s2max )) && s2max=$s2
+        (( a2 > a2max )) && a2max=$a2
+        u2total=$(( u2total + u2 ))
+        grep -q 'add (new)\|delete ' "$dir/noop$i.log" && die "no-op run $i changed something: $(grep 'add (new)\|delete ' "$dir/noop$i.log" | head -3)"
+    done
+    local sorted min med max
+    sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+    min=$(echo "$sorted" | head -1)
+    max=$(echo "$sorted" | tail -1)
+    med=$(echo "$sorted" | sed -n "$(( (NOOP_RUNS + 1) / 2 ))p")
+    echo "   no-op runs ($NOOP_RUNS): min $(ms "$min") ms, median $(ms "$med") ms, max $(ms "$max") ms; SOA queries $s2max, AXFR $a2max, UPDATE $u2total in total" >&2
+
+    # Targets (SPEC): one AXFR and at most one UPDATE per zone; SOA lookups only
+    # without `zone =`; no-op: no UPDATE, under 100 ms.
+    local soa_target verdict1 verdict2
+    if [ "$with_zone" = yes ]; then soa_target=0; else soa_target="$NAMES"; fi
+    verdict1=ok; verdict2=ok
+    { (( a1 <= 1 && u1 <= 1 && s1 <= soa_target )); } || verdict1=MISSED
+    { (( a2max <= 1 && u2total == 0 && s2max <= soa_target && med < 100000000 )); } || verdict2=MISSED
+    ROWS+=("| $label | first ($(( NAMES * 5 )) adds) | $s1 | $a1 | $u1 | $first_ms | $verdict1 |")
+    ROWS+=("| $label | no-op (min / median of $NOOP_RUNS) | $s2max | $a2max | $u2total | $(ms "$min") / $(ms "$med") | $verdict2 |")
+    stop_knot
+}
+
+bench_variant "no \`zone =\`" no
+bench_variant "\`zone = $ZONE\`" yes
+
+cpus=$(nproc 2>/dev/null || echo "?")
+echo
+echo "### Update benchmark: $NAMES names x 5 records in one zone, Knot $(knotd -V 2>/dev/null | awk '{print $NF}') on loopback, $KNOT_WORKERS TCP worker(s), $cpus CPUs"
+echo
+echo "| variant | run | SOA queries | AXFR | UPDATE | wall ms | target |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "Messages counted from \`-v\` debug lines (\`rfc2136: sent ...\`); no-op message counts are the maximum over the runs (UPDATE: the total)."
+echo "Targets: first run at most one AXFR and one UPDATE per zone, SOA lookups at most one per name without \`zone =\` and none with it; no-op run no UPDATE and median under 100 ms."
