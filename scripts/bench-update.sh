@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 NAMES=${NAMES:-100}
 NOOP_RUNS=${NOOP_RUNS:-5}
 # knotd worker threads (the test suite uses 1, as here)
-KNOT_WORKERS=${KNOT_WORKERS:-1}
+export KNOT_WORKERS=${KNOT_WORKERS:-1}
 ZONE=example.test
 KEYNAME=cdm-bench-key
 PATH="$PATH:/usr/sbin:/sbin"
@@ -35,92 +35,28 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 BIN="$TARGET_DIR/release/cryptdomainmgr"
 [ -x "$BIN" ] || die "binary not found at $BIN"
 
+# shellcheck source=scripts/knot-lib.sh
+KNOT_KEYNAME=$KEYNAME
+. scripts/knot-lib.sh
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cdm-bench.XXXXXX")
-KNOT_PID=""
-stop_knot() {
-    if [ -n "$KNOT_PID" ]; then
-        kill "$KNOT_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$KNOT_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$KNOT_PID" 2>/dev/null || true
-        wait "$KNOT_PID" 2>/dev/null || true
-        KNOT_PID=""
-    fi
+cleanup() {
+    knot_stop
+    if [ -n "${KEEP:-}" ]; then echo "bench-update: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
-cleanup() { stop_knot; if [ -n "${KEEP:-}" ]; then echo "bench-update: kept $WORK" >&2; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 now_ns() { date +%s%N; }
 
 # start_knot DIR: a fresh knotd serving a minimal $ZONE from DIR; sets PORT, SECRET.
 start_knot() {
-    local dir=$1
-    mkdir -p "$dir/run" "$dir/db" "$dir/zones"
-    SECRET=$(head -c 32 /dev/urandom | base64)
-    cat >"$dir/zones/$ZONE.zone" <<EOF
-\$ORIGIN $ZONE.
-\$TTL 300
-@ 3600 IN SOA ns1.$ZONE. hostmaster.$ZONE. 1 3600 600 86400 300
+    knot_start "$1" "$ZONE" "@ 3600 IN SOA ns1.$ZONE. hostmaster.$ZONE. 1 3600 600 86400 300
 @ 3600 IN NS ns1.$ZONE.
 ns1 3600 IN A 127.0.0.1
-mail 3600 IN A 192.0.2.25
-EOF
-    local attempt
-    for attempt in 1 2 3 4 5; do
-        PORT=$(free_port)
-        cat >"$dir/knot.conf" <<EOF
-server:
-  rundir: "$dir/run"
-  listen: 127.0.0.1@$PORT
-  udp-workers: $KNOT_WORKERS
-  tcp-workers: $KNOT_WORKERS
-  background-workers: 1
-control:
-  listen: "$dir/run/knot.sock"
-database:
-  storage: "$dir/db"
-log:
-  - target: stderr
-    any: info
-key:
-  - id: $KEYNAME
-    algorithm: hmac-sha256
-    secret: $SECRET
-acl:
-  - id: acl_update
-    key: $KEYNAME
-    action: [update, transfer]
-template:
-  - id: default
-    storage: "$dir/zones"
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: changes
-    acl: [acl_update]
-zone:
-  - domain: $ZONE
-    file: $ZONE.zone
-EOF
-        knotc -c "$dir/knot.conf" conf-check >/dev/null || die "knotc conf-check failed for $dir/knot.conf"
-        knotd -c "$dir/knot.conf" >"$dir/knotd.log" 2>&1 </dev/null &
-        KNOT_PID=$!
-        local deadline=$(( $(date +%s) + 15 ))
-        while [ "$(date +%s)" -le "$deadline" ]; do
-            kill -0 "$KNOT_PID" 2>/dev/null || break
-            if [ "$(dig +short +norec +time=1 +tries=1 @127.0.0.1 -p "$PORT" "$ZONE" SOA 2>/dev/null | wc -w)" = 7 ]; then
-                return 0
-            fi
-            sleep 0.05
-        done
-        echo "bench-update: knotd attempt $attempt on port $PORT failed:" >&2
-        tail -5 "$dir/knotd.log" >&2
-        stop_knot
-    done
-    die "knotd did not start"
+mail 3600 IN A 192.0.2.25" || die "knotd did not start"
+    PORT=$KNOT_PORT
+    SECRET=$KNOT_SECRET
 }
 
 # write_config FILE STATEDIR WITH_ZONE
@@ -230,7 +166,7 @@ bench_variant() {
     { (( a2max <= 1 && u2total == 0 && s2max <= soa_target && med < 100000000 )); } || verdict2=MISSED
     ROWS+=("| $label | first ($(( NAMES * 5 )) adds) | $s1 | $a1 | $u1 | $first_ms | $verdict1 |")
     ROWS+=("| $label | no-op (min / median of $NOOP_RUNS) | $s2max | $a2max | $u2total | $(ms "$min") / $(ms "$med") | $verdict2 |")
-    stop_knot
+    knot_stop
 }
 
 bench_variant "no \`zone =\`" no
