@@ -460,3 +460,44 @@ fn next_cycles_the_phases() {
         status.stdout
     );
 }
+
+/// Regression: zones were looked up once per name (100 names, 100 SOA queries at
+/// once overflowed the server's TCP backlog). Now one lookup per zone, and a
+/// name below a delegation still lands in its own zone.
+#[test]
+fn one_zone_lookup_per_zone_and_delegations_respected() {
+    let child = "sub.example.de";
+    let Some(knot) = KnotEnv::builder()
+        .zone(
+            ZONE,
+            &format!("{}sub NS ns1.example.de.\n", minimal_zone(ZONE)),
+        )
+        .zone(child, &minimal_zone(child))
+        .start()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = base_config(&knot, &dir.path().join("state"));
+    for name in ["a", "b", "c", "d"] {
+        text.push_str(&format!("\n[domain:{name}.example.de]\nip4 = 192.0.2.1\n"));
+    }
+    text.push_str("\n[domain:x.sub.example.de]\nip4 = 192.0.2.2\n");
+    let conf = write_config(dir.path(), "c.conf", &text);
+    let child_serial = knot.serial(child);
+    let run = cdm(dir.path(), &["--update", "-v", &conf]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in ["a", "b", "c", "d"] {
+        assert_eq!(
+            knot.dig(&format!("{name}.example.de"), "A"),
+            vec!["192.0.2.1"]
+        );
+    }
+    assert_eq!(knot.dig("x.sub.example.de", "A"), vec!["192.0.2.2"]);
+    assert!(
+        knot.serial(child) > child_serial,
+        "the child zone was updated"
+    );
+    let soa_queries = run.stderr.matches("sent QUERY SOA").count();
+    assert_eq!(soa_queries, 2, "one SOA lookup per zone:\n{}", run.stderr);
+}

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::config::model::{Config, Domain};
 use crate::dns::provider::{ChangeSet, DnsProvider};
-use crate::dns::record::Name;
+use crate::dns::record::{Name, RecordType};
 use crate::plan::update::{DomainPlan, PublicIps, plan_domain};
 use crate::publicip;
 use crate::run::PhaseFailed;
@@ -36,61 +36,83 @@ pub async fn run(config: &Config, dry_run: bool) -> Result<(), PhaseFailed> {
 
     let ips = Arc::new(public_ips(&domains).await);
 
-    // Find every domain's zone, concurrently.
-    let mut lookups = JoinSet::new();
-    for domain in domains {
-        lookups.spawn(async move {
-            let zone = domain.provider.instance.find_zone(&domain.name).await;
-            (domain, zone)
-        });
-    }
-    let mut zones: Vec<ZoneWork> = Vec::new();
-    while let Some(joined) = lookups.join_next().await {
-        let Ok((domain, zone)) = joined else {
-            failed = true;
-            continue;
-        };
-        match zone {
-            Ok(zone) => {
-                let id = domain.provider.id;
-                match zones
-                    .iter_mut()
-                    .find(|w| w.provider_id == id && w.zone == zone)
-                {
-                    Some(work) => work.domains.push(domain),
-                    None => zones.push(ZoneWork {
-                        provider: domain.provider.instance.clone(),
-                        provider_id: id,
-                        zone,
-                        domains: vec![domain],
-                    }),
+    // Usually one round. A name that the zone's AXFR shows to lie below a
+    // delegation is handed back and looked up on its own in a second round.
+    let mut remaining = domains;
+    let mut round = 0;
+    while !remaining.is_empty() {
+        round += 1;
+        let zones = assign_zones(remaining, &mut failed).await;
+        let mut tasks = JoinSet::new();
+        for mut work in zones {
+            work.domains.sort_by(|a, b| a.name.cmp(&b.name));
+            let ips = ips.clone();
+            tasks.spawn(async move { update_zone(work, &ips, dry_run).await });
+        }
+        remaining = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(outcome) => {
+                    failed |= outcome.failed;
+                    if round == 1 {
+                        remaining.extend(outcome.delegated);
+                    } else {
+                        for domain in outcome.delegated {
+                            error!(
+                                "[domain:{}]: lies below a delegation, but its zone lookup names the parent zone; its records are left as they are",
+                                domain.name
+                            );
+                            failed = true;
+                        }
+                    }
                 }
+                Err(_) => failed = true,
             }
+        }
+    }
+    if failed { Err(PhaseFailed) } else { Ok(()) }
+}
+
+/// Groups domains by zone with one zone lookup per zone, not per name: a name
+/// at or below a zone already found (at the same provider) is taken to be in
+/// it; `update_zone` hands back names its AXFR shows to be delegated.
+async fn assign_zones(mut domains: Vec<Domain>, failed: &mut bool) -> Vec<ZoneWork> {
+    // Shorter names first, so a zone apex is looked up before the names below it.
+    domains.sort_by_key(|d| (d.name.as_str().split('.').count(), d.name.clone()));
+    let mut zones: Vec<ZoneWork> = Vec::new();
+    for domain in domains {
+        let id = domain.provider.id;
+        let known = zones
+            .iter_mut()
+            .filter(|w| w.provider_id == id && domain.name.is_at_or_below(&w.zone))
+            .max_by_key(|w| w.zone.as_str().len());
+        if let Some(work) = known {
+            work.domains.push(domain);
+            continue;
+        }
+        match domain.provider.instance.find_zone(&domain.name).await {
+            Ok(zone) => match zones
+                .iter_mut()
+                .find(|w| w.provider_id == id && w.zone == zone)
+            {
+                Some(work) => work.domains.push(domain),
+                None => zones.push(ZoneWork {
+                    provider: domain.provider.instance.clone(),
+                    provider_id: id,
+                    zone,
+                    domains: vec![domain],
+                }),
+            },
             Err(e) => {
                 error!(
                     "[domain:{}]: {e}; its records are left as they are",
                     domain.name
                 );
-                failed = true;
+                *failed = true;
             }
         }
     }
-
-    // Each zone: read once, plan every domain in it, apply one change set.
-    let mut tasks = JoinSet::new();
-    for mut work in zones {
-        work.domains.sort_by(|a, b| a.name.cmp(&b.name));
-        let ips = ips.clone();
-        tasks.spawn(async move {
-            update_zone(work.provider, work.zone, work.domains, &ips, dry_run).await
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        if !matches!(joined, Ok(Ok(()))) {
-            failed = true;
-        }
-    }
-    if failed { Err(PhaseFailed) } else { Ok(()) }
+    zones
 }
 
 /// The domains of one zone at one provider.
@@ -101,20 +123,44 @@ struct ZoneWork {
     domains: Vec<Domain>,
 }
 
+/// What became of one zone's work.
+struct ZoneOutcome {
+    failed: bool,
+    /// Domains that lie below a delegation in this zone, so in another zone.
+    delegated: Vec<Domain>,
+}
+
 async fn update_zone(
-    provider: Arc<dyn DnsProvider>,
-    zone: Name,
-    domains: Vec<Domain>,
+    work: ZoneWork,
     ips: &HashMap<String, PublicIpAnswer>,
     dry_run: bool,
-) -> Result<(), PhaseFailed> {
+) -> ZoneOutcome {
+    let ZoneWork {
+        provider,
+        zone,
+        domains,
+        ..
+    } = work;
     let existing = match provider.read_zone(&zone).await {
         Ok(records) => records,
         Err(e) => {
             error!("zone {zone}: {e}; nothing in this zone was changed");
-            return Err(PhaseFailed);
+            return ZoneOutcome {
+                failed: true,
+                delegated: Vec::new(),
+            };
         }
     };
+    // NS records below the apex are delegations: names at or below them belong
+    // to another zone.
+    let cuts: Vec<&Name> = existing
+        .iter()
+        .filter(|r| r.record_type() == RecordType::Ns && r.name != zone)
+        .map(|r| &r.name)
+        .collect();
+    let (delegated, domains): (Vec<Domain>, Vec<Domain>) = domains
+        .into_iter()
+        .partition(|d| cuts.iter().any(|cut| d.name.is_at_or_below(cut)));
     let mut failed = false;
     let mut changes = ChangeSet::default();
     let mut plans: Vec<(&Domain, DomainPlan)> = Vec::new();
@@ -164,7 +210,7 @@ async fn update_zone(
         error!("zone {zone}: {e}; none of the changes above were made");
         failed = true;
     }
-    if failed { Err(PhaseFailed) } else { Ok(()) }
+    ZoneOutcome { failed, delegated }
 }
 
 fn needs(domain: &Domain, v4: bool) -> bool {
