@@ -205,7 +205,49 @@ fn status(config: &Config) -> Exit {
         Some(run) => println!("last update: {:?} at {}", run.status, run.at.to_rfc3339()),
         None => println!("last update: never"),
     }
+    let now = Utc::now();
+    for cert in &config.certs {
+        println!(
+            "\ncertificate [cert:{}] for {}",
+            cert.name,
+            join(&cert.domains)
+        );
+        let entry = state.certs.get(&cert.name).cloned().unwrap_or_default();
+        for (label, material) in [("current", &entry.current), ("prepared", &entry.prepared)] {
+            match material {
+                Some(m) => println!(
+                    "  {label}: serial {}, sha256 {}, expires {} ({} days), names {}",
+                    m.serial,
+                    m.fingerprint,
+                    m.not_after.format("%Y-%m-%d %H:%M UTC"),
+                    (m.not_after - now).num_days(),
+                    m.names.join(", ")
+                ),
+                None => println!("  {label}: none"),
+            }
+        }
+        if let Some(pending) = &entry.pending {
+            println!(
+                "  interrupted issuance since {} (order {}); the next prepare continues it",
+                pending.started.to_rfc3339(),
+                pending.order_url.as_deref().unwrap_or("not yet created")
+            );
+        }
+        let names: Vec<String> = cert.domains.iter().map(|d| d.to_string()).collect();
+        match phases::cert::renewal_reason(cert, &names, &entry, now, false) {
+            Some(reason) => println!("  due: prepare ({reason})"),
+            None => println!("  due: nothing"),
+        }
+    }
     Exit::Success
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The configuration as interpreted, for `--check`. Secrets are never shown.
@@ -233,6 +275,19 @@ fn render_config(config: &Config) -> String {
                 "{} -> {:?} {:?}    # {}\n",
                 rule.rule.key, rule.rule.op, rule.rule.kind, rule.span
             ));
+        }
+    }
+    for cert in &config.certs {
+        out.push_str(&format!("\n[cert:{}]\n", cert.name));
+        out.push_str(&format!("names = {}\n", join(&cert.domains)));
+        out.push_str(&format!("ca = {}\n", cert.directory));
+        out.push_str(&format!("key = {:?}\n", cert.key_type));
+        out.push_str(&format!("renewdays = {}\n", cert.renew_days));
+        if let Some(dest) = &cert.destination {
+            out.push_str(&format!("destination = {}\n", dest.display()));
+        }
+        if cert.eab.is_some() {
+            out.push_str("eab = *** (external account binding)\n");
         }
     }
     for section in &config.other_sections {

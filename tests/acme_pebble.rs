@@ -3,11 +3,9 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -15,142 +13,50 @@ use cryptdomainmgr::acme::{
     AcmeClient, AcmeConfig, AcmeError, ChallengeRecord, Dns01, Dns01Error, Limits,
 };
 use cryptdomainmgr::material::cert::{KeyType, generate_key, key_matches_cert};
+use support::knot::{KnotEnv, minimal_zone};
 use support::pebble::PebbleEnv;
 
 const ZONE: &str = "example.test";
-const TSIG_NAME: &str = "acme-key";
-const TSIG_SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=";
 
-/// A minimal Knot serving `example.test`, updatable with a TSIG key. (The shared
-/// `support::knot` from the DNS branch replaces this once merged.)
-struct Knot {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+/// Runs an nsupdate script against `knot` with its update key: an independent
+/// DNS-01 publisher, so these tests exercise the ACME client alone.
+fn nsupdate(knot: &KnotEnv, lines: &[String]) -> Result<(), Dns01Error> {
+    use std::io::Write;
+    let mut script = format!("server 127.0.0.1 {}\nzone {ZONE}\n", knot.port());
+    for l in lines {
+        script.push_str(l);
+        script.push('\n');
+    }
+    script.push_str("send\n");
+    let mut child = Command::new("nsupdate")
+        .arg("-y")
+        .arg(format!("hmac-sha256:{}:{}", knot.key_name(), knot.secret()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!("nsupdate: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(())
 }
 
-impl Knot {
-    fn start() -> Option<Knot> {
-        if !support::require("knotd") || !support::require("nsupdate") || !support::require("dig") {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = support::free_port();
-        let d = dir.path().display();
-        std::fs::write(
-            dir.path().join(format!("{ZONE}.zone")),
-            format!(
-                "$ORIGIN {ZONE}.\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n"
-            ),
-        )
-        .unwrap();
-        let conf = format!(
-            "server:\n    rundir: {d}\n    listen: 127.0.0.1@{port}\n\
-             control:\n    listen: {d}/knot.sock\n\
-             database:\n    storage: {d}\n\
-             key:\n  - id: {TSIG_NAME}\n    algorithm: hmac-sha256\n    secret: {TSIG_SECRET}\n\
-             acl:\n  - id: update\n    key: {TSIG_NAME}\n    action: update\n\
-             template:\n  - id: default\n    storage: {d}\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: changes\n\
-             zone:\n  - domain: {ZONE}\n    file: {ZONE}.zone\n    acl: update\n"
-        );
-        let conf_path = dir.path().join("knot.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let knot = Knot {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while knot.dig(ZONE, "SOA").is_empty() {
-            assert!(Instant::now() < deadline, "knotd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(knot)
+fn start_knot() -> Option<KnotEnv> {
+    if !support::require("nsupdate") {
+        return None;
     }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// What Knot serves for `name`/`rtype` (`dig +short`), one answer per line.
-    fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
-        let out = Command::new("dig")
-            .args([
-                "@127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "+short",
-                "+norec",
-            ])
-            .args(["+time=1", "+tries=1", name, rtype])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with(';'))
-            .map(|l| l.trim_matches('"').to_string())
-            .collect()
-    }
-
-    fn nsupdate(&self, lines: &[String]) -> Result<(), Dns01Error> {
-        use std::io::Write;
-        let mut script = format!("server 127.0.0.1 {}\nzone {ZONE}\n", self.port);
-        for l in lines {
-            script.push_str(l);
-            script.push('\n');
-        }
-        script.push_str("send\n");
-        let mut child = Command::new("nsupdate")
-            .arg("-y")
-            .arg(format!("hmac-sha256:{TSIG_NAME}:{TSIG_SECRET}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .ok_or("no stdin")?
-            .write_all(script.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            return Err(format!("nsupdate: {}", String::from_utf8_lossy(&out.stderr)).into());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by its recorded pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(None) = self.child.try_wait() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.wait();
-    }
+    KnotEnv::start(ZONE, &minimal_zone(ZONE))
 }
 
 /// DNS-01 through nsupdate; `corrupt` publishes a wrong value.
 struct KnotDns01<'a> {
-    knot: &'a Knot,
+    knot: &'a KnotEnv,
     corrupt: bool,
 }
 
@@ -168,7 +74,7 @@ impl Dns01 for KnotDns01<'_> {
                 format!("update add {}. 60 TXT \"{value}\"", c.name)
             })
             .collect();
-        self.knot.nsupdate(&lines)
+        nsupdate(self.knot, &lines)
     }
 
     async fn wait_until_served(&self, challenges: &[ChallengeRecord]) -> Result<(), Dns01Error> {
@@ -192,7 +98,7 @@ impl Dns01 for KnotDns01<'_> {
             .iter()
             .map(|c| format!("update delete {}. TXT", c.name))
             .collect();
-        self.knot.nsupdate(&lines)
+        nsupdate(self.knot, &lines)
     }
 }
 
@@ -214,7 +120,7 @@ fn config(pebble: &PebbleEnv, account_dir: &Path) -> AcmeConfig {
     }
 }
 
-fn assert_no_challenge_records(knot: &Knot) {
+fn assert_no_challenge_records(knot: &KnotEnv) {
     for name in names() {
         let txt = knot.dig(&format!("_acme-challenge.{name}"), "TXT");
         assert!(txt.is_empty(), "challenge record left for {name}: {txt:?}");
@@ -251,7 +157,7 @@ fn openssl_verify(dir: &Path, root_pem: &str, chain_pem: &str) {
 
 #[tokio::test]
 async fn issues_for_two_names_and_reuses_the_account() {
-    let Some(knot) = Knot::start() else { return };
+    let Some(knot) = start_knot() else { return };
     let Some(pebble) = PebbleEnv::start(Some(knot.addr())) else {
         return;
     };
@@ -305,7 +211,7 @@ async fn issues_for_two_names_and_reuses_the_account() {
 
 #[tokio::test]
 async fn survives_half_of_all_nonces_rejected() {
-    let Some(knot) = Knot::start() else { return };
+    let Some(knot) = start_knot() else { return };
     let Some(pebble) =
         PebbleEnv::start_with_env(Some(knot.addr()), &[("PEBBLE_WFE_NONCEREJECT", "50")])
     else {
@@ -329,7 +235,7 @@ async fn survives_half_of_all_nonces_rejected() {
 
 #[tokio::test]
 async fn a_wrong_challenge_value_names_the_domain_and_records_are_removed() {
-    let Some(knot) = Knot::start() else { return };
+    let Some(knot) = start_knot() else { return };
     let Some(pebble) = PebbleEnv::start(Some(knot.addr())) else {
         return;
     };
@@ -359,7 +265,7 @@ async fn a_wrong_challenge_value_names_the_domain_and_records_are_removed() {
 
 #[tokio::test]
 async fn resuming_a_stored_order_downloads_instead_of_reordering() {
-    let Some(knot) = Knot::start() else { return };
+    let Some(knot) = start_knot() else { return };
     let Some(pebble) = PebbleEnv::start(Some(knot.addr())) else {
         return;
     };

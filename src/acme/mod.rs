@@ -125,6 +125,38 @@ impl AcmeClient {
     }
 }
 
+/// The CAA issuer domain of the CA at `directory_url`, for `caa = auto`, without
+/// an account: known for Let's Encrypt, else read from the directory.
+///
+/// # Errors
+/// When the directory cannot be fetched or names no plain `caaIdentities`.
+pub async fn caa_identity_of(
+    directory_url: &str,
+    cacert: Option<&std::path::Path>,
+) -> Result<String, AcmeError> {
+    if let Some(id) = known_caa_identity(directory_url) {
+        return Ok(id);
+    }
+    let http = AcmeHttp::new(cacert).map_err(|e| AcmeError::Config(e.to_string()))?;
+    let (status, body) = http
+        .get(directory_url)
+        .await
+        .map_err(|e| AcmeError::Unreachable {
+            url: directory_url.to_string(),
+            reason: e.reason,
+        })?;
+    if status != 200 {
+        return Err(AcmeError::Protocol(format!(
+            "the directory {directory_url} answered HTTP {status}"
+        )));
+    }
+    caa_identity_from_directory(&body).ok_or_else(|| {
+        AcmeError::Protocol(format!(
+            "the directory {directory_url} names no caaIdentities; set caa = 0 issue <ca domain> instead of auto"
+        ))
+    })
+}
+
 fn known_caa_identity(directory_url: &str) -> Option<String> {
     let uri: ::http::Uri = directory_url.parse().ok()?;
     let host = uri.host()?.to_ascii_lowercase();

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use log::{error, info};
 use tokio::task::JoinSet;
 
+use crate::acme;
+use crate::config::cert::certs_of;
 use crate::config::model::{Config, Domain};
+use crate::config::records::{CaaEntry, RecordKind};
 use crate::dns::provider::{ChangeSet, DnsProvider};
 use crate::dns::record::{Name, RecordType};
 use crate::plan::update::{DomainPlan, PublicIps, plan_domain};
@@ -22,6 +25,7 @@ use crate::run::PhaseFailed;
 /// [`PhaseFailed`] when a lookup, a zone or a key failed; other zones and keys
 /// are still applied.
 pub async fn run(config: &Config, dry_run: bool) -> Result<(), PhaseFailed> {
+    let caa = Arc::new(caa_auto_identities(config).await);
     let domains: Vec<Domain> = config
         .domains
         .iter()
@@ -47,7 +51,8 @@ pub async fn run(config: &Config, dry_run: bool) -> Result<(), PhaseFailed> {
         for mut work in zones {
             work.domains.sort_by(|a, b| a.name.cmp(&b.name));
             let ips = ips.clone();
-            tasks.spawn(async move { update_zone(work, &ips, dry_run).await });
+            let caa = caa.clone();
+            tasks.spawn(async move { update_zone(work, &ips, &caa, dry_run).await });
         }
         remaining = Vec::new();
         while let Some(joined) = tasks.join_next().await {
@@ -133,6 +138,7 @@ struct ZoneOutcome {
 async fn update_zone(
     work: ZoneWork,
     ips: &HashMap<String, PublicIpAnswer>,
+    caa: &HashMap<Name, Result<Vec<String>, String>>,
     dry_run: bool,
 ) -> ZoneOutcome {
     let ZoneWork {
@@ -168,6 +174,11 @@ async fn update_zone(
         let public = PublicIps {
             v4: needs(domain, true).then(|| answer_v4(ips, &domain.ip4_lookup)),
             v6: needs(domain, false).then(|| answer_v6(ips, &domain.ip6_lookup)),
+        };
+        let caa_identities = |d: &Domain| {
+            caa.get(&d.name)
+                .cloned()
+                .unwrap_or_else(|| Err(format!("no certificate covers {}", d.name)))
         };
         let plan = plan_domain(domain, &zone, &existing, &public, &caa_identities);
         changes.adds.extend(plan.changes.adds.iter().cloned());
@@ -279,10 +290,45 @@ fn answer_v6(ips: &HashMap<String, PublicIpAnswer>, url: &str) -> Result<Ipv6Add
     }
 }
 
-/// CA domains for `caa = auto`.
-fn caa_identities(domain: &Domain) -> Result<Vec<String>, String> {
-    Err(format!(
-        "caa = auto publishes the CA of {}'s certificate, but this version does not manage certificates yet",
-        domain.name
-    ))
+/// The CA domains for `caa = auto`, per domain: the CAA identity of the CA of
+/// every certificate that covers it (each CA asked once).
+async fn caa_auto_identities(config: &Config) -> HashMap<Name, Result<Vec<String>, String>> {
+    let mut by_ca: HashMap<String, Result<String, String>> = HashMap::new();
+    let mut result = HashMap::new();
+    for domain in &config.domains {
+        let wants_auto = domain.rules.iter().any(|r| {
+            matches!(&r.rule.kind, RecordKind::Caa(entries) if entries.contains(&CaaEntry::Auto))
+        });
+        if !wants_auto {
+            continue;
+        }
+        let certs = certs_of(&config.certs, &domain.name);
+        if certs.is_empty() {
+            result.insert(
+                domain.name.clone(),
+                Err(format!(
+                    "caa = auto publishes the CA of {}'s certificate, but no [cert] section covers it (cert = ...)",
+                    domain.name
+                )),
+            );
+            continue;
+        }
+        let mut identities = Ok(Vec::new());
+        for cert in certs {
+            if !by_ca.contains_key(&cert.directory) {
+                let answer = acme::caa_identity_of(&cert.directory, cert.cacert.as_deref())
+                    .await
+                    .map_err(|e| e.to_string());
+                by_ca.insert(cert.directory.clone(), answer);
+            }
+            match (&mut identities, &by_ca[&cert.directory]) {
+                (Ok(list), Ok(id)) if !list.contains(id) => list.push(id.clone()),
+                (Ok(_), Ok(_)) => {}
+                (_, Err(e)) => identities = Err(e.clone()),
+                (Err(_), Ok(_)) => {}
+            }
+        }
+        result.insert(domain.name.clone(), identities);
+    }
+    result
 }
