@@ -189,4 +189,4 @@ echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "Messages counted from \`-v\` debug lines (\`rfc2136: sent ...\`); no-op message counts are the maximum over the runs (UPDATE: the total)."
-echo "Targets: first run at most one AXFR and one UPDATE per zone, SOA lookups at most one per name without \`zone =\` and none with it; no-op run no UPDATE and median under 100 ms; no run fails (a failed run leaves some names unchanged and exits 1)."
+echo "Targets: first run at most one AXFR and one UPDATE per zone, SOA lookups at most one per zone without \`zone =\` and none with it; no-op run no UPDATE and median under 100 ms; no run fails (a failed run leaves some names unchanged and exits 1)."

@@ -12,6 +12,8 @@ use crate::material::cert::KeyType;
 use crate::secret::Secret;
 
 pub const DEFAULT_RENEW_DAYS: u32 = 30;
+/// Seconds of `Retry-After` waited for before a rate-limited issuance fails.
+pub const DEFAULT_RATE_LIMIT_WAIT: u64 = 120;
 
 /// One certificate to keep.
 #[derive(Clone, Debug)]
@@ -30,6 +32,8 @@ pub struct CertSection {
     /// `extraflags = -x`: renew on every prepare.
     pub force: bool,
     pub renew_days: u32,
+    /// The longest `Retry-After` of a rate-limited CA that is waited for.
+    pub rate_limit_wait: std::time::Duration,
     /// The names on the certificate, with the domain section each comes from.
     pub domains: Vec<Name>,
 }
@@ -169,6 +173,19 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
             DEFAULT_RENEW_DAYS
         }),
     };
+    let rate_limit_wait = match entries.get("ratelimitwait") {
+        None => DEFAULT_RATE_LIMIT_WAIT,
+        Some(value) => value.text.trim().parse().unwrap_or_else(|_| {
+            err(
+                value,
+                format!(
+                    "ratelimitwait \"{}\" is not a number of seconds",
+                    value.text
+                ),
+            );
+            DEFAULT_RATE_LIMIT_WAIT
+        }),
+    };
     let eab = match (text("eabkid"), text("eabhmackey")) {
         (None, None) => None,
         (Some(kid), Some(key)) => Some(Eab {
@@ -196,6 +213,7 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
         destination: text("destination").map(PathBuf::from),
         force,
         renew_days,
+        rate_limit_wait: std::time::Duration::from_secs(rate_limit_wait),
         domains: Vec::new(),
     })
 }
@@ -210,3 +228,63 @@ pub fn certs_of<'a>(certs: &'a [CertSection], domain: &Name) -> Vec<&'a CertSect
 
 /// Key names of `[cert]` sections holding secrets (for the readable-file warning).
 pub const SECRET_KEYS: &[&str] = &["eabhmackey"];
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ini::{Source, read};
+    use crate::config::model::{Config, build};
+
+    const DOMAIN: &str = "[domain:www.example.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ncert = auto\n";
+
+    fn config(cert: &str) -> Result<Config, Vec<String>> {
+        let text = format!("{DOMAIN}[cert:web]\n{cert}");
+        let sources = [Source {
+            name: "c.conf".into(),
+            text,
+        }];
+        read(&sources)
+            .and_then(|ini| build(&ini))
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn the_originals_spellings() {
+        let c = config(
+            "handler = dehydrated/letsencrypt\nextraflags = --staging, -x\nkeysize = 2048\n",
+        )
+        .unwrap();
+        let cert = &c.certs[0];
+        assert_eq!(cert.directory, crate::acme::LETSENCRYPT_STAGING);
+        assert!(cert.force);
+        assert_eq!(cert.key_type, crate::material::cert::KeyType::Rsa(2048));
+        assert_eq!(cert.domains[0].as_str(), "www.example.test");
+        let c = config("").unwrap();
+        assert_eq!(c.certs[0].directory, crate::acme::LETSENCRYPT);
+        assert_eq!(c.certs[0].renew_days, 30);
+        assert_eq!(c.certs[0].rate_limit_wait.as_secs(), 120);
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        for (text, line, what) in [
+            ("keysize = 1024\n", 8, "RSA key size 1024"),
+            ("keytype = dsa\n", 8, "dsa"),
+            ("handler = certbot\n", 8, "unknown cert handler"),
+            ("extraflags = --ocsp\n", 8, "--ocsp"),
+            ("ca = zerossl\n", 8, "zerossl"),
+            ("renewdays = soon\n", 8, "renewdays"),
+            ("ratelimitwait = x\n", 8, "ratelimitwait"),
+            ("eabkid = kid\n", 8, "together"),
+        ] {
+            let errors = config(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text}: no error"));
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(&format!("c.conf:{line}: ")) && e.contains(what)),
+                "{text}: {errors:?}"
+            );
+        }
+    }
+}

@@ -28,6 +28,7 @@ const CERT_KEYS: &[&str] = &[
     "eabkid",
     "eabhmackey",
     "renewdays",
+    "ratelimitwait",
 ];
 const DKIM_KEYS: &[&str] = &[
     "handler",

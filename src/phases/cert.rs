@@ -162,7 +162,10 @@ async fn prepare_one(
         eab: cert.eab.clone(),
         cacert: cert.cacert.clone(),
         account_dir: store.statedir().join("accounts"),
-        limits: Limits::default(),
+        limits: Limits {
+            max_retry_after: cert.rate_limit_wait,
+            ..Limits::default()
+        },
     };
     let client = AcmeClient::connect(&acme_config)
         .await
@@ -554,6 +557,7 @@ mod tests {
             destination: None,
             force,
             renew_days,
+            rate_limit_wait: std::time::Duration::from_secs(120),
             domains: Vec::new(),
         }
     }
