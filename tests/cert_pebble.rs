@@ -74,16 +74,7 @@ impl Env {
 }
 
 fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::openssl(Path::new("."), args)
 }
 
 /// Checks the deployed files of `name`: chain verifies against Pebble's root,

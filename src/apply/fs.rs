@@ -106,19 +106,8 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsErr
 /// Creates a fresh temporary file beside `target`; the name is unpredictable and
 /// creation is exclusive, so a planted file or link at that name is never used.
 fn create_temp(dir: &Path, target: &Path, mode: u32) -> Result<(PathBuf, File), FsError> {
-    let base = target
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| OsString::from("file"));
     for attempt in 0u32..16 {
-        let mut name = OsString::from(".");
-        name.push(&base);
-        name.push(format!(
-            ".{}.{}.tmp",
-            std::process::id(),
-            random_suffix(attempt)
-        ));
-        let tmp = dir.join(name);
+        let tmp = temp_name(dir, target, "tmp", attempt);
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -131,11 +120,28 @@ fn create_temp(dir: &Path, target: &Path, mode: u32) -> Result<(PathBuf, File), 
             Err(e) => return Err(fs_error("creating a temporary file in", dir)(e)),
         }
     }
-    Err(FsError {
-        action: "creating a temporary file in",
+    Err(no_free_name(dir))
+}
+
+/// `dir/.<target name>.<pid>.<random>.<ext>`: beside the target (so a rename is
+/// atomic), hidden, and not guessable.
+fn temp_name(dir: &Path, target: &Path, ext: &str, attempt: u32) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(target.file_name().unwrap_or_else(|| "file".as_ref()));
+    name.push(format!(
+        ".{}.{}.{ext}",
+        std::process::id(),
+        random_suffix(attempt)
+    ));
+    dir.join(name)
+}
+
+fn no_free_name(dir: &Path) -> FsError {
+    FsError {
+        action: "creating a temporary name in",
         path: dir.to_path_buf(),
         source: io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
-    })
+    }
 }
 
 fn random_suffix(attempt: u32) -> u64 {
@@ -176,19 +182,8 @@ pub fn swap_symlink(link: &Path, target: &Path) -> Result<(), FsError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let base = link
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| OsString::from("link"));
     for attempt in 0u32..16 {
-        let mut name = OsString::from(".");
-        name.push(&base);
-        name.push(format!(
-            ".{}.{}.lnk",
-            std::process::id(),
-            random_suffix(attempt)
-        ));
-        let tmp = dir.join(name);
+        let tmp = temp_name(dir, link, "lnk", attempt);
         match std::os::unix::fs::symlink(target, &tmp) {
             Ok(()) => {
                 if let Err(e) = fs::rename(&tmp, link) {
@@ -201,11 +196,7 @@ pub fn swap_symlink(link: &Path, target: &Path) -> Result<(), FsError> {
             Err(e) => return Err(fs_error("creating a symlink in", dir)(e)),
         }
     }
-    Err(FsError {
-        action: "creating a symlink in",
-        path: dir.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
-    })
+    Err(no_free_name(dir))
 }
 
 /// Removes a directory tree this program created (symlinks inside are removed,

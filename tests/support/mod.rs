@@ -65,3 +65,19 @@ pub fn random_secret() -> String {
         .expect("read /dev/urandom");
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// Runs `openssl` with `args` in `dir`; panics with its stderr when it fails.
+/// Returns its standard output.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -179,16 +179,7 @@ impl Drop for PebbleEnv {
 /// 127.0.0.1 (`server.pem`, `server.key`) in `dir`.
 fn make_tls_certs(dir: &Path) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::openssl(dir, args);
     };
     let ec = [
         "-newkey",
