@@ -146,3 +146,6 @@ if [ "$first" != "$last" ]; then
         echo "N=$last / N=$first wall median: ${ratio}x (2x or more: issuance looks sequential)"
     fi
 fi
+echo
+echo "Wall times are quantized by the order polling (first poll after 0.2 s, then 0.4 s, 0.8 s: a run ends"
+echo "at about 0.6 s or 1.2-1.4 s), so the median of few runs jumps between those steps; CPU time has 10 ms resolution."
