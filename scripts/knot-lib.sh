@@ -21,15 +21,19 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# stop_pid PID: SIGTERM, up to 5 s for it to end, then SIGKILL; by pid, never by name.
+stop_pid() {
+    [ -n "$1" ] || return 0
+    kill "$1" 2>/dev/null || true
+    local _
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 knot_stop() {
-    if [ -n "$KNOT_PID" ]; then
-        kill "$KNOT_PID" 2>/dev/null || true
-        local _
-        for _ in $(seq 50); do kill -0 "$KNOT_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$KNOT_PID" 2>/dev/null || true
-        wait "$KNOT_PID" 2>/dev/null || true
-        KNOT_PID=""
-    fi
+    stop_pid "$KNOT_PID"
+    KNOT_PID=""
 }
 
 # knot_soa_answered ZONE: the server answers an SOA query for ZONE (7 fields).

@@ -12,8 +12,8 @@
 #   pebble_orders                   # orders created so far (POST /order-plz in its log)
 #   pebble_stop                     # by pid; call it from an EXIT trap too
 #
-# Needs pebble, openssl and python3 (free ports, HTTPS GETs); free_port comes
-# from scripts/knot-lib.sh when that is sourced first, else is defined here.
+# Needs pebble, openssl and python3 (HTTPS GETs); source scripts/knot-lib.sh
+# first, which provides free_port and stop_pid.
 
 PEBBLE_PID=""
 PEBBLE_DIR=""
@@ -23,21 +23,9 @@ PEBBLE_DIR_URL=""
 PEBBLE_MGMT_URL=""
 PEBBLE_CACERT=""
 
-if ! declare -F free_port >/dev/null; then
-    free_port() {
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-    }
-fi
-
 pebble_stop() {
-    if [ -n "$PEBBLE_PID" ]; then
-        kill "$PEBBLE_PID" 2>/dev/null || true
-        local _
-        for _ in $(seq 50); do kill -0 "$PEBBLE_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$PEBBLE_PID" 2>/dev/null || true
-        wait "$PEBBLE_PID" 2>/dev/null || true
-        PEBBLE_PID=""
-    fi
+    stop_pid "$PEBBLE_PID"
+    PEBBLE_PID=""
 }
 
 # pebble_https_get URL: the body on stdout, trusting only $PEBBLE_CACERT; fails

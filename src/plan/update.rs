@@ -14,7 +14,7 @@ use super::scope::{Filter, Names, Scope};
 use crate::config::model::Domain;
 use crate::config::records::{AddrEntry, CaaEntry, Op, RecordKind, SoaField, hostmaster_to_rname};
 use crate::dns::provider::ChangeSet;
-use crate::dns::record::{Name, RData, Record, RecordType, Soa};
+use crate::dns::record::{Name, RData, Record, RecordType};
 
 /// Public addresses looked up for `auto` (`None` when not needed).
 #[derive(Clone, Debug, Default)]
@@ -510,7 +510,7 @@ fn fold_soa(
         current.clone()
     } else {
         new.serial = soa.serial.wrapping_add(1);
-        Record::new(zone.clone(), current.ttl, RData::Soa(Soa { ..new }))
+        Record::new(zone.clone(), current.ttl, RData::Soa(new))
     };
     Ok(Some(Contribution {
         op: Op::Set,

@@ -4,6 +4,7 @@
 use super::*;
 use crate::config::ini::{Source, read};
 use crate::config::model::build;
+use crate::dns::record::Soa;
 
 const PROVIDER: &str =
     "[domain]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\n";
