@@ -1,4 +1,6 @@
 //! Cryptographic material the program makes and inspects: certificate keys,
-//! CSRs and issued chains ([`cert`]). TLSA, DKIM and DH parameters join here.
+//! CSRs and issued chains ([`cert`]), DKIM keys and records ([`dkim`]). TLSA and
+//! DH parameters join here.
 
 pub mod cert;
+pub mod dkim;
