@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod acme_script;
 pub mod cdm;
 pub mod knot;
 pub mod pebble;
