@@ -73,6 +73,22 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
 /// When the target is a symlink, or writing, syncing or renaming fails. The
 /// target is then unchanged and no temporary file is left behind.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    write_atomic_owned(path, contents, mode, None, None)
+}
+
+/// [`write_atomic`], with the file handed to `owner` and `group` (ids) before it
+/// is renamed into place, so it never appears with the wrong owner (a service
+/// reading a 0600 key must own it).
+///
+/// # Errors
+/// As [`write_atomic`]; also when the ownership cannot be changed.
+pub fn write_atomic_owned(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<u32>,
+    group: Option<u32>,
+) -> Result<(), FsError> {
     if let Ok(meta) = fs::symlink_metadata(path)
         && meta.file_type().is_symlink()
     {
@@ -93,6 +109,10 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsErr
         // The umask may have narrowed the mode at creation; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(fs_error("setting the mode of", &tmp_path))?;
+        if owner.is_some() || group.is_some() {
+            std::os::unix::fs::fchown(&file, owner, group)
+                .map_err(fs_error("changing the owner of", &tmp_path))?;
+        }
         file.sync_all().map_err(fs_error("syncing", &tmp_path))?;
         fs::rename(&tmp_path, path).map_err(fs_error("renaming into place", path))
     })();
@@ -159,6 +179,14 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(fs_error("syncing directory", dir))
+}
+
+/// Hands `dir` (not followed if a symlink) to `owner` and `group` (ids).
+///
+/// # Errors
+/// When the ownership cannot be changed.
+pub fn chown_dir(dir: &Path, owner: Option<u32>, group: Option<u32>) -> Result<(), FsError> {
+    std::os::unix::fs::lchown(dir, owner, group).map_err(fs_error("changing the owner of", dir))
 }
 
 /// Removes a file if it exists; a missing file is not an error.
@@ -237,6 +265,24 @@ mod tests {
         );
         // Only the target remains: no temporary files left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn owned_writes_set_the_owner_before_the_rename() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dkim.key");
+        let uid = fs::metadata(dir.path()).unwrap().uid();
+        let gid = fs::metadata(dir.path()).unwrap().gid();
+        write_atomic_owned(&path, b"k", PRIVATE_FILE, Some(uid), Some(gid)).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+        // Giving a file away needs root; as another user it fails and the
+        // target is left alone.
+        if uid != 0 {
+            assert!(write_atomic_owned(&path, b"x", PRIVATE_FILE, Some(0), None).is_err());
+            assert_eq!(fs::read(&path).unwrap(), b"k");
+        }
     }
 
     #[test]

@@ -302,15 +302,15 @@ fn build_dkim(
     }
 
     let key_name = text("keyname").unwrap_or(DEFAULT_KEY_NAME).to_string();
-    if key_name.contains('/') || key_name == "." || key_name == ".." {
-        if let Some(value) = entries.get("keyname") {
-            err(
-                &value.span,
-                format!(
-                    "keyname \"{key_name}\" must be a file name, not a path (the directory is keylocation)"
-                ),
-            );
-        }
+    if (key_name.contains('/') || key_name == "." || key_name == "..")
+        && let Some(value) = entries.get("keyname")
+    {
+        err(
+            &value.span,
+            format!(
+                "keyname \"{key_name}\" must be a file name, not a path (the directory is keylocation)"
+            ),
+        );
     }
     let key_location = path("keylocation", DEFAULT_KEY_LOCATION);
     if !key_location.is_absolute()

@@ -4,3 +4,4 @@
 
 pub mod cert;
 pub mod dkim;
+pub mod dkim_signing;

@@ -3,6 +3,7 @@
 //! runs concurrently.
 
 pub mod cert;
+pub mod dkim;
 pub mod dns01;
 pub mod records;
 pub mod update;
@@ -44,8 +45,20 @@ pub async fn run(
     }
     match phase {
         Phase::Update => update::run(config, options.dry_run).await,
-        Phase::Prepare => cert::prepare(config, store, options).await,
-        Phase::Rollover => cert::rollover(config, store).await,
-        Phase::Cleanup => cert::cleanup(config, store).await,
+        Phase::Prepare => {
+            let certs = cert::prepare(config, store, options).await;
+            let dkim = dkim::prepare(config, store, options).await;
+            certs.and(dkim)
+        }
+        Phase::Rollover => {
+            let certs = cert::rollover(config, store).await;
+            let dkim = dkim::rollover(config, store, options).await;
+            certs.and(dkim.result())
+        }
+        Phase::Cleanup => {
+            let certs = cert::cleanup(config, store).await;
+            let dkim = dkim::cleanup(config, store).await;
+            certs.and(dkim)
+        }
     }
 }
