@@ -438,3 +438,44 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert_eq!(env.key("prepared").unwrap().0, s2);
     env.verifies(&s1, &env.installed_key());
 }
+
+/// `id ARGS` (user and group ids as the system resolves them).
+fn id(args: &[&str]) -> String {
+    let out = Command::new("id").args(args).output().expect("run id");
+    assert!(out.status.success(), "id {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_installed_key_belongs_to_keyowner_and_keygroup() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(env) = Env::start() else { return };
+    // Root can give the key away (as to rspamd's _rspamd); others only to themselves.
+    let (owner, group) = if id(&["-u"]) == "0" {
+        ("nobody".to_string(), id(&["-gn", "nobody"]))
+    } else {
+        (id(&["-un"]), id(&["-gn"]))
+    };
+    let config = env.config(&format!(
+        "keytype = ed25519\nkeyowner = {owner}\nkeygroup = {group}\n"
+    ));
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let uid: u32 = id(&["-u", &owner]).parse().unwrap();
+    let gid: u32 = id(&["-g", &owner]).parse().unwrap();
+    for path in [env.installed_key(), env.keys()] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{}", path.display());
+    }
+    assert_eq!(mode(&env.installed_key()), 0o600);
+
+    let config = env.config("keyowner = no-such-user-here\n");
+    let run = env.run(&["--rollover", &config]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("there is no user \"no-such-user-here\""),
+        "{}",
+        run.stderr
+    );
+}
