@@ -479,3 +479,41 @@ fn the_installed_key_belongs_to_keyowner_and_keygroup() {
         run.stderr
     );
 }
+
+/// OpenDKIM's tables (the `file:` data sets of opendkim.conf(5)) name every
+/// domain of the section with the new selector and the installed key, which
+/// signs verifiably for each of them.
+#[test]
+fn opendkim_tables_name_every_domain_with_the_new_selector() {
+    let Some(env) = Env::start() else { return };
+    let tables = env.path("opendkim");
+    let config = env.config(&format!(
+        "handler = opendkim\nkeytable = {0}/KeyTable\nsigningtable = {0}/SigningTable\n\n[domain:sub.{ZONE}]\ndkim = auto:mail\n",
+        tables.display()
+    ));
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let (selector, _) = env.key("current").unwrap();
+    let key_table = std::fs::read_to_string(tables.join("KeyTable")).unwrap();
+    let signing_table = std::fs::read_to_string(tables.join("SigningTable")).unwrap();
+    for domain in [ZONE.to_string(), format!("sub.{ZONE}")] {
+        assert!(
+            key_table.contains(&format!(
+                "{selector}._domainkey.{domain} {domain}:{selector}:{}\n",
+                env.installed_key().display()
+            )),
+            "{key_table}"
+        );
+        assert!(
+            signing_table.contains(&format!("\n{domain} {selector}._domainkey.{domain}\n")),
+            "{signing_table}"
+        );
+        if let Err(e) = sign_and_verify(env.knot.port(), &domain, &selector, &env.installed_key()) {
+            panic!("{domain}: {e}");
+        }
+    }
+    assert!(
+        !env.signing_conf().exists(),
+        "an rspamd configuration was written"
+    );
+}
