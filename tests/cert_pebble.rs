@@ -6,72 +6,11 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::cdm::{Run, cdm, write_config};
-use support::knot::{KnotEnv, minimal_zone};
-use support::pebble::PebbleEnv;
-
-const ZONE: &str = "example.test";
-
-struct Env {
-    knot: KnotEnv,
-    pebble: PebbleEnv,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn start(pebble_env: &[(&str, &str)]) -> Option<Env> {
-        let knot = KnotEnv::start(ZONE, &minimal_zone(ZONE))?;
-        let pebble = PebbleEnv::start_with_env(Some(knot.addr()), pebble_env)?;
-        Some(Env {
-            knot,
-            pebble,
-            dir: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    fn dest(&self) -> PathBuf {
-        self.dir.path().join("certs")
-    }
-
-    /// `[cdm]`, `[domain]` and a `[cert]` default section for this Knot and Pebble.
-    fn base(&self) -> String {
-        let mut text = format!(
-            "[cdm]\nstatedir = {}\n\n[domain]\n",
-            self.dir.path().join("state").display()
-        );
-        for (key, value) in self.knot.provider_keys() {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
-        text.push_str(&format!("nameservers = {}\n", self.knot.server()));
-        text.push_str(&format!(
-            "\n[cert]\nca = {}\ncacert = {}\nkeytype = ecdsa-p256\ndestination = {}\nemail = admin@example.test\n",
-            self.pebble.directory_url(),
-            self.pebble.ca_cert_path().display(),
-            self.dest().display()
-        ));
-        text
-    }
-
-    fn config(&self, extra: &str) -> String {
-        write_config(
-            self.dir.path(),
-            "cdm.conf",
-            &format!("{}{extra}", self.base()),
-        )
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        cdm(self.dir.path(), args)
-    }
-
-    /// How many orders Pebble created so far (its request log).
-    fn orders(&self) -> usize {
-        self.pebble.log().matches("POST /order-plz").count()
-    }
-}
+use support::cdm::{cdm, write_config};
+use support::cycle::CycleEnv as Env;
 
 fn openssl(args: &[&str]) -> String {
     support::openssl(Path::new("."), args)

@@ -8,6 +8,7 @@
 
 pub mod acme_script;
 pub mod cdm;
+pub mod cycle;
 pub mod knot;
 pub mod pebble;
 
