@@ -210,36 +210,6 @@ async fn issuance_survives_rejected_nonces() {
 }
 
 #[tokio::test]
-async fn a_crash_after_issuance_does_not_order_twice() {
-    let Some(env) = Env::start(&[]) else { return };
-    let conf = env.config("\n[cert:web]\n[domain:www.example.test]\ncert = web\n");
-    for step in ["prepare:order-created", "prepare:issued"] {
-        let before = env.orders();
-        let crashed = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
-            .args(["--prepare", "--force", &conf])
-            .env("CRYPTDOMAINMGR_CRASH_AT", step)
-            .current_dir(env.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            !crashed.status.success(),
-            "{step}: the crash point was not reached"
-        );
-        assert_eq!(env.orders(), before + 1);
-        let run = env.run(&["--prepare", &conf]);
-        assert_eq!(run.code, 0, "{step}: {}", run.stderr);
-        assert_eq!(
-            env.orders(),
-            before + 1,
-            "{step}: the re-run made a second order"
-        );
-    }
-    let run = env.run(&["--rollover", &conf]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    check_deployed(&env, "www.example.test", &["www.example.test"]).await;
-}
-
-#[tokio::test]
 async fn failures_leave_the_current_certificate_untouched() {
     let Some(mut env) = Env::start(&[]) else {
         return;
