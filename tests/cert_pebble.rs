@@ -7,7 +7,6 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use support::cdm::{cdm, write_config};
 use support::cycle::CycleEnv as Env;
