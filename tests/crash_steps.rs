@@ -8,7 +8,7 @@
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +43,7 @@ fn watch_pairs(site: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
         let mut reads = 0;
         while !stop.load(Ordering::SeqCst) {
             let before = std::fs::read_link(site.join("..data")).ok();
-            let pair = pair_of(&site);
+            let pair = support::deployed_pair(&site);
             let after = std::fs::read_link(site.join("..data")).ok();
             match pair {
                 Ok((cert, key)) if cert == key => {}
@@ -55,20 +55,6 @@ fn watch_pairs(site: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
         }
         reads
     })
-}
-
-fn pair_of(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let cert_pem = std::fs::read(dir.join("cert.pem")).map_err(|e| format!("cert.pem: {e}"))?;
-    let key_pem = std::fs::read_to_string(dir.join("privkey.pem"))
-        .map_err(|e| format!("privkey.pem: {e}"))?;
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(&cert_pem).map_err(|e| format!("cert.pem: {e}"))?;
-    let cert = pem.parse_x509().map_err(|e| format!("cert.pem: {e}"))?;
-    let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| format!("privkey.pem: {e}"))?;
-    Ok((
-        cert.public_key().subject_public_key.data.to_vec(),
-        key.public_key_raw().to_vec(),
-    ))
 }
 
 fn crash_then_rerun(phase: &str, step: &str) {
@@ -146,7 +132,7 @@ fn crash_then_rerun(phase: &str, step: &str) {
         "{step}: a challenge record was left"
     );
     if phase == "rollover" || phase == "cleanup" {
-        let (cert, key) = pair_of(&site).unwrap();
+        let (cert, key) = support::deployed_pair(&site).unwrap();
         assert_eq!(cert, key, "{step}: the deployed pair does not match");
     }
 }

@@ -6,25 +6,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use support::cycle::CycleEnv;
-
-/// The public key of the certificate and of the private key, computed
-/// without the program's code (x509-parser and rcgen).
-fn pair_of(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let cert_pem = std::fs::read(dir.join("cert.pem")).map_err(|e| format!("cert.pem: {e}"))?;
-    let key_pem = std::fs::read_to_string(dir.join("privkey.pem"))
-        .map_err(|e| format!("privkey.pem: {e}"))?;
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(&cert_pem).map_err(|e| format!("cert.pem: {e}"))?;
-    let cert = pem.parse_x509().map_err(|e| format!("cert.pem: {e}"))?;
-    let cert_key = cert.public_key().subject_public_key.data.to_vec();
-    let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| format!("privkey.pem: {e}"))?;
-    Ok((cert_key, key.public_key_raw().to_vec()))
-}
 
 #[test]
 fn a_reader_during_rollover_always_finds_a_matching_pair() {
@@ -45,7 +30,7 @@ fn a_reader_during_rollover_always_finds_a_matching_pair() {
             let (mut reads, mut straddles) = (0u32, 0u32);
             while !stop.load(Ordering::SeqCst) {
                 let before = std::fs::read_link(site.join("..data")).ok();
-                let pair = pair_of(&site);
+                let pair = support::deployed_pair(&site);
                 let after = std::fs::read_link(site.join("..data")).ok();
                 let (cert, key) = pair.unwrap_or_else(|e| panic!("after {reads} reads: {e}"));
                 if cert != key {

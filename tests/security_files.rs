@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::cdm::{cdm, cdm_spawn, cdm_with_umask, write_config};
 use support::cycle::CycleEnv;
+use support::walk;
 
 const CERTS: &str = "\n[cert:web]\n[domain:www.example.test]\ncert = web\n";
 
@@ -24,22 +25,6 @@ fn lmode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-/// Every file and directory under `dir`, symlinks not followed.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path.clone());
-            }
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]
