@@ -8,19 +8,8 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cryptdomainmgr::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
-use support::acme_script::{directory, nonce, serve};
-
-fn config(url: String, dir: &std::path::Path, limits: Limits) -> AcmeConfig {
-    AcmeConfig {
-        ca: url,
-        email: None,
-        eab: None,
-        cacert: None,
-        account_dir: dir.to_path_buf(),
-        limits,
-    }
-}
+use cryptdomainmgr::acme::{AcmeClient, AcmeError, Limits};
+use support::acme_script::{config, directory, nonce, serve};
 
 fn fast_limits() -> Limits {
     Limits {

@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -119,14 +119,7 @@ fn limits() -> Limits {
 }
 
 fn config(url: String, dir: &Path) -> AcmeConfig {
-    AcmeConfig {
-        ca: url,
-        email: None,
-        eab: None,
-        cacert: None,
-        account_dir: dir.to_path_buf(),
-        limits: limits(),
-    }
+    support::acme_script::config(url, dir, limits())
 }
 
 async fn issue(base: &str, dir: &Path) -> (Result<(), AcmeError>, Vec<String>) {
@@ -263,23 +256,6 @@ async fn a_100_mb_body_is_refused_without_reading_it() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// Every file under `dir`, relative.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn the_binary_against_a_hostile_ca_runs_nothing_and_writes_only_its_own_files() {
     let Some(knot) = KnotEnv::start("example.test", &minimal_zone("example.test")) else {
@@ -313,7 +289,8 @@ fn the_binary_against_a_hostile_ca_runs_nothing_and_writes_only_its_own_files() 
                 "forged line: {line}"
             );
         }
-        for file in files_under(dir.path()) {
+        for file in support::walk(dir.path()).iter().filter(|p| p.is_file()) {
+            let file = file.strip_prefix(dir.path()).unwrap();
             let allowed = file.starts_with("state")
                 || file.starts_with("dest")
                 || file == Path::new("cdm.conf");

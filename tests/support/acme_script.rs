@@ -80,3 +80,19 @@ pub fn directory(base: &str) -> Reply {
 pub fn nonce() -> Reply {
     (200, vec![("Replay-Nonce".into(), "abc".into())], vec![])
 }
+
+/// A client configuration for the scripted server at `url`.
+pub fn config(
+    url: String,
+    dir: &std::path::Path,
+    limits: cryptdomainmgr::acme::Limits,
+) -> cryptdomainmgr::acme::AcmeConfig {
+    cryptdomainmgr::acme::AcmeConfig {
+        ca: url,
+        email: None,
+        eab: None,
+        cacert: None,
+        account_dir: dir.to_path_buf(),
+        limits,
+    }
+}
