@@ -15,6 +15,7 @@ mod format;
 mod lexer;
 mod parse;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use async_trait::async_trait;
 
 use super::{ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, ProviderSpec};
 use crate::apply::{command, fs};
-use crate::dns::record::{Name, Record};
+use crate::dns::record::{Name, RData, Record};
 
 pub use edit::next_serial;
 pub use format::zone_line;
@@ -192,6 +193,47 @@ impl DnsProvider for ZoneFileProvider {
 
     async fn read_zone(&self, zone: &Name) -> Result<Vec<Record>, ProviderError> {
         Ok(self.load_zone(zone)?.1.records())
+    }
+
+    /// The zone's NS records from the file, on port 53: addresses from the
+    /// file's own A/AAAA records for the NS names, else from the system
+    /// resolver.
+    async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
+        let records = self.load_zone(zone)?.1.records();
+        let mut servers = Vec::new();
+        for ns in records.iter().filter_map(|r| match &r.data {
+            RData::Ns(ns) if &r.name == zone => Some(ns),
+            _ => None,
+        }) {
+            let mut addrs: Vec<SocketAddr> = records
+                .iter()
+                .filter(|r| &r.name == ns)
+                .filter_map(|r| match r.data {
+                    RData::A(ip) => Some(SocketAddr::from((ip, 53))),
+                    RData::Aaaa(ip) => Some(SocketAddr::from((ip, 53))),
+                    _ => None,
+                })
+                .collect();
+            if addrs.is_empty()
+                && let Ok(found) = tokio::net::lookup_host((ns.as_str(), 53)).await
+            {
+                addrs.extend(found);
+            }
+            servers.extend(
+                addrs
+                    .into_iter()
+                    .filter(|a| !servers.contains(a))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if servers.is_empty() {
+            return Err(ProviderError::NoZone {
+                name: zone.to_string(),
+                server: self.describe(),
+                reason: "no address found for the zone's NS records; set nameservers = host[:port], ... in [domain]".into(),
+            });
+        }
+        Ok(servers)
     }
 
     async fn apply(&self, zone: &Name, changes: &ChangeSet) -> Result<(), ProviderError> {
