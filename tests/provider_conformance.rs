@@ -623,6 +623,40 @@ mod cases {
         );
     }
 
+    /// A new SOA replaces the old one: the changed field is served and the
+    /// serial has grown.
+    pub async fn soa<B: Backend>() {
+        let Some((backend, provider)) = setup::<B>() else {
+            return;
+        };
+        let records = read(&provider).await;
+        let old = records
+            .iter()
+            .find(|r| r.record_type() == RecordType::Soa)
+            .expect("an SOA record");
+        let RData::Soa(mut soa) = old.data.clone() else {
+            unreachable!("an SOA record holds SOA data")
+        };
+        let old_serial = soa.serial;
+        soa.refresh = 7200;
+        soa.rname = name("admin.example.test");
+        soa.serial += 1;
+        let new = Record::new(old.name.clone(), old.ttl, RData::Soa(soa));
+        apply(&backend, &provider, adds(vec![new])).await;
+        let served = backend.served(ZONE, "SOA");
+        let fields: Vec<&str> = served[0].split_whitespace().collect();
+        assert_eq!(fields[1], "admin.example.test.", "{served:?}");
+        assert_eq!(fields[3], "7200", "{served:?}");
+        let serial: u32 = fields[2].parse().unwrap();
+        assert!(serial > old_serial, "{served:?}");
+        let soas = read(&provider)
+            .await
+            .into_iter()
+            .filter(|r| r.record_type() == RecordType::Soa)
+            .count();
+        assert_eq!(soas, 1);
+    }
+
     /// The binary's `--update` with several record keys: the first run makes
     /// the zone match the config, a second identical run changes nothing.
     pub async fn update_through_binary<B: Backend>() {
@@ -743,6 +777,10 @@ macro_rules! conformance {
             #[tokio::test]
             async fn deep_name() {
                 cases::deep_name::<$backend>().await;
+            }
+            #[tokio::test]
+            async fn soa() {
+                cases::soa::<$backend>().await;
             }
             #[tokio::test]
             async fn update_through_binary() {

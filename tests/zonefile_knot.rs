@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use cryptdomainmgr::dns::provider::zonefile::ZoneFileProvider;
-use cryptdomainmgr::dns::provider::{DnsProvider, KeyValues};
-use cryptdomainmgr::dns::record::Name;
+use cryptdomainmgr::dns::provider::{ChangeSet, DnsProvider, KeyValues};
+use cryptdomainmgr::dns::record::{Name, RData, Record};
 use support::cdm::{Run, cdm, write_config};
 use support::knot::{KnotEnv, minimal_zone};
 
@@ -244,4 +244,38 @@ async fn nameservers_from_the_file() {
         servers.iter().any(|s| s.ip().is_loopback()),
         "localhost resolved: {text:?}"
     );
+}
+
+/// A change Knot refuses to load (a CNAME next to other data at one name)
+/// makes `knotc zone-reload` fail: the file is put back and Knot keeps serving
+/// the zone as it was.
+#[tokio::test]
+async fn a_file_the_server_refuses_is_put_back() {
+    let Some(knot) = knot() else { return };
+    let file = knot.zone_file(ZONE);
+    let before = std::fs::read_to_string(&file).unwrap();
+    let keys = KeyValues::from([
+        ("file".to_string(), file.display().to_string()),
+        ("reloadcommand".to_string(), knotc_reload(&knot, ZONE)),
+    ]);
+    let provider = ZoneFileProvider::from_keys(&keys).unwrap();
+    let zone = Name::parse(ZONE).unwrap();
+    let cname = Record::new(
+        Name::parse("www.example.test").unwrap(),
+        300,
+        RData::Cname(Name::parse("other.example.net").unwrap()),
+    );
+    let changes = ChangeSet {
+        adds: vec![cname],
+        deletes: vec![],
+    };
+    let err = provider.apply(&zone, &changes).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the file was restored to its previous text"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    assert_eq!(knot.dig("www.example.test", "A"), vec!["192.0.2.1"]);
+    assert!(knot.dig("www.example.test", "CNAME").is_empty());
 }

@@ -54,6 +54,14 @@ pub fn edit(
         } => Some(r),
         _ => None,
     };
+    if let Some(outside) = changes
+        .adds
+        .iter()
+        .chain(&changes.deletes)
+        .find(|r| !r.name.is_at_or_below(&file.zone))
+    {
+        return Err(format!("{} is not in zone {}", outside.name, file.zone));
+    }
     let Some((soa_record, soa)) = file.soa_record() else {
         return Err("the SOA record cannot be read".into());
     };
@@ -396,6 +404,17 @@ mail IN MX 10 mx.example.net.
         };
         let err = edit(text, &file, None, &changes, TODAY).unwrap_err();
         assert!(err.contains("other than"), "{err}");
+    }
+
+    #[test]
+    fn records_outside_the_zone_are_refused() {
+        let file = parse(ZONE, None).unwrap();
+        let changes = ChangeSet {
+            adds: vec![a("www.example.org", "192.0.2.1")],
+            deletes: vec![],
+        };
+        let err = edit(ZONE, &file, None, &changes, TODAY).unwrap_err();
+        assert_eq!(err, "www.example.org is not in zone example.com");
     }
 
     #[test]
