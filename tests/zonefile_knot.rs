@@ -120,7 +120,7 @@ fn a_failing_reload_command_restores_the_file_and_the_next_run_finishes() {
     let run = update(dir.path(), &config(dir.path(), &file, &wrong, "192.0.2.9"));
     assert_eq!(run.code, 1, "{}", run.stderr);
     for part in [
-        "zonefile: zone example.test: reload command ",
+        "zonefile: zone example.test: reload command: ",
         "zone-reload nosuch.test failed (exit status 1): ",
         "no such zone",
         "the file was restored to its previous text",

@@ -160,7 +160,7 @@ impl ZoneFileProvider {
         tokio::task::spawn_blocking(move || command::run(&argv, timeout))
             .await
             .map_err(|e| format!("the reload command did not complete: {e}"))?
-            .map_err(|e| format!("reload command {e}"))
+            .map_err(|e| format!("reload command: {e}"))
     }
 }
 
