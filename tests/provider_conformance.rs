@@ -11,7 +11,10 @@
 //! the registry with config keys, as the program does) and asserts on what the
 //! server serves (`dig`); for the zone file also on the file's text. One case
 //! runs the binary's `--update` against each backend. A backend is one small
-//! [`Backend`] impl: start it, give its provider keys, say what it serves.
+//! [`Backend`] impl: start it with the initial zone text (a server seeded
+//! through an API can read that text with `zonefile::parse_zone_text`), give
+//! its provider keys, say what it serves; then one `conformance!` line runs
+//! every case against it.
 
 mod support;
 

@@ -164,6 +164,18 @@ impl ZoneFileProvider {
     }
 }
 
+/// The zone and the records (of the handled types) of zone-file text, for
+/// code that seeds a server from such text; `origin` is the origin before any
+/// `$ORIGIN`.
+///
+/// # Errors
+/// `line N: what is wrong` for the first syntax error.
+pub fn parse_zone_text(text: &str, origin: Option<&Name>) -> Result<(Name, Vec<Record>), String> {
+    let file = parse::parse(text, origin).map_err(|e| format!("line {}: {}", e.line, e.message))?;
+    let records = file.records();
+    Ok((file.zone, records))
+}
+
 /// Today's date as YYYYMMDD (UTC), for date-based serials.
 fn today() -> u32 {
     let date = chrono::Utc::now().date_naive();
@@ -279,6 +291,21 @@ impl DnsProvider for ZoneFileProvider {
 mod tests {
     use super::*;
     use crate::dns::record::RData;
+
+    #[test]
+    fn zone_text_for_seeding() {
+        let (zone, records) = parse_zone_text(
+            "$ORIGIN example.net.\n@ 60 SOA ns1 h 1 2 3 4 5\nwww 60 A 192.0.2.1\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(zone.as_str(), "example.net");
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            parse_zone_text("www 60 A 192.0.2.1\n", None).unwrap_err(),
+            "line 1: relative name \"www\" but no $ORIGIN before it (add $ORIGIN or set the key zone)"
+        );
+    }
 
     /// Mutated zone files (bytes that matter to the syntax inserted, deleted
     /// and swapped at pseudo-random places) never panic the parser or the
