@@ -12,6 +12,7 @@ packages=(
   "kdig:knot-dnsutils"
   "dig:dnsutils"
   "nsupdate:dnsutils"
+  "named:bind9"
   "pebble:pebble"
   "openssl:openssl"
 )

@@ -73,6 +73,32 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
 /// When the target is a symlink, or writing, syncing or renaming fails. The
 /// target is then unchanged and no temporary file is left behind.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    write_atomic_as(path, contents, mode, None)
+}
+
+/// Atomically replaces the existing file `path` with `contents`, keeping its
+/// mode and, where permitted, its owner and group (a file another program
+/// reads, such as a zone file, stays readable to it).
+///
+/// # Errors
+/// As [`write_atomic`], and when `path` does not exist.
+pub fn replace_keeping_metadata(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).map_err(fs_error("inspecting", path))?;
+    write_atomic_as(
+        path,
+        contents,
+        meta.mode() & 0o777,
+        Some((meta.uid(), meta.gid())),
+    )
+}
+
+fn write_atomic_as(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<(), FsError> {
     if let Ok(meta) = fs::symlink_metadata(path)
         && meta.file_type().is_symlink()
     {
@@ -93,6 +119,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsErr
         // The umask may have narrowed the mode at creation; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(fs_error("setting the mode of", &tmp_path))?;
+        if let Some((uid, gid)) = owner {
+            // Best effort: only root may give a file away; otherwise the file
+            // becomes ours, as with any editor that replaces files.
+            let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
+        }
         file.sync_all().map_err(fs_error("syncing", &tmp_path))?;
         fs::rename(&tmp_path, path).map_err(fs_error("renaming into place", path))
     })();
@@ -237,6 +268,22 @@ mod tests {
         );
         // Only the target remains: no temporary files left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replacing_keeps_mode_and_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.zone");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let before = fs::metadata(&path).unwrap();
+        replace_keeping_metadata(&path, b"new").unwrap();
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(after.permissions().mode() & 0o777, 0o640);
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert!(replace_keeping_metadata(&dir.path().join("missing"), b"x").is_err());
     }
 
     #[test]
