@@ -13,6 +13,7 @@ packages=(
   "kdig:knot-dnsutils"
   "dig:dnsutils"
   "nsupdate:dnsutils"
+  "named:bind9"
   "pebble:pebble"
   "openssl:openssl"
   "dkimverify:python3-dkim"

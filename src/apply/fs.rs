@@ -73,7 +73,7 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
 /// When the target is a symlink, or writing, syncing or renaming fails. The
 /// target is then unchanged and no temporary file is left behind.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
-    write_atomic_owned(path, contents, mode, None, None)
+    write_atomic_as(path, contents, mode, Owner::Unchanged)
 }
 
 /// [`write_atomic`], with the file handed to `owner` and `group` (ids) before it
@@ -89,6 +89,37 @@ pub fn write_atomic_owned(
     owner: Option<u32>,
     group: Option<u32>,
 ) -> Result<(), FsError> {
+    write_atomic_as(path, contents, mode, Owner::Required(owner, group))
+}
+
+/// Atomically replaces the existing file `path` with `contents`, keeping its
+/// mode and, where permitted, its owner and group (a file another program
+/// reads, such as a zone file, stays readable to it).
+///
+/// # Errors
+/// As [`write_atomic`], and when `path` does not exist.
+pub fn replace_keeping_metadata(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).map_err(fs_error("inspecting", path))?;
+    write_atomic_as(
+        path,
+        contents,
+        meta.mode() & 0o777,
+        Owner::IfPermitted(meta.uid(), meta.gid()),
+    )
+}
+
+/// Who a written file belongs to.
+enum Owner {
+    /// Whoever writes it.
+    Unchanged,
+    /// These ids, or the write fails.
+    Required(Option<u32>, Option<u32>),
+    /// These ids where permitted (only root may give a file away).
+    IfPermitted(u32, u32),
+}
+
+fn write_atomic_as(path: &Path, contents: &[u8], mode: u32, owner: Owner) -> Result<(), FsError> {
     if let Ok(meta) = fs::symlink_metadata(path)
         && meta.file_type().is_symlink()
     {
@@ -109,9 +140,15 @@ pub fn write_atomic_owned(
         // The umask may have narrowed the mode at creation; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(fs_error("setting the mode of", &tmp_path))?;
-        if owner.is_some() || group.is_some() {
-            std::os::unix::fs::fchown(&file, owner, group)
-                .map_err(fs_error("changing the owner of", &tmp_path))?;
+        match owner {
+            Owner::Unchanged => {}
+            Owner::Required(uid, gid) => std::os::unix::fs::fchown(&file, uid, gid)
+                .map_err(fs_error("changing the owner of", &tmp_path))?,
+            Owner::IfPermitted(uid, gid) => {
+                // Otherwise the file becomes ours, as with any editor that
+                // replaces files.
+                let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
+            }
         }
         file.sync_all().map_err(fs_error("syncing", &tmp_path))?;
         fs::rename(&tmp_path, path).map_err(fs_error("renaming into place", path))
@@ -283,6 +320,22 @@ mod tests {
             assert!(write_atomic_owned(&path, b"x", PRIVATE_FILE, Some(0), None).is_err());
             assert_eq!(fs::read(&path).unwrap(), b"k");
         }
+    }
+
+    #[test]
+    fn replacing_keeps_mode_and_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.zone");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let before = fs::metadata(&path).unwrap();
+        replace_keeping_metadata(&path, b"new").unwrap();
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(after.permissions().mode() & 0o777, 0o640);
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert!(replace_keeping_metadata(&dir.path().join("missing"), b"x").is_err());
     }
 
     #[test]
