@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, only when missing) and runs the
 # whole suite: formatting, clippy, unit and integration tests against real
-# servers started on loopback (Knot DNS, Pebble).
+# servers started on loopback (Knot DNS, Pebble, PowerDNS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +14,19 @@ packages=(
   "nsupdate:dnsutils"
   "pebble:pebble"
   "openssl:openssl"
+  "pdns_server:pdns-server"
+  "pdnsutil:pdns-server"
+  "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql:pdns-backend-sqlite3"
+  "sqlite3:sqlite3"
 )
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+# A binary, or (an entry starting with /) a file a package installs.
+have() {
+  case "$1" in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+  esac
+}
 
 missing=()
 for entry in "${packages[@]}"; do

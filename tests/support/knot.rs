@@ -162,20 +162,7 @@ impl KnotEnv {
     /// The answer lines of `dig +short +norec @127.0.0.1 -p PORT name rtype`: what
     /// the server serves, seen independently of our code.
     pub fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
-        let out = dig_command(self.port, name, rtype)
-            .output()
-            .expect("run dig");
-        assert!(
-            out.status.success(),
-            "dig {name} {rtype} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with(';'))
-            .map(String::from)
-            .collect()
+        dig_short(self.port, name, rtype)
     }
 
     /// The zone's SOA serial as served.
@@ -325,7 +312,27 @@ impl Drop for KnotEnv {
     }
 }
 
-fn dig_command(port: u16, name: &str, rtype: &str) -> Command {
+/// The answer lines of `dig +short +norec @127.0.0.1 -p PORT name rtype`: what a
+/// server serves, seen independently of our code.
+///
+/// # Panics
+/// When dig fails.
+pub fn dig_short(port: u16, name: &str, rtype: &str) -> Vec<String> {
+    let out = dig_command(port, name, rtype).output().expect("run dig");
+    assert!(
+        out.status.success(),
+        "dig {name} {rtype} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(String::from)
+        .collect()
+}
+
+pub fn dig_command(port: u16, name: &str, rtype: &str) -> Command {
     let mut cmd = Command::new(find_binary("dig").unwrap_or_else(|| PathBuf::from("dig")));
     cmd.args([
         "+short",
@@ -341,7 +348,7 @@ fn dig_command(port: u16, name: &str, rtype: &str) -> Command {
     cmd
 }
 
-fn soa_answered(port: u16, zone: &str) -> bool {
+pub fn soa_answered(port: u16, zone: &str) -> bool {
     dig_command(port, zone, "SOA")
         .stderr(Stdio::null())
         .output()
@@ -355,7 +362,7 @@ fn soa_answered(port: u16, zone: &str) -> bool {
 }
 
 /// SIGTERM by pid, wait up to 5 s, then SIGKILL and wait.
-fn stop_child(child: &mut Child) {
+pub fn stop_child(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
         unsafe {

@@ -7,7 +7,10 @@
 #![allow(dead_code)]
 
 pub mod cdm;
+pub mod http;
+pub mod inwx;
 pub mod knot;
+pub mod pdns;
 pub mod pebble;
 
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 //! are listed in one static [`REGISTRY`] with their names, aliases and documented
 //! config keys; `--check` and the README's key tables come from it.
 
+pub mod powerdns;
 pub mod rfc2136;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::dns::record::{Name, Record};
+use crate::dns::record::{Name, Record, RecordType};
 
 /// What a run changes in one zone. Adds are applied before deletes (in one
 /// message where the protocol allows), so a name never passes through an empty
@@ -26,6 +27,28 @@ impl ChangeSet {
     pub fn is_empty(&self) -> bool {
         self.adds.is_empty() && self.deletes.is_empty()
     }
+
+    /// The changes grouped by RRset (name and type), for APIs that change whole
+    /// RRsets or records one at a time.
+    pub fn by_rrset(&self) -> BTreeMap<(Name, RecordType), RRsetChange<'_>> {
+        let mut grouped: BTreeMap<(Name, RecordType), RRsetChange<'_>> = BTreeMap::new();
+        for record in &self.adds {
+            let key = (record.name.clone(), record.record_type());
+            grouped.entry(key).or_default().adds.push(record);
+        }
+        for record in &self.deletes {
+            let key = (record.name.clone(), record.record_type());
+            grouped.entry(key).or_default().deletes.push(record);
+        }
+        grouped
+    }
+}
+
+/// The adds and deletes of one RRset.
+#[derive(Debug, Default)]
+pub struct RRsetChange<'a> {
+    pub adds: Vec<&'a Record>,
+    pub deletes: Vec<&'a Record>,
 }
 
 /// Why a provider could not read or change a zone. Each variant names the server
@@ -145,7 +168,7 @@ impl KeyError {
 }
 
 /// Every provider the program knows.
-pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC];
+pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC, powerdns::SPEC];
 
 /// The registry entry for a handler name or alias (case-insensitive).
 pub fn lookup(handler: &str) -> Option<&'static ProviderSpec> {
