@@ -3,6 +3,7 @@
 //! are listed in one static [`REGISTRY`] with their names, aliases and documented
 //! config keys; `--check` and the README's key tables come from it.
 
+pub mod inwx;
 pub mod powerdns;
 pub mod rfc2136;
 
@@ -117,6 +118,10 @@ pub trait DnsProvider: Send + Sync {
     /// Applies all changes to `zone`, atomically where the protocol allows.
     async fn apply(&self, zone: &Name, changes: &ChangeSet) -> Result<(), ProviderError>;
 
+    /// Ends a session the provider opened (an API login), once the program is
+    /// done with the provider. Failures are only logged.
+    async fn close(&self) {}
+
     /// The authoritative servers of `zone` to ask whether a record is served
     /// (its NS set, on port 53). Used when `nameservers` is not configured.
     async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
@@ -168,7 +173,7 @@ impl KeyError {
 }
 
 /// Every provider the program knows.
-pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC, powerdns::SPEC];
+pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC, powerdns::SPEC, inwx::SPEC];
 
 /// The registry entry for a handler name or alias (case-insensitive).
 pub fn lookup(handler: &str) -> Option<&'static ProviderSpec> {
