@@ -1,6 +1,7 @@
 //! The update phase: static records of every domain. Zones are found and
-//! processed concurrently; each zone is read once and changed with one change
-//! set (one RFC 2136 UPDATE), adds before deletes.
+//! processed concurrently; each zone is read once (one AXFR for RFC 2136; only
+//! the RRsets in scope for providers that cannot list a zone) and changed with
+//! one change set (one RFC 2136 UPDATE), adds before deletes.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -15,6 +16,7 @@ use crate::config::model::{Config, Domain};
 use crate::config::records::{CaaEntry, RecordKind};
 use crate::dns::provider::{ChangeSet, DnsProvider};
 use crate::dns::record::{Name, RecordType};
+use crate::plan::rrsets::rrsets_to_read;
 use crate::plan::update::{DomainPlan, PublicIps, plan_domain};
 use crate::publicip;
 use crate::run::PhaseFailed;
@@ -147,7 +149,8 @@ async fn update_zone(
         domains,
         ..
     } = work;
-    let existing = match provider.read_zone(&zone).await {
+    let wanted = rrsets_to_read(&domains, &zone);
+    let existing = match provider.read_rrsets(&zone, &wanted).await {
         Ok(records) => records,
         Err(e) => {
             error!("zone {zone}: {e}; nothing in this zone was changed");

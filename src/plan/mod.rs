@@ -1,5 +1,6 @@
 //! Pure planning: from configuration, observed records and state to the changes
 //! to make. Nothing here reads the clock, the disk or the network.
 
+pub mod rrsets;
 pub mod scope;
 pub mod update;

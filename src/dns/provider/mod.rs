@@ -3,6 +3,8 @@
 //! are listed in one static [`REGISTRY`] with their names, aliases and documented
 //! config keys; `--check` and the README's key tables come from it.
 
+pub mod dnsupdate;
+pub mod dnsupdate_registry;
 pub mod inwx;
 pub mod powerdns;
 pub mod rfc2136;
@@ -115,6 +117,19 @@ pub trait DnsProvider: Send + Sync {
     /// it with one AXFR); the planner only looks at the names in scope.
     async fn read_zone(&self, zone: &Name) -> Result<Vec<Record>, ProviderError>;
 
+    /// The records the update phase needs from `zone`: at least those of the
+    /// RRsets `wanted` (name and type; see [`crate::plan::rrsets`]). The default
+    /// returns the whole zone (`read_zone`: one AXFR for RFC 2136); providers
+    /// that cannot list a zone read each wanted RRset.
+    async fn read_rrsets(
+        &self,
+        zone: &Name,
+        wanted: &[(Name, RecordType)],
+    ) -> Result<Vec<Record>, ProviderError> {
+        let _ = wanted;
+        self.read_zone(zone).await
+    }
+
     /// Applies all changes to `zone`, atomically where the protocol allows.
     async fn apply(&self, zone: &Name, changes: &ChangeSet) -> Result<(), ProviderError>;
 
@@ -172,15 +187,21 @@ impl KeyError {
     }
 }
 
-/// Every provider the program knows.
-pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC, powerdns::SPEC, inwx::SPEC];
+/// The providers implemented here.
+pub const OWN: &[ProviderSpec] = &[rfc2136::SPEC, powerdns::SPEC, inwx::SPEC];
+
+/// Every provider the program knows: ours, then those of the `dns-update` crate.
+pub static REGISTRY: &[&[ProviderSpec]] = &[OWN, dnsupdate_registry::SPECS];
+
+/// The entries of [`REGISTRY`] one by one.
+pub fn providers() -> impl Iterator<Item = &'static ProviderSpec> {
+    REGISTRY.iter().flat_map(|specs| specs.iter())
+}
 
 /// The registry entry for a handler name or alias (case-insensitive).
 pub fn lookup(handler: &str) -> Option<&'static ProviderSpec> {
     let handler = handler.trim().to_ascii_lowercase();
-    REGISTRY
-        .iter()
-        .find(|spec| spec.name == handler || spec.aliases.contains(&handler.as_str()))
+    providers().find(|spec| spec.name == handler || spec.aliases.contains(&handler.as_str()))
 }
 
 /// Keys common to every provider, handled by the domain module itself.
@@ -221,16 +242,12 @@ pub const COMMON_KEYS: &[KeySpec] = &[
 /// config reader does not warn about it.
 pub fn is_provider_key(key: &str) -> bool {
     COMMON_KEYS.iter().any(|k| k.name == key)
-        || REGISTRY
-            .iter()
-            .any(|spec| spec.keys.iter().any(|k| k.name == key))
+        || providers().any(|spec| spec.keys.iter().any(|k| k.name == key))
 }
 
 /// True when `key` holds a secret for some provider.
 pub fn is_secret_key(key: &str) -> bool {
-    REGISTRY
-        .iter()
-        .any(|spec| spec.keys.iter().any(|k| k.name == key && k.secret))
+    providers().any(|spec| spec.keys.iter().any(|k| k.name == key && k.secret))
 }
 
 #[cfg(test)]
@@ -242,7 +259,7 @@ mod tests {
     #[test]
     fn readme_documents_every_provider_key() {
         let readme = include_str!("../../../README.md");
-        for spec in REGISTRY {
+        for spec in OWN {
             let heading = format!("### `{}`", spec.name);
             let section = readme
                 .split_once(&heading)
@@ -258,6 +275,45 @@ mod tests {
                 assert!(
                     section.contains(&format!("`{}`", key.name)),
                     "README section {heading} does not document key `{}`",
+                    key.name
+                );
+            }
+        }
+        let table = dnsupdate_registry::markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README's table of dns-update providers is out of date; it should read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn names_and_keys_are_unique_and_lower_case() {
+        let mut names: Vec<&str> = providers()
+            .flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied()))
+            .collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "a handler name is taken twice");
+        for spec in providers() {
+            assert!(
+                spec.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            );
+            for key in spec.keys {
+                assert!(
+                    key.name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                    "{}: key {}",
+                    spec.name,
+                    key.name
+                );
+                assert!(
+                    crate::config::records::parse_rule(key.name, "x").is_ok_and(|r| r.is_none()),
+                    "{}: key {} is also a record key",
+                    spec.name,
                     key.name
                 );
             }
