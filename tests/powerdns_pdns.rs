@@ -12,6 +12,7 @@ use support::cdm::{Run, cdm, write_config};
 use support::http::{HttpServer, Response};
 use support::knot::minimal_zone;
 use support::pdns::PdnsEnv;
+use support::pebble::PebbleEnv;
 
 const ZONE: &str = "example.de";
 const NAME: &str = "www.example.de";
@@ -263,4 +264,45 @@ fn api_faults_are_clear_errors_and_change_nothing() {
             "a PATCH is sent only when the zone was read"
         );
     }
+}
+
+#[test]
+fn a_certificate_is_issued_through_powerdns() {
+    let Some(pdns) = pdns("") else {
+        return;
+    };
+    let Some(pebble) = PebbleEnv::start(Some(pdns.dns_addr())) else {
+        return;
+    };
+    let (dir, creds) = credentials(&pdns.api_url(), pdns.api_key());
+    let config = format!(
+        "[domain]\nnameservers = 127.0.0.1:{}\n\
+         [cert:web]\nca = {}\ncacert = {}\nkeytype = ecdsa-p256\ndestination = {}\n\
+         [domain:{NAME}]\ncert = web\n",
+        pdns.dns_port(),
+        pebble.directory_url(),
+        pebble.ca_cert_path().display(),
+        dir.path().join("certs").display()
+    );
+    let run = cdm(
+        dir.path(),
+        &["--prepare", &creds, "--config-content", &config],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(pebble.log().matches("POST /order-plz").count(), 1);
+    let status = cdm(
+        dir.path(),
+        &["--status", &creds, "--config-content", &config],
+    );
+    assert!(
+        status.stdout.contains("  prepared: serial "),
+        "Pebble validated the challenge and issued: {}",
+        status.stdout
+    );
+    assert!(
+        pdns.dig(&format!("_acme-challenge.{NAME}"), "TXT")
+            .is_empty(),
+        "the challenge record is removed"
+    );
+    assert_no_secret(&run, pdns.api_key());
 }

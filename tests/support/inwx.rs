@@ -85,6 +85,22 @@ impl InwxEmulation {
         format!("{}/jsonrpc/", self.server.url())
     }
 
+    /// The inwx provider keys for this account and endpoint (with
+    /// `sharedsecret` when the account has two-factor authentication).
+    pub fn provider_keys(&self) -> BTreeMap<String, String> {
+        let state = self.state.lock().unwrap();
+        let mut keys = BTreeMap::from([
+            ("handler".to_string(), "inwx".to_string()),
+            ("user".to_string(), state.user.clone()),
+            ("passwd".to_string(), state.pass.clone()),
+            ("apiurl".to_string(), self.url()),
+        ]);
+        if let Some(secret) = &state.totp_secret {
+            keys.insert("sharedsecret".to_string(), secret.clone());
+        }
+        keys
+    }
+
     /// Adds a domain to the account's nameservers with an SOA and two NS records.
     pub fn add_domain(&self, domain: &str) {
         let mut state = self.state.lock().unwrap();

@@ -110,6 +110,11 @@ impl PdnsEnv {
         self.dns_port
     }
 
+    /// `127.0.0.1:PORT` of the DNS listener.
+    pub fn dns_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.dns_port))
+    }
+
     /// The powerdns provider keys for this server.
     pub fn provider_keys(&self) -> BTreeMap<String, String> {
         BTreeMap::from([

@@ -138,13 +138,40 @@ pub trait DnsProvider: Send + Sync {
     async fn close(&self) {}
 
     /// The authoritative servers of `zone` to ask whether a record is served
-    /// (its NS set, on port 53). Used when `nameservers` is not configured.
+    /// (its NS set, on port 53). Used when `nameservers` is not configured. The
+    /// default reads the apex NS RRset from the provider and resolves each host.
     async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
-        Err(ProviderError::NoZone {
+        let no_servers = |reason: String| ProviderError::NoZone {
             name: zone.to_string(),
             server: self.describe(),
-            reason: "this provider cannot list the zone's nameservers; set nameservers = host[:port], ... in [domain]".into(),
-        })
+            reason: format!("{reason}; set nameservers = host[:port], ... in [domain]"),
+        };
+        let records = self
+            .read_rrsets(zone, &[(zone.clone(), RecordType::Ns)])
+            .await?;
+        let hosts: Vec<&Name> = records
+            .iter()
+            .filter(|r| &r.name == zone)
+            .filter_map(|r| match &r.data {
+                crate::dns::record::RData::Ns(host) => Some(host),
+                _ => None,
+            })
+            .collect();
+        let mut servers = Vec::new();
+        for host in &hosts {
+            match tokio::net::lookup_host((host.as_str(), 53)).await {
+                Ok(addrs) => servers.extend(addrs),
+                Err(e) => log::debug!("{}: nameserver {host}: {e}", self.describe()),
+            }
+        }
+        if servers.is_empty() {
+            Err(no_servers(format!(
+                "none of the zone's {} NS hosts could be resolved",
+                hosts.len()
+            )))
+        } else {
+            Ok(servers)
+        }
     }
 }
 
