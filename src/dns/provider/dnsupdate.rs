@@ -191,14 +191,14 @@ impl DnsProvider for CrateProvider {
                 message: format!("zone {zone}: cannot write {record}: {why}; nothing was changed"),
             };
             let Some(crate_type) = crate_type(rtype) else {
-                let record = a.first().or(d.first()).copied();
-                return Err(match record {
-                    Some(r) => unsupported(
-                        r,
+                // Every group holds at least one record.
+                if let Some(record) = a.iter().chain(&d).next() {
+                    return Err(unsupported(
+                        record,
                         format!("{rtype} records are not supported by {}", self.handler),
-                    ),
-                    None => continue,
-                });
+                    ));
+                }
+                continue;
             };
             let convert = |records: &[&Record]| -> Result<Vec<DnsRecord>, ProviderError> {
                 records
