@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, only when missing) and runs the
 # whole suite: formatting, clippy, unit and integration tests against real
-# servers started on loopback (Knot DNS, Pebble), checked with independent
-# tools (dig, openssl, dkimpy, rspamd's config parser).
+# servers started on loopback (Knot DNS, BIND, Pebble, PowerDNS), checked with
+# independent tools (dig, openssl, dkimpy, rspamd's config parser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +19,18 @@ packages=(
   "dkimverify:python3-dkim"
   "/usr/lib/python3/dist-packages/cryptography/__init__.py:python3-cryptography"
   "rspamadm:rspamd"
+  "pdns_server:pdns-server"
+  "pdnsutil:pdns-server"
+  "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql:pdns-backend-sqlite3"
+  "sqlite3:sqlite3"
 )
 
-# An entry starting with / is a file the package installs, not a command.
+# A binary, or (an entry starting with /) a file a package installs.
 have() {
-  if [[ $1 == /* ]]; then [ -e "$1" ]; return; fi
-  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+  case "$1" in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+  esac
 }
 
 missing=()

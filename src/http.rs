@@ -1,5 +1,7 @@
-//! The HTTP client setup shared by public-IP lookup and API providers: rustls
-//! with the ring provider (no OpenSSL, no aws-lc build), the platform's roots.
+//! The HTTP client setup shared by public-IP lookup and our API providers:
+//! rustls with the ring provider (no OpenSSL), the platform's roots. The
+//! `dns-update` crate brings aws-lc-rs too; installing ring as the process
+//! default keeps every client on one provider.
 
 use std::time::Duration;
 

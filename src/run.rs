@@ -97,6 +97,17 @@ fn load_config(args: &Args) -> Option<Config> {
     }
 }
 
+/// Ends the sessions of API providers (each provider instance once).
+async fn close_providers(config: &Config) {
+    let mut closed = Vec::new();
+    for domain in &config.domains {
+        if !closed.contains(&domain.provider.id) {
+            closed.push(domain.provider.id);
+            domain.provider.instance.close().await;
+        }
+    }
+}
+
 /// Warns about configuration files that hold a secret and are readable by others.
 fn warn_readable_secrets(ini: &Ini) {
     let mut warned = Vec::new();
@@ -162,6 +173,7 @@ async fn run_phase(config: &Config, phase: Phase, args: &Args) -> Exit {
         force: args.force,
     };
     let result = phases::run(config, phase, &store, options).await;
+    close_providers(config).await;
     let status = if result.is_ok() {
         PhaseStatus::Completed
     } else {

@@ -437,7 +437,7 @@ fn build_domain(
         return None;
     };
     let Some(spec) = provider::lookup(canonical_handler(&handler_value.text)) else {
-        let known: Vec<&str> = provider::REGISTRY.iter().map(|s| s.name).collect();
+        let known: Vec<&str> = provider::providers().map(|s| s.name).collect();
         errors.push(ConfigError::new(
             &handler_value.span,
             format!(

@@ -2,6 +2,7 @@
 //! what authoritative servers serve.
 
 pub mod observe;
+pub mod presentation;
 pub mod provider;
 pub mod record;
 pub mod transport;

@@ -4,13 +4,15 @@
 //! the new material's records next to the old (`Op::Add`); cleanup keeps only
 //! those of the material still in use (`Op::Set`).
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use super::zones::{OfDomain, apply_zone, for_each_zone};
 use crate::config::model::Domain;
 use crate::dns::observe::served_by;
 use crate::dns::provider::DnsProvider;
-use crate::dns::record::{Name, Record};
+use crate::dns::record::{Name, Record, RecordType};
+use crate::plan::scope::{Filter, Names};
 use crate::plan::update::{Contribution, plan_contributions};
 use crate::run::PhaseFailed;
 
@@ -34,13 +36,45 @@ impl OfDomain for DomainRecords {
 /// zones are still changed.
 pub async fn apply(work: Vec<DomainRecords>, dry_run: bool) -> Result<(), PhaseFailed> {
     let failed = for_each_zone(work, |zone_work| async move {
-        apply_zone(zone_work, dry_run, |item: &DomainRecords, _, existing| {
-            plan_contributions(&item.contributions, existing)
-        })
+        let wanted = rrsets_to_read(&zone_work.items);
+        apply_zone(
+            zone_work,
+            &wanted,
+            dry_run,
+            |item: &DomainRecords, _, existing| plan_contributions(&item.contributions, existing),
+        )
         .await
     })
     .await;
     if failed { Err(PhaseFailed) } else { Ok(()) }
+}
+
+/// The RRsets a provider that cannot list a zone must read: each scope's exact
+/// owner (`_443._tcp.NAME` for `tlsa.tcp.443`), and each record's own. A scope
+/// over every `_PORT._PROTO` name can only be read in full from providers that
+/// list a zone (RFC 2136, PowerDNS, INWX, zone files).
+fn rrsets_to_read(items: &[DomainRecords]) -> Vec<(Name, RecordType)> {
+    let mut wanted = BTreeSet::new();
+    for contribution in items.iter().flat_map(|item| &item.contributions) {
+        let scope = &contribution.scope;
+        match (&scope.names, &scope.filter) {
+            (Names::Exact(name), _) => {
+                wanted.insert((name.clone(), scope.rtype));
+            }
+            (Names::ServiceBelow(base), Filter::Tlsa(f)) => {
+                if let (Some(port), Some(proto)) = (f.port, &f.proto)
+                    && let Ok(owner) = base.prepend(&format!("_{port}._{proto}"))
+                {
+                    wanted.insert((owner, scope.rtype));
+                }
+            }
+            (Names::ServiceBelow(_), _) => {}
+        }
+        for record in &contribution.records {
+            wanted.insert((record.name.clone(), record.record_type()));
+        }
+    }
+    wanted.into_iter().collect()
 }
 
 /// Asks every authoritative server of `domain`'s zone whether it serves all of

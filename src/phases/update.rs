@@ -1,6 +1,7 @@
 //! The update phase: static records of every domain. Zones are found and
-//! processed concurrently; each zone is read once and changed with one change
-//! set (one RFC 2136 UPDATE), adds before deletes.
+//! processed concurrently; each zone is read once (one AXFR for RFC 2136; only
+//! the RRsets in scope for providers that cannot list a zone) and changed with
+//! one change set (one RFC 2136 UPDATE), adds before deletes.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -15,6 +16,7 @@ use crate::config::cert::certs_of;
 use crate::config::model::{Config, Domain};
 use crate::config::records::{CaaEntry, RecordKind};
 use crate::dns::record::Name;
+use crate::plan::rrsets::rrsets_to_read;
 use crate::plan::update::{PublicIps, plan_domain};
 use crate::publicip;
 use crate::run::PhaseFailed;
@@ -57,7 +59,8 @@ async fn update_zone(
             .cloned()
             .unwrap_or_else(|| Err(format!("no certificate covers {}", d.name)))
     };
-    apply_zone(work, dry_run, |domain: &Domain, zone, existing| {
+    let wanted = rrsets_to_read(&work.items, &work.zone);
+    apply_zone(work, &wanted, dry_run, |domain: &Domain, zone, existing| {
         let public = PublicIps {
             v4: needs(domain, true).then(|| answer_v4(ips, &domain.ip4_lookup)),
             v6: needs(domain, false).then(|| answer_v6(ips, &domain.ip6_lookup)),

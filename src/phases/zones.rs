@@ -80,10 +80,16 @@ where
     failed
 }
 
-/// Reads the zone once, plans every item against it with `plan`, and applies
-/// all plans as one change set (adds before deletes); logs each item's lines.
-/// A dry run prints the change set instead.
-pub async fn apply_zone<T, P>(work: ZoneWork<T>, dry_run: bool, plan: P) -> ZoneOutcome<T>
+/// Reads the zone once (at least the RRsets `wanted`: providers that cannot
+/// list a zone read just those), plans every item against it with `plan`, and
+/// applies all plans as one change set (adds before deletes); logs each item's
+/// lines. A dry run prints the change set instead.
+pub async fn apply_zone<T, P>(
+    work: ZoneWork<T>,
+    wanted: &[(Name, RecordType)],
+    dry_run: bool,
+    plan: P,
+) -> ZoneOutcome<T>
 where
     T: OfDomain,
     P: Fn(&T, &Name, &[Record]) -> DomainPlan,
@@ -94,7 +100,7 @@ where
         items,
         ..
     } = work;
-    let existing = match provider.read_zone(&zone).await {
+    let existing = match provider.read_rrsets(&zone, wanted).await {
         Ok(records) => records,
         Err(e) => {
             error!("zone {zone}: {e}; nothing in this zone was changed");

@@ -2,5 +2,6 @@
 //! to make. Nothing here reads the clock, the disk or the network.
 
 pub mod dkim;
+pub mod rrsets;
 pub mod scope;
 pub mod update;

@@ -11,7 +11,10 @@ pub mod bind;
 pub mod cdm;
 pub mod cycle;
 pub mod dkim;
+pub mod http;
+pub mod inwx;
 pub mod knot;
+pub mod pdns;
 pub mod pebble;
 
 use std::path::PathBuf;

@@ -3,6 +3,10 @@
 //! are listed in one static [`REGISTRY`] with their names, aliases and documented
 //! config keys; `--check` and the README's key tables come from it.
 
+pub mod dnsupdate;
+pub mod dnsupdate_registry;
+pub mod inwx;
+pub mod powerdns;
 pub mod rfc2136;
 pub mod zonefile;
 
@@ -12,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::dns::record::{Name, Record};
+use crate::dns::record::{Name, Record, RecordType};
 
 /// What a run changes in one zone. Adds are applied before deletes (in one
 /// message where the protocol allows), so a name never passes through an empty
@@ -27,6 +31,28 @@ impl ChangeSet {
     pub fn is_empty(&self) -> bool {
         self.adds.is_empty() && self.deletes.is_empty()
     }
+
+    /// The changes grouped by RRset (name and type), for APIs that change whole
+    /// RRsets or records one at a time.
+    pub fn by_rrset(&self) -> BTreeMap<(Name, RecordType), RRsetChange<'_>> {
+        let mut grouped: BTreeMap<(Name, RecordType), RRsetChange<'_>> = BTreeMap::new();
+        for record in &self.adds {
+            let key = (record.name.clone(), record.record_type());
+            grouped.entry(key).or_default().adds.push(record);
+        }
+        for record in &self.deletes {
+            let key = (record.name.clone(), record.record_type());
+            grouped.entry(key).or_default().deletes.push(record);
+        }
+        grouped
+    }
+}
+
+/// The adds and deletes of one RRset.
+#[derive(Debug, Default)]
+pub struct RRsetChange<'a> {
+    pub adds: Vec<&'a Record>,
+    pub deletes: Vec<&'a Record>,
 }
 
 /// Why a provider could not read or change a zone. Each variant names the server
@@ -92,17 +118,61 @@ pub trait DnsProvider: Send + Sync {
     /// it with one AXFR); the planner only looks at the names in scope.
     async fn read_zone(&self, zone: &Name) -> Result<Vec<Record>, ProviderError>;
 
+    /// The records the update phase needs from `zone`: at least those of the
+    /// RRsets `wanted` (name and type; see [`crate::plan::rrsets`]). The default
+    /// returns the whole zone (`read_zone`: one AXFR for RFC 2136); providers
+    /// that cannot list a zone read each wanted RRset.
+    async fn read_rrsets(
+        &self,
+        zone: &Name,
+        wanted: &[(Name, RecordType)],
+    ) -> Result<Vec<Record>, ProviderError> {
+        let _ = wanted;
+        self.read_zone(zone).await
+    }
+
     /// Applies all changes to `zone`, atomically where the protocol allows.
     async fn apply(&self, zone: &Name, changes: &ChangeSet) -> Result<(), ProviderError>;
 
+    /// Ends a session the provider opened (an API login), once the program is
+    /// done with the provider. Failures are only logged.
+    async fn close(&self) {}
+
     /// The authoritative servers of `zone` to ask whether a record is served
-    /// (its NS set, on port 53). Used when `nameservers` is not configured.
+    /// (its NS set, on port 53). Used when `nameservers` is not configured. The
+    /// default reads the apex NS RRset from the provider and resolves each host.
     async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
-        Err(ProviderError::NoZone {
+        let no_servers = |reason: String| ProviderError::NoZone {
             name: zone.to_string(),
             server: self.describe(),
-            reason: "this provider cannot list the zone's nameservers; set nameservers = host[:port], ... in [domain]".into(),
-        })
+            reason: format!("{reason}; set nameservers = host[:port], ... in [domain]"),
+        };
+        let records = self
+            .read_rrsets(zone, &[(zone.clone(), RecordType::Ns)])
+            .await?;
+        let hosts: Vec<&Name> = records
+            .iter()
+            .filter(|r| &r.name == zone)
+            .filter_map(|r| match &r.data {
+                crate::dns::record::RData::Ns(host) => Some(host),
+                _ => None,
+            })
+            .collect();
+        let mut servers = Vec::new();
+        for host in &hosts {
+            match tokio::net::lookup_host((host.as_str(), 53)).await {
+                Ok(addrs) => servers.extend(addrs),
+                Err(e) => log::debug!("{}: nameserver {host}: {e}", self.describe()),
+            }
+        }
+        if servers.is_empty() {
+            Err(no_servers(format!(
+                "none of the zone's {} NS hosts could be resolved",
+                hosts.len()
+            )))
+        } else {
+            Ok(servers)
+        }
     }
 }
 
@@ -145,15 +215,21 @@ impl KeyError {
     }
 }
 
-/// Every provider the program knows.
-pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC, zonefile::SPEC];
+/// The providers implemented here.
+pub const OWN: &[ProviderSpec] = &[rfc2136::SPEC, powerdns::SPEC, inwx::SPEC, zonefile::SPEC];
+
+/// Every provider the program knows: ours, then those of the `dns-update` crate.
+pub static REGISTRY: &[&[ProviderSpec]] = &[OWN, dnsupdate_registry::SPECS];
+
+/// The entries of [`REGISTRY`] one by one.
+pub fn providers() -> impl Iterator<Item = &'static ProviderSpec> {
+    REGISTRY.iter().flat_map(|specs| specs.iter())
+}
 
 /// The registry entry for a handler name or alias (case-insensitive).
 pub fn lookup(handler: &str) -> Option<&'static ProviderSpec> {
     let handler = handler.trim().to_ascii_lowercase();
-    REGISTRY
-        .iter()
-        .find(|spec| spec.name == handler || spec.aliases.contains(&handler.as_str()))
+    providers().find(|spec| spec.name == handler || spec.aliases.contains(&handler.as_str()))
 }
 
 /// Keys common to every provider, handled by the domain module itself.
@@ -194,16 +270,12 @@ pub const COMMON_KEYS: &[KeySpec] = &[
 /// config reader does not warn about it.
 pub fn is_provider_key(key: &str) -> bool {
     COMMON_KEYS.iter().any(|k| k.name == key)
-        || REGISTRY
-            .iter()
-            .any(|spec| spec.keys.iter().any(|k| k.name == key))
+        || providers().any(|spec| spec.keys.iter().any(|k| k.name == key))
 }
 
 /// True when `key` holds a secret for some provider.
 pub fn is_secret_key(key: &str) -> bool {
-    REGISTRY
-        .iter()
-        .any(|spec| spec.keys.iter().any(|k| k.name == key && k.secret))
+    providers().any(|spec| spec.keys.iter().any(|k| k.name == key && k.secret))
 }
 
 #[cfg(test)]
@@ -215,7 +287,7 @@ mod tests {
     #[test]
     fn readme_documents_every_provider_key() {
         let readme = include_str!("../../../README.md");
-        for spec in REGISTRY {
+        for spec in OWN {
             let heading = format!("### `{}`", spec.name);
             let section = readme
                 .split_once(&heading)
@@ -231,6 +303,45 @@ mod tests {
                 assert!(
                     section.contains(&format!("`{}`", key.name)),
                     "README section {heading} does not document key `{}`",
+                    key.name
+                );
+            }
+        }
+        let table = dnsupdate_registry::markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README's table of dns-update providers is out of date; it should read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn names_and_keys_are_unique_and_lower_case() {
+        let mut names: Vec<&str> = providers()
+            .flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied()))
+            .collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "a handler name is taken twice");
+        for spec in providers() {
+            assert!(
+                spec.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            );
+            for key in spec.keys {
+                assert!(
+                    key.name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                    "{}: key {}",
+                    spec.name,
+                    key.name
+                );
+                assert!(
+                    crate::config::records::parse_rule(key.name, "x").is_ok_and(|r| r.is_none()),
+                    "{}: key {} is also a record key",
+                    spec.name,
                     key.name
                 );
             }

@@ -1,0 +1,225 @@
+//! The `inwx` provider end to end: the binary's update phase against an
+//! emulation of INWX's documented JSON-RPC API (`tests/support/inwx.rs`), since
+//! INWX itself cannot be reached from here. Assertions are on the emulation's
+//! record state, the calls it received and the binary's exit status.
+
+mod support;
+
+use support::cdm::{Run, cdm, write_config};
+use support::inwx::InwxEmulation;
+
+const ZONE: &str = "example.de";
+const NAME: &str = "www.example.de";
+const USER: &str = "cdm-user";
+const PASS: &str = "sentinel-pass-93ad";
+/// base32 of RFC 6238's test secret "12345678901234567890".
+const TOTP_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+/// A credentials file with `handler = dnsuptools/inwx` (the original's name).
+fn credentials(inwx: &InwxEmulation, extra: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[cdm]\nstatedir = {}\n\n[domain]\nhandler = dnsuptools/inwx\nuser = {USER}\napiurl = {}\n{extra}",
+        dir.path().join("state").display(),
+        inwx.url()
+    );
+    let path = write_config(dir.path(), "credentials.conf", &text);
+    (dir, path)
+}
+
+fn update(dir: &tempfile::TempDir, creds: &str, config: &str) -> Run {
+    cdm(dir.path(), &["--update", creds, "--config-content", config])
+}
+
+fn count(calls: &[String], method: &str) -> usize {
+    calls.iter().filter(|c| *c == method).count()
+}
+
+fn assert_no_secret(run: &Run, secret: &str) {
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "a secret appears in the output:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+fn emulation(totp: Option<&str>) -> InwxEmulation {
+    let inwx = InwxEmulation::start(USER, PASS, totp);
+    inwx.add_domain(ZONE);
+    inwx.add_record(ZONE, NAME, "A", "192.0.2.1", 0);
+    inwx
+}
+
+#[test]
+fn update_phase_sets_records_and_keeps_the_rest_of_each_rrset() {
+    let inwx = emulation(None);
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
+    let spf: Vec<String> = (1..=20).map(|i| format!("+ip4:198.51.100.{i}")).collect();
+    let config = format!(
+        "[domain:{NAME}]\nip4 += 192.0.2.2\nip6 = 2001:db8::1\nmx = mail.example.de:20\n\
+         caa = 0 issue letsencrypt.org\nsrv.imap.tcp.143 = mail.example.de:11:19\nspf = {}, -all\n",
+        spf.join(", ")
+    );
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(inwx.contents(NAME, "AAAA"), vec!["2001:db8::1"]);
+    assert_eq!(
+        inwx.records(NAME, "MX"),
+        vec![("mail.example.de".to_string(), 20)]
+    );
+    assert_eq!(
+        inwx.contents(NAME, "CAA"),
+        vec!["0 issue \"letsencrypt.org\""]
+    );
+    assert_eq!(
+        inwx.records("_imap._tcp.www.example.de", "SRV"),
+        vec![("19 143 mail.example.de".to_string(), 11)]
+    );
+    let txt = inwx.contents(NAME, "TXT");
+    assert_eq!(txt.len(), 1, "{txt:?}");
+    assert!(txt[0].len() > 255 && txt[0].starts_with("v=spf1") && txt[0].ends_with("-all"));
+    assert_eq!(inwx.open_sessions(), 0, "the session is logged out");
+
+    // The same config again creates and deletes nothing.
+    let before = inwx.calls();
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let after = inwx.calls();
+    assert_eq!(
+        count(&after, "nameserver.createRecord"),
+        count(&before, "nameserver.createRecord")
+    );
+    assert_eq!(count(&after, "nameserver.deleteRecord"), 0);
+
+    // Setting A to one address deletes the others.
+    let run = update(&dir, &creds, &format!("[domain:{NAME}]\nip4 = 192.0.2.3\n"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.3"]);
+    assert_eq!(inwx.contents(NAME, "AAAA"), vec!["2001:db8::1"]);
+    assert_no_secret(&run, PASS);
+}
+
+#[test]
+fn two_factor_login_sends_a_valid_tan() {
+    let inwx = emulation(Some(TOTP_SECRET));
+    let (dir, creds) = credentials(
+        &inwx,
+        &format!("passwd = {PASS}\nsharedsecret = {TOTP_SECRET}\n"),
+    );
+    let run = update(&dir, &creds, &format!("[domain:{NAME}]\nip4 = 192.0.2.5\n"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(inwx.calls().contains(&"account.unlock".to_string()));
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.5"]);
+    assert_no_secret(&run, TOTP_SECRET);
+
+    // Without the shared secret: a clear error, nothing changed.
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
+    let run = update(&dir, &creds, &format!("[domain:{NAME}]\nip4 = 192.0.2.6\n"));
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("set sharedsecret"), "{}", run.stderr);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.5"]);
+
+    // A wrong shared secret (another valid base32 key): the TAN is rejected.
+    let wrong = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\nsharedsecret = {wrong}\n"));
+    let run = update(&dir, &creds, &format!("[domain:{NAME}]\nip4 = 192.0.2.6\n"));
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("account.unlock") && run.stderr.contains("2200"),
+        "{}",
+        run.stderr
+    );
+    assert_no_secret(&run, wrong);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.5"]);
+}
+
+#[test]
+fn temporary_failures_are_retried_and_object_exists_counts_as_done() {
+    let inwx = emulation(None);
+    inwx.fail_next("nameserver.createRecord", 2400);
+    inwx.fail_next("nameserver.info", 2502);
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
+    let run = update(
+        &dir,
+        &creds,
+        &format!("[domain:{NAME}]\nip4 += 192.0.2.2\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(count(&inwx.calls(), "nameserver.createRecord"), 2);
+
+    // "2302 object exists" on a create: the record is there, the run succeeds.
+    inwx.fail_next("nameserver.createRecord", 2302);
+    let run = update(
+        &dir,
+        &creds,
+        &format!("[domain:{NAME}]\nip4 += 192.0.2.3\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // A failure that persists is reported after a bounded number of attempts.
+    for _ in 0..4 {
+        inwx.fail_next("nameserver.createRecord", 2500);
+    }
+    let run = update(
+        &dir,
+        &creds,
+        &format!("[domain:{NAME}]\nip4 += 192.0.2.4\n"),
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("2500") && run.stderr.contains("zone example.de"),
+        "{}",
+        run.stderr
+    );
+    assert!(!inwx.contents(NAME, "A").contains(&"192.0.2.4".to_string()));
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_without_the_password() {
+    let inwx = emulation(None);
+    let wrong = "sentinel-wrong-pass-77c1";
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {wrong}\n"));
+    let run = update(&dir, &creds, &format!("[domain:{NAME}]\nip4 = 192.0.2.9\n"));
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("inwx")
+            && run.stderr.contains(NAME)
+            && run.stderr.contains("2200 Authentication error"),
+        "{}",
+        run.stderr
+    );
+    assert_no_secret(&run, wrong);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.1"]);
+
+    // The domain's own passwd overrides the default section's.
+    let run = update(
+        &dir,
+        &creds,
+        &format!("[domain:{NAME}]\npasswd = {PASS}\nip4 = 192.0.2.9\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.9"]);
+    assert_no_secret(&run, PASS);
+
+    // A domain the account does not have.
+    let run = update(
+        &dir,
+        &creds,
+        "[domain:www.other.test]\npasswd = x\nip4 = 192.0.2.9\n",
+    );
+    assert_ne!(run.code, 0);
+    let run = update(
+        &dir,
+        &creds,
+        &format!("[domain:www.other.test]\npasswd = {PASS}\nip4 = 192.0.2.9\n"),
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("no zone found for www.other.test"),
+        "{}",
+        run.stderr
+    );
+}
