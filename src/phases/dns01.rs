@@ -13,6 +13,7 @@ use log::{debug, info};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::records::authoritative_servers;
 use crate::acme::{ChallengeRecord, Dns01, Dns01Error};
 use crate::config::model::Domain;
 use crate::dns::observe::served_by;
@@ -110,7 +111,9 @@ impl Dns01 for ProviderDns01 {
     async fn wait_until_served(&self, _challenges: &[ChallengeRecord]) -> Result<(), Dns01Error> {
         let batches = self.batches.lock().await;
         for batch in batches.iter() {
-            let servers = authoritative_servers(batch).await?;
+            let servers =
+                authoritative_servers(batch.provider.as_ref(), &batch.zone, &batch.nameservers)
+                    .await?;
             wait_served(&batch.zone, &servers, &batch.records).await?;
         }
         Ok(())
@@ -133,21 +136,6 @@ impl Dns01 for ProviderDns01 {
         }
         first_error.map_or(Ok(()), Err)
     }
-}
-
-/// The configured `nameservers`, or the zone's NS set from the provider.
-async fn authoritative_servers(batch: &ZoneBatch) -> Result<Vec<SocketAddr>, Dns01Error> {
-    if batch.nameservers.is_empty() {
-        return Ok(batch.provider.nameservers(&batch.zone).await?);
-    }
-    let mut servers = Vec::new();
-    for (host, port) in &batch.nameservers {
-        let addrs = tokio::net::lookup_host((host.as_str(), *port))
-            .await
-            .map_err(|e| format!("nameserver {host}: {e}"))?;
-        servers.extend(addrs);
-    }
-    Ok(servers)
 }
 
 /// Polls every server until all serve `records`, with a deadline.

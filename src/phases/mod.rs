@@ -4,7 +4,9 @@
 
 pub mod cert;
 pub mod dns01;
+pub mod records;
 pub mod update;
+pub mod zones;
 
 use log::warn;
 

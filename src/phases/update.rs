@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use log::{error, info};
+use log::info;
 use tokio::task::JoinSet;
 
+use super::zones::{ZoneOutcome, ZoneWork, apply_zone, for_each_zone};
 use crate::acme;
 use crate::config::cert::certs_of;
 use crate::config::model::{Config, Domain};
 use crate::config::records::{CaaEntry, RecordKind};
-use crate::dns::provider::{ChangeSet, DnsProvider};
-use crate::dns::record::{Name, RecordType};
-use crate::plan::update::{DomainPlan, PublicIps, plan_domain};
+use crate::dns::record::Name;
+use crate::plan::update::{PublicIps, plan_domain};
 use crate::publicip;
 use crate::run::PhaseFailed;
 
@@ -36,192 +36,35 @@ pub async fn run(config: &Config, dry_run: bool) -> Result<(), PhaseFailed> {
         info!("No static records configured");
         return Ok(());
     }
-    let mut failed = false;
-
     let ips = Arc::new(public_ips(&domains).await);
-
-    // Usually one round. A name that the zone's AXFR shows to lie below a
-    // delegation is handed back and looked up on its own in a second round.
-    let mut remaining = domains;
-    let mut round = 0;
-    while !remaining.is_empty() {
-        round += 1;
-        let zones = assign_zones(remaining, &mut failed).await;
-        let mut tasks = JoinSet::new();
-        for mut work in zones {
-            work.domains.sort_by(|a, b| a.name.cmp(&b.name));
-            let ips = ips.clone();
-            let caa = caa.clone();
-            tasks.spawn(async move { update_zone(work, &ips, &caa, dry_run).await });
-        }
-        remaining = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(outcome) => {
-                    failed |= outcome.failed;
-                    if round == 1 {
-                        remaining.extend(outcome.delegated);
-                    } else {
-                        for domain in outcome.delegated {
-                            error!(
-                                "[domain:{}]: lies below a delegation, but its zone lookup names the parent zone; its records are left as they are",
-                                domain.name
-                            );
-                            failed = true;
-                        }
-                    }
-                }
-                Err(_) => failed = true,
-            }
-        }
-    }
+    let failed = for_each_zone(domains, |work| {
+        let ips = ips.clone();
+        let caa = caa.clone();
+        async move { update_zone(work, &ips, &caa, dry_run).await }
+    })
+    .await;
     if failed { Err(PhaseFailed) } else { Ok(()) }
 }
 
-/// Groups domains by zone with one zone lookup per zone, not per name: a name
-/// at or below a zone already found (at the same provider) is taken to be in
-/// it; `update_zone` hands back names its AXFR shows to be delegated.
-async fn assign_zones(mut domains: Vec<Domain>, failed: &mut bool) -> Vec<ZoneWork> {
-    // Shorter names first, so a zone apex is looked up before the names below it.
-    domains.sort_by_key(|d| (d.name.as_str().split('.').count(), d.name.clone()));
-    let mut zones: Vec<ZoneWork> = Vec::new();
-    for domain in domains {
-        let id = domain.provider.id;
-        let known = zones
-            .iter_mut()
-            .filter(|w| w.provider_id == id && domain.name.is_at_or_below(&w.zone))
-            .max_by_key(|w| w.zone.as_str().len());
-        if let Some(work) = known {
-            work.domains.push(domain);
-            continue;
-        }
-        match domain.provider.instance.find_zone(&domain.name).await {
-            Ok(zone) => match zones
-                .iter_mut()
-                .find(|w| w.provider_id == id && w.zone == zone)
-            {
-                Some(work) => work.domains.push(domain),
-                None => zones.push(ZoneWork {
-                    provider: domain.provider.instance.clone(),
-                    provider_id: id,
-                    zone,
-                    domains: vec![domain],
-                }),
-            },
-            Err(e) => {
-                error!(
-                    "[domain:{}]: {e}; its records are left as they are",
-                    domain.name
-                );
-                *failed = true;
-            }
-        }
-    }
-    zones
-}
-
-/// The domains of one zone at one provider.
-struct ZoneWork {
-    provider: Arc<dyn DnsProvider>,
-    provider_id: usize,
-    zone: Name,
-    domains: Vec<Domain>,
-}
-
-/// What became of one zone's work.
-struct ZoneOutcome {
-    failed: bool,
-    /// Domains that lie below a delegation in this zone, so in another zone.
-    delegated: Vec<Domain>,
-}
-
 async fn update_zone(
-    work: ZoneWork,
+    work: ZoneWork<Domain>,
     ips: &HashMap<String, PublicIpAnswer>,
     caa: &HashMap<Name, Result<Vec<String>, String>>,
     dry_run: bool,
-) -> ZoneOutcome {
-    let ZoneWork {
-        provider,
-        zone,
-        domains,
-        ..
-    } = work;
-    let existing = match provider.read_zone(&zone).await {
-        Ok(records) => records,
-        Err(e) => {
-            error!("zone {zone}: {e}; nothing in this zone was changed");
-            return ZoneOutcome {
-                failed: true,
-                delegated: Vec::new(),
-            };
-        }
+) -> ZoneOutcome<Domain> {
+    let caa_identities = |d: &Domain| {
+        caa.get(&d.name)
+            .cloned()
+            .unwrap_or_else(|| Err(format!("no certificate covers {}", d.name)))
     };
-    // NS records below the apex are delegations: names at or below them belong
-    // to another zone.
-    let cuts: Vec<&Name> = existing
-        .iter()
-        .filter(|r| r.record_type() == RecordType::Ns && r.name != zone)
-        .map(|r| &r.name)
-        .collect();
-    let (delegated, domains): (Vec<Domain>, Vec<Domain>) = domains
-        .into_iter()
-        .partition(|d| cuts.iter().any(|cut| d.name.is_at_or_below(cut)));
-    let mut failed = false;
-    let mut changes = ChangeSet::default();
-    let mut plans: Vec<(&Domain, DomainPlan)> = Vec::new();
-    for domain in &domains {
+    apply_zone(work, dry_run, |domain: &Domain, zone, existing| {
         let public = PublicIps {
             v4: needs(domain, true).then(|| answer_v4(ips, &domain.ip4_lookup)),
             v6: needs(domain, false).then(|| answer_v6(ips, &domain.ip6_lookup)),
         };
-        let caa_identities = |d: &Domain| {
-            caa.get(&d.name)
-                .cloned()
-                .unwrap_or_else(|| Err(format!("no certificate covers {}", d.name)))
-        };
-        let plan = plan_domain(domain, &zone, &existing, &public, &caa_identities);
-        changes.adds.extend(plan.changes.adds.iter().cloned());
-        changes.deletes.extend(plan.changes.deletes.iter().cloned());
-        plans.push((domain, plan));
-    }
-    // Two sections whose scopes overlap must not delete what the other adds.
-    let adds = changes.adds.clone();
-    changes
-        .deletes
-        .retain(|d| !adds.iter().any(|a| a.same_as(d)));
-
-    let applied = if dry_run || changes.is_empty() {
-        Ok(())
-    } else {
-        provider.apply(&zone, &changes).await
-    };
-    for (domain, plan) in &plans {
-        info!("Create resource records for section \"{}\"", domain.name);
-        for line in &plan.lines {
-            info!("{line}");
-        }
-        for message in &plan.errors {
-            error!("[domain:{}] {message}", domain.name);
-            failed = true;
-        }
-    }
-    if dry_run {
-        for record in &changes.adds {
-            println!("zone {zone}: add {record}");
-        }
-        for record in &changes.deletes {
-            println!("zone {zone}: delete {record}");
-        }
-        if changes.is_empty() {
-            println!("zone {zone}: no changes");
-        }
-    }
-    if let Err(e) = applied {
-        error!("zone {zone}: {e}; none of the changes above were made");
-        failed = true;
-    }
-    ZoneOutcome { failed, delegated }
+        plan_domain(domain, zone, existing, &public, &caa_identities)
+    })
+    .await
 }
 
 fn needs(domain: &Domain, v4: bool) -> bool {

@@ -67,11 +67,14 @@ pub struct DomainPlan {
 }
 
 /// What one key contributes: records it wants (or removes) and its scope.
-struct Contribution {
-    op: Op,
-    log_type: &'static str,
-    scope: Scope,
-    records: Vec<Record>,
+#[derive(Clone, Debug)]
+pub struct Contribution {
+    pub op: Op,
+    /// The type the log lines show (`TLSA`, `DKIM`, `SPF`, ...).
+    pub log_type: &'static str,
+    /// What a set key speaks for: the rest of it is deleted.
+    pub scope: Scope,
+    pub records: Vec<Record>,
 }
 
 /// Plans the static records of `domain` in `zone`, given the zone's records.
@@ -518,6 +521,14 @@ fn fold_soa(
         scope: Scope::exact(zone.clone(), RecordType::Soa),
         records: vec![record],
     }))
+}
+
+/// Plans contributions made elsewhere (material records such as TLSA and DKIM)
+/// against the zone's records.
+pub fn plan_contributions(contributions: &[Contribution], existing: &[Record]) -> DomainPlan {
+    let mut plan = DomainPlan::default();
+    combine(contributions, existing, &mut plan);
+    plan
 }
 
 /// Combines the contributions into log lines and one change set.
