@@ -2,4 +2,5 @@
 //! to make. Nothing here reads the clock, the disk or the network.
 
 pub mod scope;
+pub mod tlsa;
 pub mod update;
