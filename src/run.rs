@@ -39,7 +39,7 @@ pub async fn run(args: &Args) -> Exit {
             print!("{}", render_config(&config));
             Exit::Success
         }
-        Action::Status => status(&config),
+        Action::Status => status(&config).await,
         Action::Auto => {
             error!(
                 "--auto chooses phases from certificate and DKIM timing, which this version does not manage yet; run --update or a phase explicitly"
@@ -182,7 +182,7 @@ async fn run_phase(config: &Config, phase: Phase, args: &Args) -> Exit {
     }
 }
 
-fn status(config: &Config) -> Exit {
+async fn status(config: &Config) -> Exit {
     let state = match state::load(&config.cdm.statedir) {
         Ok(state) => state,
         Err(e) => {
@@ -238,6 +238,9 @@ fn status(config: &Config) -> Exit {
             Some(reason) => println!("  due: prepare ({reason})"),
             None => println!("  due: nothing"),
         }
+    }
+    for line in phases::tlsa::status_lines(config, &state).await {
+        println!("{line}");
     }
     Exit::Success
 }

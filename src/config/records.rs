@@ -445,7 +445,10 @@ fn tlsa_number(what: &str, text: Option<&str>, max: u8) -> Result<Option<u8>, St
     match number::<u8>(what, text)? {
         Some(n) if n > max => Err(format!(
             "TLSA {what} {n} is not one of {}",
-            (0..=max).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            (0..=max)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         other => Ok(other),
     }

@@ -22,6 +22,7 @@ use log::{error, info, warn};
 
 use super::Options;
 use super::dns01::ProviderDns01;
+use super::tlsa;
 use crate::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
 use crate::config::cert::CertSection;
@@ -342,11 +343,12 @@ fn timestamp(unix: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(unix, 0).single().unwrap_or_else(Utc::now)
 }
 
-/// Runs rollover for every certificate with prepared material.
+/// Runs rollover for every certificate with prepared material whose TLSA
+/// records every authoritative server serves (or with `--force`).
 ///
 /// # Errors
 /// [`PhaseFailed`] when a certificate could not be deployed (it stays prepared).
-pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed> {
+pub async fn rollover(config: &Config, store: &Store, options: Options) -> Result<(), PhaseFailed> {
     let state = store.snapshot().await;
     let mut failed = false;
     for cert in &config.certs {
@@ -357,6 +359,21 @@ pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed>
             );
             continue;
         };
+        if let Err(reason) = tlsa::check_served(config, cert, &prepared).await {
+            if options.force {
+                warn!(
+                    "[cert:{}] deploying serial {} although its TLSA records are not served everywhere (--force): {reason}",
+                    cert.name, prepared.serial
+                );
+            } else {
+                error!(
+                    "[cert:{}] not rolled over: DANE clients would not find a TLSA record for serial {}: {reason}. Publish them with --prepare and wait until every server serves them, or deploy anyway with --force",
+                    cert.name, prepared.serial
+                );
+                failed = true;
+                continue;
+            }
+        }
         if store.dry_run() {
             for name in &prepared.names {
                 if let Some(dest) = &cert.destination {

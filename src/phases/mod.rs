@@ -5,6 +5,7 @@
 pub mod cert;
 pub mod dns01;
 pub mod records;
+pub mod tlsa;
 pub mod update;
 pub mod zones;
 
@@ -12,6 +13,7 @@ use log::warn;
 
 use crate::cli::Phase;
 use crate::config::model::Config;
+use crate::plan::tlsa::Mode;
 use crate::run::PhaseFailed;
 use crate::state::Store;
 
@@ -20,7 +22,9 @@ use crate::state::Store;
 pub struct Options {
     /// Print every change and make none.
     pub dry_run: bool,
-    /// Renew what is not due (like `extraflags = -x` for every certificate).
+    /// Prepare: renew what is not due (like `extraflags = -x` for every
+    /// certificate). Rollover: deploy even when the new TLSA records are not
+    /// served everywhere yet.
     pub force: bool,
 }
 
@@ -44,8 +48,20 @@ pub async fn run(
     }
     match phase {
         Phase::Update => update::run(config, options.dry_run).await,
-        Phase::Prepare => cert::prepare(config, store, options).await,
-        Phase::Rollover => cert::rollover(config, store).await,
-        Phase::Cleanup => cert::cleanup(config, store).await,
+        Phase::Prepare => {
+            // TLSA waits for its certificates; a failed issuance still leaves
+            // the records of the certificates there are.
+            let certs = cert::prepare(config, store, options).await;
+            let state = store.snapshot().await;
+            let records = tlsa::sync(config, &state, Mode::Publish, options.dry_run).await;
+            certs.and(records)
+        }
+        Phase::Rollover => cert::rollover(config, store, options).await,
+        Phase::Cleanup => {
+            let certs = cert::cleanup(config, store).await;
+            let state = store.snapshot().await;
+            let records = tlsa::sync(config, &state, Mode::Prune, options.dry_run).await;
+            certs.and(records)
+        }
     }
 }

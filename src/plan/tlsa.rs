@@ -81,9 +81,8 @@ pub fn records(
             matching: entry.matching,
         };
         for cert in certs {
-            let data = association_data(cert.info, params).map_err(|e| {
-                format!("[cert:{}] ({}): {e}", cert.section, cert.role.as_str())
-            })?;
+            let data = association_data(cert.info, params)
+                .map_err(|e| format!("[cert:{}] ({}): {e}", cert.section, cert.role.as_str()))?;
             let record = Record::new(
                 name.clone(),
                 domain.ttl,

@@ -9,6 +9,7 @@
 pub mod cdm;
 pub mod knot;
 pub mod pebble;
+pub mod tls;
 
 use std::path::PathBuf;
 
