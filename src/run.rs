@@ -225,6 +225,12 @@ async fn status(config: &Config) -> Exit {
                 ),
                 None => println!("  {label}: none"),
             }
+            if let Some(at) = material.as_ref().and_then(|m| m.tlsa_published_at) {
+                println!(
+                    "  {label}: TLSA records published at {}",
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+            }
         }
         if let Some(pending) = &entry.pending {
             println!(

@@ -6,7 +6,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use support::cdm::{Run, cdm, write_config};
 use support::knot::{KnotEnv, minimal_zone};
@@ -24,13 +25,13 @@ struct Env {
 
 impl Env {
     fn start() -> Option<Env> {
-        if !support::require_all(&["openssl", "dig"]) {
-            return None;
-        }
-        Self::start_with_zone(&minimal_zone(ZONE))
+        Self::start_with_zone(&fast_zone(""))
     }
 
     fn start_with_zone(zone: &str) -> Option<Env> {
+        if !support::require_all(&["openssl", "dig"]) {
+            return None;
+        }
         let knot = KnotEnv::start(ZONE, zone)?;
         let pebble = PebbleEnv::start(Some(knot.addr()))?;
         Some(Env {
@@ -48,7 +49,7 @@ impl Env {
     /// default section for this Pebble.
     fn base(&self, nameservers: &str) -> String {
         let mut text = format!(
-            "[cdm]\nstatedir = {}\n\n[domain]\nttl = 60\n",
+            "[cdm]\nstatedir = {}\n\n[domain]\nttl = 1\n",
             self.dir.path().join("state").display()
         );
         for (key, value) in self.knot.provider_keys() {
@@ -79,6 +80,41 @@ impl Env {
         run
     }
 
+    /// Runs `--rollover` until it is safe and succeeds (two TTLs of 1 s after
+    /// the records were published), with a deadline.
+    fn rollover_when_safe(&self, conf: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let run = self.run(&["--rollover", conf]);
+            if run.code == 0 {
+                return;
+            }
+            assert!(
+                run.stderr.contains("safe from") && Instant::now() < deadline,
+                "rollover refused: {}",
+                run.stderr
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `--cleanup` until it no longer keeps records for later, with a
+    /// deadline.
+    fn cleanup_when_safe(&self, conf: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .ok(&["--cleanup", conf])
+            .stderr
+            .contains("keeps the TLSA records")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "cleanup kept the records too long"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The TLSA records Knot serves at `owner`.
     fn tlsa(&self, owner: &str) -> Vec<(u8, u8, u8, String)> {
         let mut records = parse_tlsa_lines(&self.knot.dig(owner, "TLSA"));
@@ -102,9 +138,8 @@ impl Env {
         )
     }
 
-    /// The 3 1 1 data of the prepared certificate of `section`, by openssl from
-    /// the files in the state directory.
-    fn prepared_spki(&self, section: &str) -> String {
+    /// The directory of the prepared certificate of `section` (state.json).
+    fn prepared_dir(&self, section: &str) -> PathBuf {
         let state: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(self.dir.path().join("state/state.json")).unwrap(),
         )
@@ -112,8 +147,25 @@ impl Env {
         let dir = state["certs"][section]["prepared"]["dir"]
             .as_str()
             .unwrap_or_else(|| panic!("no prepared certificate for {section}: {state}"));
-        openssl_tlsa_data(&Path::new(dir).join("cert.pem"), 1, 1, &self.work("spki"))
+        PathBuf::from(dir)
     }
+
+    /// The 3 1 1 data of the prepared certificate of `section`, by openssl from
+    /// the files in the state directory.
+    fn prepared_spki(&self, section: &str) -> String {
+        let cert = self.prepared_dir(section).join("cert.pem");
+        openssl_tlsa_data(&cert, 1, 1, &self.work("spki"))
+    }
+}
+
+/// A zone whose SOA TTL and negative-caching TTL are 1 s (so rollover is
+/// safe two seconds after publishing), with `extra` records.
+fn fast_zone(extra: &str) -> String {
+    format!(
+        "@ 1 IN SOA ns1.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 1\n\
+         @ 3600 IN NS ns1.{ZONE}.\n\
+         ns1 3600 IN A 127.0.0.1\n{extra}"
+    )
 }
 
 fn ee(data: &str) -> (u8, u8, u8, String) {
@@ -141,9 +193,9 @@ async fn every_usage_selector_and_matching_type_equals_openssl() {
         entries.join(", ")
     ));
     env.ok(&["--prepare", &conf]);
-    env.ok(&["--rollover", &conf]);
 
-    let deployed = env.dest().join(WWW);
+    // The files prepare wrote into the state directory.
+    let deployed = env.prepared_dir("web");
     let work = env.work("values");
     // Usage 3 and 1: the leaf; 2 and 0: the first certificate of chain.pem,
     // the CA that issued it.
@@ -206,10 +258,10 @@ async fn a_dane_client_always_finds_a_matching_record() {
     env.ok(&["--prepare", &conf]);
     let first = env.prepared_spki("web");
     assert_eq!(env.tlsa(&owner), vec![ee(&first)], "prepare publishes");
-    env.ok(&["--rollover", &conf]);
+    env.rollover_when_safe(&conf);
     server.wait_presenting(&first, &env.work("wait"));
     check_now("rollover 1");
-    env.ok(&["--cleanup", &conf]);
+    env.cleanup_when_safe(&conf);
     check_now("cleanup 1");
     assert_eq!(env.tlsa(&owner), vec![ee(&first)]);
 
@@ -223,13 +275,13 @@ async fn a_dane_client_always_finds_a_matching_record() {
         sorted(vec![ee(&first), ee(&second)]),
         "the new record is published next to the old"
     );
-    env.ok(&["--rollover", &conf]);
+    env.rollover_when_safe(&conf);
     check_now("rollover 2");
     assert_eq!(env.deployed_spki(WWW), second);
     // The service has reloaded once the checker sees the new certificate; only
     // then does cleanup run (as a reload is part of rollover).
     checker.wait_for(&second);
-    env.ok(&["--cleanup", &conf]);
+    env.cleanup_when_safe(&conf);
     check_now("cleanup 2");
     assert_eq!(
         env.tlsa(&owner),
@@ -240,9 +292,9 @@ async fn a_dane_client_always_finds_a_matching_record() {
     // Cycle 3, with the checker still running: from the second to a third.
     env.ok(&["--prepare", "--force", &conf]);
     let third = env.prepared_spki("web");
-    env.ok(&["--rollover", &conf]);
+    env.rollover_when_safe(&conf);
     checker.wait_for(&third);
-    env.ok(&["--cleanup", &conf]);
+    env.cleanup_when_safe(&conf);
     check_now("cleanup 3");
     assert_eq!(env.tlsa(&owner), vec![ee(&third)]);
 
@@ -290,13 +342,9 @@ fn dig_tlsa(port: u16, owner: &str) -> Vec<String> {
 #[tokio::test]
 async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
     let stale = "3 1 1 0000000000000000000000000000000000000000000000000000000000000000";
-    let zone = format!(
-        "{}_443._tcp.www 300 IN TLSA {stale}\n_25._tcp.www 300 IN TLSA {stale}\n_587._tcp.www 300 IN TLSA {stale}\n",
-        minimal_zone(ZONE)
-    );
-    if !support::require_all(&["openssl", "dig"]) {
-        return;
-    }
+    let zone = fast_zone(&format!(
+        "_443._tcp.www 1 IN TLSA {stale}\n_25._tcp.www 1 IN TLSA {stale}\n_587._tcp.www 1 IN TLSA {stale}\n"
+    ));
     let Some(env) = Env::start_with_zone(&zone) else {
         return;
     };
@@ -314,8 +362,14 @@ async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
         env.tlsa(&format!("_443._tcp.{WWW}")),
         sorted(vec![ee(&web), ee(&web2), zero.clone()])
     );
-    env.ok(&["--rollover", &conf]);
-    env.ok(&["--cleanup", &conf]);
+    // The update phase never touches TLSA records.
+    env.ok(&["--update", &conf]);
+    assert_eq!(
+        env.tlsa(&format!("_443._tcp.{WWW}")),
+        sorted(vec![ee(&web), ee(&web2), zero.clone()])
+    );
+    env.rollover_when_safe(&conf);
+    env.cleanup_when_safe(&conf);
     assert_eq!(env.tlsa(&format!("_443._tcp.{WWW}")), both, "stale deleted");
     assert_eq!(
         env.tlsa(&format!("_587._tcp.{WWW}")),
@@ -341,8 +395,8 @@ async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
         env.tlsa(&format!("_443._tcp.{WWW}")),
         sorted(vec![ee(&web), ee(&web2), ee(&new_web)])
     );
-    env.ok(&["--rollover", &renew_web]);
-    env.ok(&["--cleanup", &renew_web]);
+    env.rollover_when_safe(&renew_web);
+    env.cleanup_when_safe(&renew_web);
     assert_eq!(
         env.tlsa(&format!("_443._tcp.{WWW}")),
         sorted(vec![ee(&new_web), ee(&web2)])
@@ -360,28 +414,53 @@ async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
     );
 }
 
-/// Rollover refuses while an authoritative server does not serve the new
-/// TLSA records, names the server and the records, and goes ahead with --force.
+/// Rollover refuses while the new TLSA records were never published, while an
+/// authoritative server does not serve them (naming it and the records), and
+/// before two TTLs have passed (saying when it is safe); `--force` overrides.
+/// Cleanup keeps the old records for two TTLs after rollover.
 #[tokio::test]
-async fn rollover_waits_for_every_nameserver_unless_forced() {
-    let Some(env) = Env::start() else { return };
+async fn rollover_waits_for_every_nameserver_and_two_ttls_unless_forced() {
+    let stale = "3 1 1 00000000000000000000000000000000000000000000000000000000000000ee";
+    let Some(env) = Env::start_with_zone(&fast_zone(&format!("_443._tcp.www 1 IN TLSA {stale}\n")))
+    else {
+        return;
+    };
     // A second server for the zone that never receives the updates.
     let Some(lagging) = KnotEnv::start(ZONE, &minimal_zone(ZONE)) else {
         return;
     };
     let records = format!("\n[cert:web]\n[domain:{WWW}]\ncert = web\ntlsa.tcp.443 = auto:3:1:1\n");
-    let conf = env.config(&records);
-    let both = write_config(
-        env.dir.path(),
+    let write = |file: &str, nameservers: &str, extra: &str| {
+        write_config(
+            env.dir.path(),
+            file,
+            &format!("{}{records}{extra}", env.base(nameservers)),
+        )
+    };
+    let both = write(
         "both.conf",
+        &format!("{}, {}", env.knot.server(), lagging.server()),
+        "",
+    );
+    let slow = write("slow.conf", &env.knot.server(), "ttl = 30\n");
+    let plain = write_config(
+        env.dir.path(),
+        "plain.conf",
         &format!(
-            "{}{records}",
-            env.base(&format!("{}, {}", env.knot.server(), lagging.server()))
+            "{}\n[cert:web]\n[domain:{WWW}]\ncert = web\n",
+            env.base(&env.knot.server())
         ),
     );
+    let conf = write("cdm.conf", &env.knot.server(), "");
+
+    // Prepared before the tlsa key existed: nothing published for it yet.
+    env.ok(&["--prepare", &plain]);
+    let run = env.run(&["--rollover", &conf]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not been published"), "{}", run.stderr);
+
     env.ok(&["--prepare", &conf]);
     let spki = env.prepared_spki("web");
-
     let run = env.run(&["--rollover", &both]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
@@ -397,6 +476,16 @@ async fn rollover_waits_for_every_nameserver_unless_forced() {
     );
     assert!(run.stderr.contains("--force"), "{}", run.stderr);
     assert!(!env.dest().join(WWW).exists(), "nothing deployed");
+
+    // Records with a TTL of 30 s: safe 60 s after they were published.
+    let run = env.run(&["--rollover", &slow]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("safe from") && run.stderr.contains("TTL 30 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.dest().join(WWW).exists(), "nothing deployed");
     let status = env.ok(&["--status", &both]);
     assert!(
         status.stdout.contains("  prepared: serial"),
@@ -404,19 +493,29 @@ async fn rollover_waits_for_every_nameserver_unless_forced() {
         status.stdout
     );
 
-    let run = env.ok(&["--rollover", "--force", &both]);
+    let run = env.ok(&["--rollover", "--force", &slow]);
     assert!(run.stderr.contains("--force"), "{}", run.stderr);
     assert_eq!(env.deployed_spki(WWW), spki);
+
+    // Cleanup within two TTLs of the rollover keeps the old records.
+    let zero = (3, 1, 1, stale[6..].to_string());
+    let run = env.ok(&["--cleanup", &slow]);
+    assert!(
+        run.stderr.contains("keeps the TLSA records"),
+        "{}",
+        run.stderr
+    );
+    let owner = format!("_443._tcp.{WWW}");
+    assert_eq!(env.tlsa(&owner), sorted(vec![ee(&spki), zero]));
+    env.cleanup_when_safe(&conf);
+    assert_eq!(env.tlsa(&owner), vec![ee(&spki)]);
 }
 
 /// `--status` lists the records per port and which certificate each matches.
 #[tokio::test]
 async fn status_shows_records_and_their_certificates() {
     let stale = "3 1 1 00000000000000000000000000000000000000000000000000000000000000ff";
-    let zone = format!("{}_25._tcp.www 300 IN TLSA {stale}\n", minimal_zone(ZONE));
-    if !support::require_all(&["openssl", "dig"]) {
-        return;
-    }
+    let zone = fast_zone(&format!("_25._tcp.www 1 IN TLSA {stale}\n"));
     let Some(env) = Env::start_with_zone(&zone) else {
         return;
     };
@@ -438,7 +537,7 @@ async fn status_shows_records_and_their_certificates() {
         status.contains(&format!("_25._tcp: {} -> none", stale)),
         "{status}"
     );
-    env.ok(&["--rollover", &conf]);
+    env.rollover_when_safe(&conf);
     env.ok(&["--prepare", "--force", &conf]);
     let second = env.prepared_spki("web");
     let status = env.ok(&["--status", &conf]).stdout;

@@ -292,6 +292,7 @@ async fn prepare_one(
         not_after: timestamp(issued.info.not_after),
         issued_at: Utc::now(),
         deployed_at: None,
+        tlsa_published_at: None,
     };
     info!(
         "[cert:{}] issued: serial {}, valid until {}, for {}",
@@ -359,15 +360,15 @@ pub async fn rollover(config: &Config, store: &Store, options: Options) -> Resul
             );
             continue;
         };
-        if let Err(reason) = tlsa::check_served(config, cert, &prepared).await {
+        if let Err(reason) = tlsa::rollover_check(config, cert, &prepared, Utc::now()).await {
             if options.force {
                 warn!(
-                    "[cert:{}] deploying serial {} although its TLSA records are not served everywhere (--force): {reason}",
+                    "[cert:{}] deploying serial {} although it is not safe for DANE yet (--force): {reason}",
                     cert.name, prepared.serial
                 );
             } else {
                 error!(
-                    "[cert:{}] not rolled over: DANE clients would not find a TLSA record for serial {}: {reason}. Publish them with --prepare and wait until every server serves them, or deploy anyway with --force",
+                    "[cert:{}] not rolled over: DANE clients might find no TLSA record for serial {}: {reason}. Run --rollover again then, or deploy anyway with --force",
                     cert.name, prepared.serial
                 );
                 failed = true;
@@ -588,6 +589,7 @@ mod tests {
             not_after,
             issued_at: not_after,
             deployed_at: None,
+            tlsa_published_at: None,
         }
     }
 

@@ -52,15 +52,13 @@ pub async fn run(
             // TLSA waits for its certificates; a failed issuance still leaves
             // the records of the certificates there are.
             let certs = cert::prepare(config, store, options).await;
-            let state = store.snapshot().await;
-            let records = tlsa::sync(config, &state, Mode::Publish, options.dry_run).await;
+            let records = tlsa::sync(config, store, Mode::Publish, options.dry_run).await;
             certs.and(records)
         }
         Phase::Rollover => cert::rollover(config, store, options).await,
         Phase::Cleanup => {
             let certs = cert::cleanup(config, store).await;
-            let state = store.snapshot().await;
-            let records = tlsa::sync(config, &state, Mode::Prune, options.dry_run).await;
+            let records = tlsa::sync(config, store, Mode::Prune, options.dry_run).await;
             certs.and(records)
         }
     }

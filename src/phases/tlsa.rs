@@ -4,28 +4,33 @@
 //!   every certificate in its `cert` list, current and prepared, next to what
 //!   is there; a re-run publishes the same records again (nothing to add).
 //! - **rollover** deploys a certificate only when every authoritative server of
-//!   each of its domains serves its TLSA records (`--force` overrides), so a
-//!   DANE client never meets a certificate its DNS does not vouch for.
+//!   each of its domains serves its TLSA records and twice the longer of their
+//!   TTL and the zone's negative-caching TTL has passed since they were
+//!   published (`--force` overrides), so a DANE client, even behind a caching
+//!   resolver, never meets a certificate its DNS does not vouch for.
 //! - **cleanup** lets set keys delete the TLSA records in their scope that match
-//!   none of the certificates still in use (current and still prepared).
+//!   none of the certificates still in use (current and still prepared), once
+//!   twice their TTL has passed since the last rollover.
 //!
 //! The records of all domains go out through `phases::records`: each zone read
 //! once and changed with one change set.
 
 use std::net::SocketAddr;
 
-use log::{error, warn};
+use chrono::{DateTime, Utc};
+use log::{error, info, warn};
 
 use super::records::{self, DomainRecords, served_everywhere};
 use crate::config::cert::CertSection;
 use crate::config::model::{Config, Domain};
 use crate::config::records::Op;
+use crate::dns::observe::soa_negative_ttl;
 use crate::dns::record::{Name, Record, RecordType};
 use crate::material::cert::{CertInfo, parse_chain};
 use crate::plan::scope::{Filter, Names, Scope};
 use crate::plan::tlsa::{self as plan, Mode, Role, TlsaCert};
 use crate::run::PhaseFailed;
-use crate::state::{CertMaterial, State};
+use crate::state::{CertMaterial, State, Store};
 
 /// The chain file read from a certificate's directory in the state directory.
 const CHAIN_FILE: &str = "fullchain.pem";
@@ -94,21 +99,27 @@ pub fn load_certs(
 }
 
 /// Prepare (`Mode::Publish`) or cleanup (`Mode::Prune`) of the TLSA records of
-/// every domain with `tlsa` keys.
+/// every domain with `tlsa` keys. After a successful publish, each prepared
+/// certificate whose records went out is stamped with the time (the start of
+/// rollover's wait); cleanup keeps the records of a certificate replaced less
+/// than two TTLs ago and says until when.
 ///
 /// # Errors
 /// [`PhaseFailed`] when a domain's records could not be planned or a zone
 /// could not be changed (each reason is logged).
 pub async fn sync(
     config: &Config,
-    state: &State,
+    store: &Store,
     mode: Mode,
     dry_run: bool,
 ) -> Result<(), PhaseFailed> {
+    let state = store.snapshot().await;
+    let now = Utc::now();
     let mut failed = false;
     let mut work = Vec::new();
+    let mut published: Vec<String> = Vec::new();
     for domain in config.domains.iter().filter(|d| plan::has_tlsa(d)) {
-        let (certs, missing) = match load_certs(domain, state) {
+        let (certs, missing) = match load_certs(domain, &state) {
             Ok(loaded) => loaded,
             Err(message) => {
                 error!(
@@ -119,18 +130,37 @@ pub async fn sync(
                 continue;
             }
         };
-        // Without all its certificates a set key would delete records that a
-        // certificate in use may still need.
-        if mode == Mode::Prune && !missing.is_empty() {
-            warn!(
-                "[domain:{}] [cert:{}] has no certificate yet; TLSA records are not pruned until it has",
-                domain.name,
-                missing.join("], [cert:")
-            );
-            continue;
+        if mode == Mode::Prune {
+            // Without all its certificates a set key would delete records that
+            // a certificate in use may still need.
+            if !missing.is_empty() {
+                warn!(
+                    "[domain:{}] [cert:{}] has no certificate yet; TLSA records are not pruned until it has",
+                    domain.name,
+                    missing.join("], [cert:")
+                );
+                continue;
+            }
+            if let Some(until) = prune_wait(domain, &state, now) {
+                info!(
+                    "[domain:{}] keeps the TLSA records of the replaced certificate until {} (twice the TTL of {} s after rollover); a later --cleanup deletes them",
+                    domain.name,
+                    until.format("%Y-%m-%d %H:%M:%S UTC"),
+                    domain.ttl
+                );
+                continue;
+            }
         }
         let refs: Vec<TlsaCert<'_>> = certs.iter().map(LoadedCert::as_tlsa).collect();
         let (contributions, errors) = plan::contributions(domain, &refs, mode);
+        if errors.is_empty() {
+            published.extend(
+                certs
+                    .iter()
+                    .filter(|c| c.role == Role::Prepared)
+                    .map(|c| c.section.clone()),
+            );
+        }
         for message in errors {
             error!("{message}");
             failed = true;
@@ -145,19 +175,53 @@ pub async fn sync(
     if records::apply(work, dry_run).await.is_err() {
         failed = true;
     }
+    if mode == Mode::Publish && !failed && !dry_run {
+        let stamped = store
+            .update(|s| {
+                for section in &published {
+                    if let Some(prepared) =
+                        s.certs.get_mut(section).and_then(|c| c.prepared.as_mut())
+                        && prepared.tlsa_published_at.is_none()
+                    {
+                        prepared.tlsa_published_at = Some(now);
+                    }
+                }
+            })
+            .await;
+        if let Err(e) = stamped {
+            error!("{e}");
+            failed = true;
+        }
+    }
     if failed { Err(PhaseFailed) } else { Ok(()) }
 }
 
-/// Why `cert`'s prepared certificate may not be deployed yet: the TLSA records
-/// it needs that some authoritative server does not serve. `Ok(())` when every
-/// server of every domain of the certificate serves them all.
+/// Until when cleanup keeps `domain`'s TLSA records: two TTLs after the last
+/// rollover of one of its certificates, if that is still to come.
+fn prune_wait(domain: &Domain, state: &State, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    domain
+        .certs
+        .iter()
+        .flat_map(|c| c.names.iter())
+        .filter_map(|section| state.certs.get(section)?.current.as_ref()?.deployed_at)
+        .map(|deployed| plan::cleanup_safe_at(deployed, domain.ttl))
+        .filter(|until| *until > now)
+        .max()
+}
+
+/// Why `cert`'s prepared certificate may not be deployed yet (SPEC §7): its
+/// TLSA records were never published, some authoritative server does not
+/// serve them, or twice the longer of their TTL and the zone's
+/// negative-caching TTL has not passed since they were published. `Ok(())`
+/// when none of this holds for any domain of the certificate.
 ///
 /// # Errors
-/// The refusal, naming the servers and records.
-pub async fn check_served(
+/// The refusal, naming the servers, the records, or when it will be safe.
+pub async fn rollover_check(
     config: &Config,
     cert: &CertSection,
     prepared: &CertMaterial,
+    now: DateTime<Utc>,
 ) -> Result<(), String> {
     let domains: Vec<&Domain> = config
         .domains
@@ -178,48 +242,91 @@ pub async fn check_served(
         role: Role::Prepared,
         info: &info,
     };
+    let Some(published) = prepared.tlsa_published_at else {
+        return Err("its TLSA records have not been published yet (run --prepare)".into());
+    };
     let mut problems = Vec::new();
+    let mut wait: Option<(DateTime<Utc>, u32, u32)> = None;
     for domain in domains {
         let wanted = plan::wanted_for(domain, new)?;
         if wanted.is_empty() {
             continue;
         }
-        match served_everywhere(domain, &wanted).await {
-            Ok(answers) => {
-                let missing: Vec<SocketAddr> = answers
+        let answers = match served_everywhere(domain, &wanted).await {
+            Ok(answers) if answers.is_empty() => {
+                problems.push(format!(
+                    "no authoritative server of {} is known",
+                    domain.name
+                ));
+                continue;
+            }
+            Ok(answers) => answers,
+            Err(e) => {
+                problems.push(format!(
+                    "cannot ask the authoritative servers of {}: {e}",
+                    domain.name
+                ));
+                continue;
+            }
+        };
+        let missing: Vec<SocketAddr> = answers
+            .iter()
+            .filter(|(_, served)| !served)
+            .map(|(server, _)| *server)
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{} do{} not serve all of: {}",
+                join(&missing),
+                if missing.len() == 1 { "es" } else { "" },
+                wanted
                     .iter()
-                    .filter(|(_, served)| !served)
-                    .map(|(server, _)| *server)
-                    .collect();
-                if answers.is_empty() {
-                    problems.push(format!(
-                        "no authoritative server of {} is known",
-                        domain.name
-                    ));
-                } else if !missing.is_empty() {
-                    problems.push(format!(
-                        "{} do{} not serve all of: {}",
-                        join(&missing),
-                        if missing.len() == 1 { "es" } else { "" },
-                        wanted
-                            .iter()
-                            .map(|r| format!("{} TLSA {}", r.name, r.data))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ));
+                    .map(|r| format!("{} TLSA {}", r.name, r.data))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            continue;
+        }
+        let ttl = wanted.iter().map(|r| r.ttl).max().unwrap_or(domain.ttl);
+        match negative_ttl(domain, answers[0].0).await {
+            Ok(negative) => {
+                let safe = plan::rollover_safe_at(published, ttl, negative);
+                if safe > now && wait.is_none_or(|(w, _, _)| safe > w) {
+                    wait = Some((safe, ttl, negative));
                 }
             }
             Err(e) => problems.push(format!(
-                "cannot ask the authoritative servers of {}: {e}",
+                "cannot read the negative-caching TTL of the zone of {}: {e}",
                 domain.name
             )),
         }
+    }
+    if let Some((safe, ttl, negative)) = wait {
+        problems.push(format!(
+            "resolvers may still hold answers without them: safe from {} (twice the longer of the TTL {ttl} s and the negative-caching TTL {negative} s after they were published at {})",
+            safe.format("%Y-%m-%d %H:%M:%S UTC"),
+            published.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
     }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// The negative-caching TTL of `domain`'s zone as `server` serves its SOA.
+async fn negative_ttl(domain: &Domain, server: SocketAddr) -> Result<u32, String> {
+    let zone = domain
+        .provider
+        .instance
+        .find_zone(&domain.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    soa_negative_ttl(server, &zone)
+        .await
+        .map(|ttls| ttls.negative_ttl())
+        .map_err(|e| e.to_string())
 }
 
 /// `--status` lines for the TLSA records of every domain with `tlsa` keys: per
