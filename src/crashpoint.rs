@@ -1,12 +1,34 @@
 //! Crash points for the crash-safety tests: when the environment variable
-//! `CRYPTDOMAINMGR_CRASH_AT` names a step, the process aborts there, as if it had
-//! been killed, so a test can check that a re-run completes the phase. Without
-//! the variable this does nothing.
+//! `CRYPTDOMAINMGR_CRASH_AT` names a step, the process kills itself there with
+//! SIGKILL, as a power loss or `kill -9` would, so a test can check that a
+//! re-run completes the phase. Without the variable this does nothing.
 
-/// Aborts the process if `step` is the configured crash point.
+/// Every crash point, with the phase that reaches it: each follows a side
+/// effect (a file, a DNS change, an ACME request) and precedes the state
+/// update that records it. `tests/crash_steps.rs` crashes at each in turn.
+pub const STEPS: &[(&str, &str)] = &[
+    ("update", "zone:applied"),
+    ("prepare", "prepare:key-written"),
+    ("prepare", "prepare:order-created"),
+    ("prepare", "dns01:published"),
+    ("prepare", "prepare:issued"),
+    ("rollover", "rollover:version-written"),
+    ("rollover", "rollover:deployed"),
+    ("cleanup", "cleanup:removed"),
+];
+
+/// Kills the process if `step` is the configured crash point.
 pub fn reached(step: &str) {
     if std::env::var("CRYPTDOMAINMGR_CRASH_AT").is_ok_and(|v| v == step) {
-        log::error!("crash point {step} reached: aborting (CRYPTDOMAINMGR_CRASH_AT)");
+        debug_assert!(
+            STEPS.iter().any(|(_, s)| *s == step),
+            "unlisted crash point {step}"
+        );
+        log::error!("crash point {step} reached: killing the process (CRYPTDOMAINMGR_CRASH_AT)");
+        // SAFETY: kill(2) on our own pid has no memory effects.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
         std::process::abort();
     }
 }

@@ -153,6 +153,14 @@ pub enum StateError {
 /// When the file exists but cannot be read or parsed, or is from a newer version.
 pub fn load(statedir: &Path) -> Result<State, StateError> {
     let path = statedir.join(STATE_FILE);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(FsError {
+            action: "refusing to read",
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "it is a symlink"),
+        }
+        .into());
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
@@ -223,6 +231,14 @@ pub fn lock(statedir: &Path) -> Result<StateLock, StateError> {
             source,
         }
     };
+    // O_NOFOLLOW below closes the race; this check gives the clear message.
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(fs_err("refusing to use the lock file")(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is a symlink",
+        ))
+        .into());
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -3,97 +3,13 @@
 //! HTTP responder on loopback. Its answers follow RFC 8555 §6.6/§6.7 (problem
 //! documents, `Retry-After`, `Replay-Nonce`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
+
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cryptdomainmgr::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
-
-type Reply = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// Serves plain HTTP on a free loopback port, answering each request with
-/// `script(method, path, n)` where `n` counts requests to that path from 0.
-/// Returns the base URL and the total request count.
-fn serve(
-    script: impl Fn(&str, &str, usize, &str) -> Reply + Send + Sync + 'static,
-) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let total = Arc::new(AtomicUsize::new(0));
-    let counts = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let total2 = total.clone();
-    let base2 = base.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let method = parts.next().unwrap_or("").to_string();
-            let path = parts.next().unwrap_or("").to_string();
-            let mut length = 0usize;
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':')
-                    && k.eq_ignore_ascii_case("content-length")
-                {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let n = {
-                let mut c = counts.lock().unwrap();
-                let e = c.entry(path.clone()).or_insert(0usize);
-                *e += 1;
-                *e - 1
-            };
-            total2.fetch_add(1, Ordering::SeqCst);
-            let (status, headers, body) = script(&method, &path, n, &base2);
-            let mut head = format!(
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    (base, total)
-}
-
-fn directory(base: &str) -> Reply {
-    let doc = format!(
-        r#"{{"newNonce":"{base}/nonce","newAccount":"{base}/account","newOrder":"{base}/order","revokeCert":"{base}/revoke","keyChange":"{base}/key"}}"#
-    );
-    (200, vec![], doc.into_bytes())
-}
-
-fn nonce() -> Reply {
-    (200, vec![("Replay-Nonce".into(), "abc".into())], vec![])
-}
-
-fn config(url: String, dir: &std::path::Path, limits: Limits) -> AcmeConfig {
-    AcmeConfig {
-        ca: url,
-        email: None,
-        eab: None,
-        cacert: None,
-        account_dir: dir.to_path_buf(),
-        limits,
-    }
-}
+use cryptdomainmgr::acme::{AcmeClient, AcmeError, Limits};
+use support::acme_script::{config, directory, nonce, serve};
 
 fn fast_limits() -> Limits {
     Limits {

@@ -6,72 +6,10 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use support::cdm::{Run, cdm, write_config};
-use support::knot::{KnotEnv, minimal_zone};
-use support::pebble::PebbleEnv;
-
-const ZONE: &str = "example.test";
-
-struct Env {
-    knot: KnotEnv,
-    pebble: PebbleEnv,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn start(pebble_env: &[(&str, &str)]) -> Option<Env> {
-        let knot = KnotEnv::start(ZONE, &minimal_zone(ZONE))?;
-        let pebble = PebbleEnv::start_with_env(Some(knot.addr()), pebble_env)?;
-        Some(Env {
-            knot,
-            pebble,
-            dir: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    fn dest(&self) -> PathBuf {
-        self.dir.path().join("certs")
-    }
-
-    /// `[cdm]`, `[domain]` and a `[cert]` default section for this Knot and Pebble.
-    fn base(&self) -> String {
-        let mut text = format!(
-            "[cdm]\nstatedir = {}\n\n[domain]\n",
-            self.dir.path().join("state").display()
-        );
-        for (key, value) in self.knot.provider_keys() {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
-        text.push_str(&format!("nameservers = {}\n", self.knot.server()));
-        text.push_str(&format!(
-            "\n[cert]\nca = {}\ncacert = {}\nkeytype = ecdsa-p256\ndestination = {}\nemail = admin@example.test\n",
-            self.pebble.directory_url(),
-            self.pebble.ca_cert_path().display(),
-            self.dest().display()
-        ));
-        text
-    }
-
-    fn config(&self, extra: &str) -> String {
-        write_config(
-            self.dir.path(),
-            "cdm.conf",
-            &format!("{}{extra}", self.base()),
-        )
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        cdm(self.dir.path(), args)
-    }
-
-    /// How many orders Pebble created so far (its request log).
-    fn orders(&self) -> usize {
-        self.pebble.log().matches("POST /order-plz").count()
-    }
-}
+use support::cdm::{cdm, write_config};
+use support::cycle::CycleEnv as Env;
 
 fn openssl(args: &[&str]) -> String {
     support::openssl(Path::new("."), args)
@@ -265,36 +203,6 @@ async fn issuance_survives_rejected_nonces() {
     let conf = env.config("\n[cert:web]\n[domain:www.example.test]\ncert = web\n");
     let run = env.run(&["--prepare", &conf]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let run = env.run(&["--rollover", &conf]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    check_deployed(&env, "www.example.test", &["www.example.test"]).await;
-}
-
-#[tokio::test]
-async fn a_crash_after_issuance_does_not_order_twice() {
-    let Some(env) = Env::start(&[]) else { return };
-    let conf = env.config("\n[cert:web]\n[domain:www.example.test]\ncert = web\n");
-    for step in ["prepare:order-created", "prepare:issued"] {
-        let before = env.orders();
-        let crashed = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
-            .args(["--prepare", "--force", &conf])
-            .env("CRYPTDOMAINMGR_CRASH_AT", step)
-            .current_dir(env.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            !crashed.status.success(),
-            "{step}: the crash point was not reached"
-        );
-        assert_eq!(env.orders(), before + 1);
-        let run = env.run(&["--prepare", &conf]);
-        assert_eq!(run.code, 0, "{step}: {}", run.stderr);
-        assert_eq!(
-            env.orders(),
-            before + 1,
-            "{step}: the re-run made a second order"
-        );
-    }
     let run = env.run(&["--rollover", &conf]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     check_deployed(&env, "www.example.test", &["www.example.test"]).await;

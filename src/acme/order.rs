@@ -94,7 +94,8 @@ struct AuthzInfo {
     domain: String,
     base: Option<String>,
     status: AuthorizationStatus,
-    dns01: Option<(String, ChallengeStatus)>,
+    /// The dns-01 challenge's TXT value, status and token.
+    dns01: Option<(String, ChallengeStatus, String)>,
 }
 
 async fn authz_infos(order: &mut Order) -> Result<Vec<AuthzInfo>, instant_acme::Error> {
@@ -111,7 +112,7 @@ async fn authz_infos(order: &mut Order) -> Result<Vec<AuthzInfo>, instant_acme::
         };
         let dns01 = authz
             .challenge(ChallengeType::Dns01)
-            .map(|c| (c.key_authorization().dns_value(), c.status));
+            .map(|c| (c.key_authorization().dns_value(), c.status, c.token.clone()));
         out.push(AuthzInfo {
             domain,
             base,
@@ -120,6 +121,16 @@ async fn authz_infos(order: &mut Order) -> Result<Vec<AuthzInfo>, instant_acme::
         });
     }
     Ok(out)
+}
+
+/// A challenge token: base64url without padding, at least 128 bits (RFC 8555
+/// §8.1, §8.4).
+fn is_token(token: &str) -> bool {
+    token.len() >= 22
+        && token.len() <= 512
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl AcmeClient {
@@ -270,7 +281,8 @@ impl AcmeClient {
             match order.state().status {
                 OrderStatus::Pending if !challenged => {
                     challenged = true;
-                    self.answer_challenges(order, dns, published).await?;
+                    self.answer_challenges(order, &pending.names, dns, published)
+                        .await?;
                     // Fall through to polling.
                 }
                 OrderStatus::Pending | OrderStatus::Processing => {
@@ -344,6 +356,7 @@ impl AcmeClient {
     async fn answer_challenges(
         &self,
         order: &mut Order,
+        ordered: &[String],
         dns: &dyn Dns01,
         published: &mut Option<Vec<ChallengeRecord>>,
     ) -> Result<(), AcmeError> {
@@ -366,11 +379,23 @@ impl AcmeClient {
                     });
                 }
             }
-            let (Some(base), Some((value, status))) = (&info.base, &info.dns01) else {
+            let (Some(base), Some((value, status, token))) = (&info.base, &info.dns01) else {
                 return Err(AcmeError::Protocol(format!(
                     "the CA offers no dns-01 challenge for {domain}"
                 )));
             };
+            // A CA must not make us publish for names we did not order (RFC
+            // 8555 §7.1.4: an order's authorizations are for its identifiers).
+            if !ordered.iter().any(|n| n.eq_ignore_ascii_case(&info.domain)) {
+                return Err(AcmeError::Protocol(format!(
+                    "the CA asks to authorize {domain}, which was not ordered"
+                )));
+            }
+            if !is_token(token) {
+                return Err(AcmeError::Protocol(format!(
+                    "the dns-01 token for {domain} is not base64url (RFC 8555 §8.4)"
+                )));
+            }
             if *status != ChallengeStatus::Pending {
                 continue;
             }

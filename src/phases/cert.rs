@@ -210,6 +210,7 @@ async fn prepare_one(
             let key = generate_key(cert.key_type).map_err(|e| e.to_string())?;
             afs::write_atomic(&dir.join(KEY_FILE), key.expose().as_bytes(), PRIVATE_FILE)
                 .map_err(|e| e.to_string())?;
+            crashpoint::reached("prepare:key-written");
             let pending = PendingIssue {
                 dir: dir.clone(),
                 names: names.clone(),
@@ -450,6 +451,7 @@ fn deploy(material: &CertMaterial, dir: &Path) -> Result<(), String> {
         };
         afs::write_atomic(&version_dir.join(file), &contents, mode).map_err(|e| e.to_string())?;
     }
+    crashpoint::reached("rollover:version-written");
     afs::swap_symlink(&dir.join(DATA_LINK), Path::new(&version)).map_err(|e| e.to_string())?;
     for file in FILES {
         let link = dir.join(file);
@@ -494,10 +496,13 @@ pub async fn cleanup(config: &Config, store: &Store) -> Result<(), PhaseFailed> 
                 continue;
             }
             match afs::remove_tree(&old.dir) {
-                Ok(()) => info!(
-                    "[cert:{}] deleted superseded certificate serial {}",
-                    cert.name, old.serial
-                ),
+                Ok(()) => {
+                    info!(
+                        "[cert:{}] deleted superseded certificate serial {}",
+                        cert.name, old.serial
+                    );
+                    crashpoint::reached("cleanup:removed");
+                }
                 Err(e) => {
                     error!("[cert:{}] {e}", cert.name);
                     failed = true;

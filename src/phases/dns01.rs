@@ -105,6 +105,7 @@ impl Dns01 for ProviderDns01 {
             batch.provider.apply(&batch.zone, &changes).await?;
         }
         *self.batches.lock().await = batches;
+        crate::crashpoint::reached("dns01:published");
         Ok(())
     }
 

@@ -126,6 +126,9 @@ where
     } else {
         provider.apply(&zone, &changes).await
     };
+    if applied.is_ok() && !changes.is_empty() && !dry_run {
+        crate::crashpoint::reached("zone:applied");
+    }
     for (item, plan) in &plans {
         let name = &item.domain().name;
         info!("Create resource records for section \"{name}\"");

@@ -89,3 +89,29 @@ impl Drop for HttpAnswer {
         );
     }
 }
+
+/// Runs the binary with `args` in `cwd` under `umask`.
+pub fn cdm_with_umask(cwd: &Path, args: &[&str], umask: u32) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"));
+    command.args(args).current_dir(cwd);
+    // SAFETY: umask is async-signal-safe and touches no memory.
+    unsafe {
+        command.pre_exec(move || {
+            libc::umask(umask as libc::mode_t);
+            Ok(())
+        });
+    }
+    Run::from(command.output().expect("run cryptdomainmgr"))
+}
+
+/// Starts the binary with `args` in `cwd` without waiting for it.
+pub fn cdm_spawn(cwd: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cryptdomainmgr")
+}

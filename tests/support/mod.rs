@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod acme_script;
 pub mod cdm;
+pub mod cycle;
 pub mod knot;
 pub mod pebble;
 pub mod tls;
@@ -81,4 +83,36 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every entry under `dir` (files, directories, links; links not followed).
+pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The public key in `dir/cert.pem` and the one of `dir/privkey.pem`, computed
+/// without the program's code (x509-parser and rcgen); equal for a matching pair.
+pub fn deployed_pair(dir: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let cert_pem = std::fs::read(dir.join("cert.pem")).map_err(|e| format!("cert.pem: {e}"))?;
+    let key_pem = std::fs::read_to_string(dir.join("privkey.pem"))
+        .map_err(|e| format!("privkey.pem: {e}"))?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(&cert_pem).map_err(|e| format!("cert.pem: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| format!("cert.pem: {e}"))?;
+    let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| format!("privkey.pem: {e}"))?;
+    Ok((
+        cert.public_key().subject_public_key.data.to_vec(),
+        key.public_key_raw().to_vec(),
+    ))
 }
