@@ -93,14 +93,35 @@ pub fn parse_tlsa_lines(lines: &[String]) -> Vec<(u8, u8, u8, String)> {
 /// The certificate `openssl s_client` is shown by the server on `port`, as
 /// PEM; `None` when no handshake happened (server down or restarting).
 pub fn presented_cert(port: u16) -> Option<String> {
-    let out = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-servername",
+    handshake(port, &[]).map(|(pem, _)| pem)
+}
+
+/// A handshake with `openssl s_client`, with `tlsa` (presentation-format
+/// RDATA, `3 1 1 ab..`) as the DANE records to verify the server's certificate
+/// against (OpenSSL's own DANE verifier, RFC 7671; DANE-EE without name
+/// checks, RFC 7672 §3.1.1). Returns the certificate shown (PEM) and whether
+/// verification succeeded by a matching TLSA record; `None` when no handshake
+/// happened.
+pub fn handshake(port: u16, tlsa: &[String]) -> Option<(String, bool)> {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-servername",
+        "www.example.test",
+    ]);
+    if !tlsa.is_empty() {
+        cmd.args([
+            "-dane_tlsa_domain",
             "www.example.test",
-        ])
+            "-dane_ee_no_namechecks",
+        ]);
+        for rdata in tlsa {
+            cmd.args(["-dane_tlsa_rrdata", rdata]);
+        }
+    }
+    let out = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -108,7 +129,13 @@ pub fn presented_cert(port: u16) -> Option<String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let start = text.find("-----BEGIN CERTIFICATE-----")?;
     let end = text[start..].find("-----END CERTIFICATE-----")? + start;
-    Some(format!("{}-----END CERTIFICATE-----\n", &text[start..end]))
+    let pem = format!("{}-----END CERTIFICATE-----\n", &text[start..end]);
+    let verified = !tlsa.is_empty()
+        && text.contains("Verification: OK")
+        && text
+            .lines()
+            .any(|l| l.starts_with("DANE TLSA ") && l.contains(" matched "));
+    Some((pem, verified))
 }
 
 /// The SHA-256 of the SubjectPublicKeyInfo of a PEM certificate (TLSA 3 1 1
@@ -277,8 +304,8 @@ fn stop_child(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// One observation of the checker: the certificate shown and whether a TLSA
-/// record served right after the handshake matched it.
+/// One observation of the checker: the certificate shown and whether OpenSSL
+/// verified it against the TLSA records served right before the handshake.
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub spki: String,
@@ -286,8 +313,9 @@ pub struct Sample {
     pub served: Vec<(u8, u8, u8, String)>,
 }
 
-/// A thread that, until stopped, fetches the certificate the TLS server
-/// presents and the TLSA records DNS serves for it, and records each sample.
+/// A thread that, until stopped, reads the TLSA records DNS serves and has
+/// OpenSSL verify the certificate the TLS server presents against them, and
+/// records each sample.
 pub struct DaneChecker {
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<Sample>>>,
@@ -356,18 +384,20 @@ impl Drop for DaneChecker {
     }
 }
 
-/// One check: handshake, then at once the TLSA records, then the comparison
-/// (only DANE-EE SPKI SHA-256 records count).
+/// One check: the TLSA records DNS serves, then at once a handshake that
+/// OpenSSL verifies against them (only records there before the handshake
+/// count). The certificate shown is identified by its 3 1 1 data.
 pub fn sample(port: u16, work: &Path, tlsa: &dyn Fn() -> Vec<String>) -> Option<Sample> {
-    let pem = presented_cert(port)?;
-    let served = parse_tlsa_lines(&tlsa());
+    let lines = tlsa();
+    let rdata: Vec<String> = parse_tlsa_lines(&lines)
+        .into_iter()
+        .map(|(u, s, m, data)| format!("{u} {s} {m} {data}"))
+        .collect();
+    let (pem, matched) = handshake(port, &rdata)?;
     let spki = spki_sha256(&pem, work)?;
-    let matched = served
-        .iter()
-        .any(|(u, s, m, data)| (*u, *s, *m) == (3, 1, 1) && *data == spki);
     Some(Sample {
         spki,
         matched,
-        served,
+        served: parse_tlsa_lines(&lines),
     })
 }
