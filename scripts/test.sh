@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, only when missing) and runs the
 # whole suite: formatting, clippy, unit and integration tests against real
-# servers started on loopback (Knot DNS, Pebble).
+# servers started on loopback (Knot DNS, Pebble), checked with independent
+# tools (dig, openssl, dkimpy, rspamd's config parser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,11 +13,19 @@ packages=(
   "kdig:knot-dnsutils"
   "dig:dnsutils"
   "nsupdate:dnsutils"
+  "named:bind9"
   "pebble:pebble"
   "openssl:openssl"
+  "dkimverify:python3-dkim"
+  "/usr/lib/python3/dist-packages/cryptography/__init__.py:python3-cryptography"
+  "rspamadm:rspamd"
 )
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+# An entry starting with / is a file the package installs, not a command.
+have() {
+  if [[ $1 == /* ]]; then [ -e "$1" ]; return; fi
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
 
 missing=()
 for entry in "${packages[@]}"; do

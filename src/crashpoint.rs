@@ -12,8 +12,11 @@ pub const STEPS: &[(&str, &str)] = &[
     ("prepare", "prepare:order-created"),
     ("prepare", "dns01:published"),
     ("prepare", "prepare:issued"),
+    ("prepare", "dkim:journaled"),
+    ("prepare", "dkim:key-written"),
     ("rollover", "rollover:version-written"),
     ("rollover", "rollover:deployed"),
+    ("rollover", "dkim:installed"),
     ("cleanup", "cleanup:removed"),
 ];
 

@@ -6,15 +6,17 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use log::{error, info, warn};
 
 use crate::cli::{Action, Args, Phase};
 use crate::config::cert;
+use crate::config::dkim::{DkimHandler, DkimSection};
 use crate::config::ini::{self, Ini};
 use crate::config::model::{self, Config};
 use crate::dns::provider;
 use crate::phases;
+use crate::plan;
 use crate::state::{self, PhaseStatus, Store};
 
 /// The process exit status.
@@ -245,10 +247,73 @@ async fn status(config: &Config) -> Exit {
             None => println!("  due: nothing"),
         }
     }
+    for dkim in &config.dkims {
+        print_dkim_status(dkim, &state, now);
+    }
     for line in phases::tlsa::status_lines(config, &state).await {
         println!("{line}");
     }
     Exit::Success
+}
+
+fn print_dkim_status(dkim: &DkimSection, state: &state::State, now: DateTime<Utc>) {
+    const WHEN: &str = "%Y-%m-%d %H:%M UTC";
+    println!(
+        "\nDKIM [dkim:{}] ({}, {}) for {}",
+        dkim.name,
+        dkim.handler.name(),
+        dkim.key_type,
+        join(&dkim.domains)
+    );
+    let entry = state.dkim.get(&dkim.name).cloned().unwrap_or_default();
+    let age = |k: &state::DkimKeyState| (now - k.created).num_days();
+    match &entry.current {
+        Some(k) => println!(
+            "  current: selector {}, {}, {} days old, installed {}",
+            k.selector,
+            k.key_type,
+            age(k),
+            k.installed
+                .map(|t| t.format(WHEN).to_string())
+                .unwrap_or_else(|| "-".into())
+        ),
+        None => println!("  current: none"),
+    }
+    match &entry.prepared {
+        Some(k) => println!(
+            "  prepared: selector {}, {}, {} days old, {}",
+            k.selector,
+            k.key_type,
+            age(k),
+            k.published
+                .map(|t| format!("published {}", t.format(WHEN)))
+                .unwrap_or_else(|| "not yet published (run prepare)".into())
+        ),
+        None => println!("  prepared: none"),
+    }
+    for old in &entry.retired {
+        if let Some(until) = plan::dkim::drained_at(dkim, old) {
+            println!(
+                "  old: selector {}, record kept until {}",
+                old.selector,
+                until.format(WHEN)
+            );
+        }
+    }
+    if entry.prepared.is_some() {
+        println!("  due: rollover (a prepared key waits)");
+    } else {
+        match plan::dkim::due_reason(dkim, &entry, now, false) {
+            Some(reason) => println!("  due: prepare ({reason})"),
+            None => match &entry.current {
+                Some(k) => println!(
+                    "  due: nothing until {}",
+                    plan::dkim::rotation_due_at(dkim, k).format(WHEN)
+                ),
+                None => println!("  due: nothing"),
+            },
+        }
+    }
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
@@ -298,6 +363,45 @@ fn render_config(config: &Config) -> String {
         if cert.eab.is_some() {
             out.push_str("eab = *** (external account binding)\n");
         }
+    }
+    for dkim in &config.dkims {
+        out.push_str(&format!("\n[dkim:{}]\n", dkim.name));
+        out.push_str(&format!("domains = {}\n", join(&dkim.domains)));
+        out.push_str(&format!("handler = {}\n", dkim.handler.name()));
+        match &dkim.handler {
+            DkimHandler::Rspamd { conf, template } => {
+                out.push_str(&format!(
+                    "signingconfdestinationfile = {}\n",
+                    conf.display()
+                ));
+                out.push_str(&format!(
+                    "signingconftemplatefile = {}\n",
+                    template
+                        .as_ref()
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_else(|| "built-in".into())
+                ));
+            }
+            DkimHandler::OpenDkim {
+                key_table,
+                signing_table,
+            } => {
+                out.push_str(&format!("keytable = {}\n", key_table.display()));
+                out.push_str(&format!("signingtable = {}\n", signing_table.display()));
+            }
+            DkimHandler::File => {}
+        }
+        out.push_str(&format!("key = {}\n", dkim.key_type));
+        out.push_str(&format!("selector = {}_UNIXTIME\n", dkim.key_base_name));
+        out.push_str(&format!("installed as = {}\n", dkim.key_path().display()));
+        if let Some(owner) = &dkim.owner {
+            out.push_str(&format!("keyowner = {} ({})\n", owner.name, owner.id));
+        }
+        if let Some(group) = &dkim.group {
+            out.push_str(&format!("keygroup = {} ({})\n", group.name, group.id));
+        }
+        out.push_str(&format!("dkimdrain = {} s\n", dkim.drain.as_secs()));
+        out.push_str(&format!("rotatedays = {}\n", dkim.rotate_days));
     }
     for section in &config.other_sections {
         out.push_str(&format!("\n[{}:{}]\n", section.module, section.name));

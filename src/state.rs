@@ -48,6 +48,9 @@ pub struct State {
     /// Certificates by `[cert:NAME]` section name.
     #[serde(default)]
     pub certs: BTreeMap<String, CertState>,
+    /// DKIM keys by `[dkim:NAME]` section name.
+    #[serde(default)]
+    pub dkim: BTreeMap<String, DkimState>,
 }
 
 /// What the program knows of one certificate section.
@@ -97,6 +100,47 @@ pub struct PendingIssue {
     pub started: DateTime<Utc>,
 }
 
+/// What the program knows of one DKIM section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimState {
+    /// Installed by the last rollover: the key mail is signed with.
+    #[serde(default)]
+    pub current: Option<DkimKeyState>,
+    /// Made by prepare, published next to the current one, waiting for rollover.
+    #[serde(default)]
+    pub prepared: Option<DkimKeyState>,
+    /// Replaced keys whose records and files cleanup deletes once drained.
+    #[serde(default)]
+    pub retired: Vec<DkimKeyState>,
+}
+
+/// One DKIM key and its selector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimKeyState {
+    pub selector: String,
+    /// The key in the state directory (PKCS#8 PEM, 0600).
+    pub key_file: PathBuf,
+    /// `rsa-2048`, `ed25519`.
+    pub key_type: String,
+    /// The TXT record data.
+    pub txt: String,
+    pub created: DateTime<Utc>,
+    /// The names whose `SELECTOR._domainkey` record was published.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// When the record was first published; `None` while prepare has not
+    /// finished publishing (the journal entry a re-run continues).
+    #[serde(default)]
+    pub published: Option<DateTime<Utc>>,
+    /// When rollover installed it.
+    #[serde(default)]
+    pub installed: Option<DateTime<Utc>>,
+    /// When a rollover (or a forced prepare) replaced it; the drain period
+    /// counts from here.
+    #[serde(default)]
+    pub retired: Option<DateTime<Utc>>,
+}
+
 impl Default for State {
     fn default() -> Self {
         State {
@@ -104,6 +148,7 @@ impl Default for State {
             cycle: None,
             update: None,
             certs: BTreeMap::new(),
+            dkim: BTreeMap::new(),
         }
     }
 }
@@ -357,6 +402,17 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn state_files_without_dkim_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            r#"{"version": 1, "certs": {}}"#,
+        )
+        .unwrap();
+        assert!(load(dir.path()).unwrap().dkim.is_empty());
     }
 
     #[test]

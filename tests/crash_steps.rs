@@ -16,7 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cryptdomainmgr::crashpoint::STEPS;
 use support::cycle::CycleEnv;
 
-const CONFIG: &str = "\n[cert:web]\n[domain:www.example.test]\ncert = web\nip4 = 192.0.2.1\n";
+const CONFIG: &str =
+    "\n[cert:web]\n[domain:www.example.test]\ncert = web\nip4 = 192.0.2.1\ndkim = auto:mail\n";
+
+/// A DKIM key beside the certificate, installed in the test's directory.
+fn dkim_section(env: &CycleEnv) -> String {
+    format!(
+        "\n[dkim:mail]\nkeytype = ed25519\nkeylocation = {0}/dkim\nsigningconfdestinationfile = {0}/rspamd/dkim_signing.conf\n",
+        env.dir.path().display()
+    )
+}
 
 /// The phases that must have completed before `phase` has work to do.
 fn before(phase: &str) -> &'static [&'static [&'static str]] {
@@ -61,7 +70,7 @@ fn crash_then_rerun(phase: &str, step: &str) {
     let Some(env) = CycleEnv::start(&[]) else {
         return;
     };
-    let conf = env.config(CONFIG);
+    let conf = env.config(&format!("{CONFIG}{}", dkim_section(&env)));
     for args in before(phase) {
         let mut args = args.to_vec();
         args.push(&conf);

@@ -73,6 +73,53 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
 /// When the target is a symlink, or writing, syncing or renaming fails. The
 /// target is then unchanged and no temporary file is left behind.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    write_atomic_as(path, contents, mode, Owner::Unchanged)
+}
+
+/// [`write_atomic`], with the file handed to `owner` and `group` (ids) before it
+/// is renamed into place, so it never appears with the wrong owner (a service
+/// reading a 0600 key must own it).
+///
+/// # Errors
+/// As [`write_atomic`]; also when the ownership cannot be changed.
+pub fn write_atomic_owned(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<u32>,
+    group: Option<u32>,
+) -> Result<(), FsError> {
+    write_atomic_as(path, contents, mode, Owner::Required(owner, group))
+}
+
+/// Atomically replaces the existing file `path` with `contents`, keeping its
+/// mode and, where permitted, its owner and group (a file another program
+/// reads, such as a zone file, stays readable to it).
+///
+/// # Errors
+/// As [`write_atomic`], and when `path` does not exist.
+pub fn replace_keeping_metadata(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).map_err(fs_error("inspecting", path))?;
+    write_atomic_as(
+        path,
+        contents,
+        meta.mode() & 0o777,
+        Owner::IfPermitted(meta.uid(), meta.gid()),
+    )
+}
+
+/// Who a written file belongs to.
+enum Owner {
+    /// Whoever writes it.
+    Unchanged,
+    /// These ids, or the write fails.
+    Required(Option<u32>, Option<u32>),
+    /// These ids where permitted (only root may give a file away).
+    IfPermitted(u32, u32),
+}
+
+fn write_atomic_as(path: &Path, contents: &[u8], mode: u32, owner: Owner) -> Result<(), FsError> {
     if let Ok(meta) = fs::symlink_metadata(path)
         && meta.file_type().is_symlink()
     {
@@ -93,6 +140,16 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsErr
         // The umask may have narrowed the mode at creation; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(fs_error("setting the mode of", &tmp_path))?;
+        match owner {
+            Owner::Unchanged => {}
+            Owner::Required(uid, gid) => std::os::unix::fs::fchown(&file, uid, gid)
+                .map_err(fs_error("changing the owner of", &tmp_path))?,
+            Owner::IfPermitted(uid, gid) => {
+                // Otherwise the file becomes ours, as with any editor that
+                // replaces files.
+                let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
+            }
+        }
         file.sync_all().map_err(fs_error("syncing", &tmp_path))?;
         fs::rename(&tmp_path, path).map_err(fs_error("renaming into place", path))
     })();
@@ -159,6 +216,14 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(fs_error("syncing directory", dir))
+}
+
+/// Hands `dir` (not followed if a symlink) to `owner` and `group` (ids).
+///
+/// # Errors
+/// When the ownership cannot be changed.
+pub fn chown_dir(dir: &Path, owner: Option<u32>, group: Option<u32>) -> Result<(), FsError> {
+    std::os::unix::fs::lchown(dir, owner, group).map_err(fs_error("changing the owner of", dir))
 }
 
 /// Removes a file if it exists; a missing file is not an error.
@@ -237,6 +302,40 @@ mod tests {
         );
         // Only the target remains: no temporary files left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn owned_writes_set_the_owner_before_the_rename() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dkim.key");
+        let uid = fs::metadata(dir.path()).unwrap().uid();
+        let gid = fs::metadata(dir.path()).unwrap().gid();
+        write_atomic_owned(&path, b"k", PRIVATE_FILE, Some(uid), Some(gid)).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+        // Giving a file away needs root; as another user it fails and the
+        // target is left alone.
+        if uid != 0 {
+            assert!(write_atomic_owned(&path, b"x", PRIVATE_FILE, Some(0), None).is_err());
+            assert_eq!(fs::read(&path).unwrap(), b"k");
+        }
+    }
+
+    #[test]
+    fn replacing_keeps_mode_and_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.zone");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let before = fs::metadata(&path).unwrap();
+        replace_keeping_metadata(&path, b"new").unwrap();
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(after.permissions().mode() & 0o777, 0o640);
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert!(replace_keeping_metadata(&dir.path().join("missing"), b"x").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the typed model built from them (`model`).
 
 pub mod cert;
+pub mod dkim;
 pub mod ini;
 pub mod model;
 pub mod records;

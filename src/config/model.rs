@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cert::{CertSection, build_certs};
+use super::dkim::{DkimSection, build_dkims};
 use super::ini::{ConfigError, Ini, Span, Value};
 use super::records::{Op, RecordRule, parse_rule};
 use crate::dns::provider::{self, DnsProvider, KeyValues};
@@ -43,6 +44,9 @@ const DKIM_KEYS: &[&str] = &[
     "rotatedays",
     "keyowner",
     "keygroup",
+    "keytable",
+    "signingtable",
+    "signingconftemporaryfile",
 ];
 const DHPARAM_KEYS: &[&str] = &["handler", "keysize", "filename"];
 const SERVICE_KEYS: &[&str] = &[
@@ -67,8 +71,9 @@ pub struct Config {
     pub cdm: Cdm,
     pub domains: Vec<Domain>,
     pub certs: Vec<CertSection>,
+    pub dkims: Vec<DkimSection>,
     /// Sections of modules this version reads but does not act on yet
-    /// (dkim, dhparam, service), with inherited keys applied.
+    /// (dhparam, service), with inherited keys applied.
     pub other_sections: Vec<ModuleSection>,
     /// Module names in the order they appeared, for the log.
     pub modules: Vec<String>,
@@ -276,13 +281,15 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
         }
     }
     let certs = build_certs(&other_sections, &mut domains, &mut errors, &mut warnings);
-    other_sections.retain(|s| s.module != "cert");
+    let dkims = build_dkims(&other_sections, &domains, &mut errors, &mut warnings);
+    other_sections.retain(|s| s.module != "cert" && s.module != "dkim");
 
     if errors.is_empty() {
         Ok(Config {
             cdm,
             domains,
             certs,
+            dkims,
             other_sections,
             modules,
             warnings,

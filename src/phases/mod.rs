@@ -3,6 +3,7 @@
 //! runs concurrently.
 
 pub mod cert;
+pub mod dkim;
 pub mod dns01;
 pub mod records;
 pub mod tlsa;
@@ -52,14 +53,20 @@ pub async fn run(
             // TLSA waits for its certificates; a failed issuance still leaves
             // the records of the certificates there are.
             let certs = cert::prepare(config, store, options).await;
-            let records = tlsa::sync(config, store, Mode::Publish, options.dry_run).await;
-            certs.and(records)
+            let tlsa = tlsa::sync(config, store, Mode::Publish, options.dry_run).await;
+            let dkim = dkim::prepare(config, store, options).await;
+            certs.and(tlsa).and(dkim)
         }
-        Phase::Rollover => cert::rollover(config, store, options).await,
+        Phase::Rollover => {
+            let certs = cert::rollover(config, store, options).await;
+            let dkim = dkim::rollover(config, store, options).await;
+            certs.and(dkim.result())
+        }
         Phase::Cleanup => {
             let certs = cert::cleanup(config, store).await;
-            let records = tlsa::sync(config, store, Mode::Prune, options.dry_run).await;
-            certs.and(records)
+            let tlsa = tlsa::sync(config, store, Mode::Prune, options.dry_run).await;
+            let dkim = dkim::cleanup(config, store).await;
+            certs.and(tlsa).and(dkim)
         }
     }
 }

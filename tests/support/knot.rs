@@ -162,20 +162,7 @@ impl KnotEnv {
     /// The answer lines of `dig +short +norec @127.0.0.1 -p PORT name rtype`: what
     /// the server serves, seen independently of our code.
     pub fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
-        let out = dig_command(self.port, name, rtype)
-            .output()
-            .expect("run dig");
-        assert!(
-            out.status.success(),
-            "dig {name} {rtype} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with(';'))
-            .map(String::from)
-            .collect()
+        dig(self.port, name, rtype)
     }
 
     /// The zone's SOA serial as served.
@@ -313,6 +300,28 @@ impl KnotEnv {
         }
     }
 
+    /// The file knotd loads `zone` from (zone-file text with `$ORIGIN zone.`).
+    pub fn zone_file(&self, zone: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("zones")
+            .join(format!("{}.zone", zone.trim_end_matches('.')))
+    }
+
+    /// The argument vector that makes knotd load `zone` from its file again
+    /// and waits until it has (`knotc -b zone-reload`).
+    pub fn reload_command(&self, zone: &str) -> Vec<String> {
+        let knotc = find_binary("knotc").unwrap_or_else(|| PathBuf::from("knotc"));
+        vec![
+            knotc.display().to_string(),
+            "-c".into(),
+            self.conf_path().display().to_string(),
+            "-b".into(),
+            "zone-reload".into(),
+            zone.trim_end_matches('.').to_string(),
+        ]
+    }
+
     /// The temporary directory (config, zones, journal, log).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -325,7 +334,24 @@ impl Drop for KnotEnv {
     }
 }
 
-fn dig_command(port: u16, name: &str, rtype: &str) -> Command {
+/// The answer lines of `dig +short +norec @127.0.0.1 -p port name rtype`.
+pub fn dig(port: u16, name: &str, rtype: &str) -> Vec<String> {
+    let out = dig_command(port, name, rtype).output().expect("run dig");
+    assert!(
+        out.status.success(),
+        "dig {name} {rtype} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(String::from)
+        .collect()
+}
+
+/// `dig +short +norec` for `name rtype` at `127.0.0.1:port`.
+pub fn dig_command(port: u16, name: &str, rtype: &str) -> Command {
     let mut cmd = Command::new(find_binary("dig").unwrap_or_else(|| PathBuf::from("dig")));
     cmd.args([
         "+short",
@@ -341,7 +367,8 @@ fn dig_command(port: u16, name: &str, rtype: &str) -> Command {
     cmd
 }
 
-fn soa_answered(port: u16, zone: &str) -> bool {
+/// True when the server on `port` answers an SOA query for `zone`.
+pub fn soa_answered(port: u16, zone: &str) -> bool {
     dig_command(port, zone, "SOA")
         .stderr(Stdio::null())
         .output()
@@ -355,7 +382,7 @@ fn soa_answered(port: u16, zone: &str) -> bool {
 }
 
 /// SIGTERM by pid, wait up to 5 s, then SIGKILL and wait.
-fn stop_child(child: &mut Child) {
+pub fn stop_child(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
         unsafe {

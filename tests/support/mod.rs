@@ -7,8 +7,10 @@
 #![allow(dead_code)]
 
 pub mod acme_script;
+pub mod bind;
 pub mod cdm;
 pub mod cycle;
+pub mod dkim;
 pub mod knot;
 pub mod pebble;
 pub mod tls;
@@ -48,11 +50,24 @@ pub fn require_all(binaries: &[&str]) -> bool {
 
 /// A free loopback TCP and UDP port (both are needed by a DNS server). Another
 /// process may take it before the server binds it; callers retry on failure.
+///
+/// A port is handed out at most once per test process: the kernel may offer a
+/// released port again before the first server has bound it, and Knot binds
+/// with `SO_REUSEPORT`, so two servers of parallel tests would share the port
+/// and answer each other's queries.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback TCP port");
         let port = tcp.local_addr().expect("local address").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }

@@ -4,6 +4,7 @@
 //! config keys; `--check` and the README's key tables come from it.
 
 pub mod rfc2136;
+pub mod zonefile;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -145,7 +146,7 @@ impl KeyError {
 }
 
 /// Every provider the program knows.
-pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC];
+pub static REGISTRY: &[ProviderSpec] = &[rfc2136::SPEC, zonefile::SPEC];
 
 /// The registry entry for a handler name or alias (case-insensitive).
 pub fn lookup(handler: &str) -> Option<&'static ProviderSpec> {

@@ -1,0 +1,645 @@
+//! `[dkim]` and `[dkim:NAME]` sections (SPEC §3.4): the key, where it goes on
+//! rollover, which signing configuration is written, and how long the old
+//! selector stays published. The domains of a key are every `[domain:X]` with
+//! `dkim = auto:NAME` or `dkim.NAME = auto`.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ini::{ConfigError, Span};
+use super::model::{Domain, ModuleSection};
+use super::records::{Op, RecordKind};
+use crate::dns::record::Name;
+use crate::material::dkim::{
+    DkimKeyType, MAX_RSA_BITS, MIN_RSA_BITS, RECOMMENDED_RSA_BITS, valid_base_name,
+};
+
+pub const DEFAULT_KEY_LOCATION: &str = "/var/lib/rspamd/dkim";
+pub const DEFAULT_KEY_NAME: &str = "dkim.key";
+pub const DEFAULT_SIGNING_CONF: &str = "/etc/rspamd/local.d/dkim_signing.conf";
+pub const DEFAULT_KEY_TABLE: &str = "/etc/opendkim/KeyTable";
+pub const DEFAULT_SIGNING_TABLE: &str = "/etc/opendkim/SigningTable";
+pub const DEFAULT_RSA_BITS: u32 = 2048;
+pub const DEFAULT_ROTATE_DAYS: u32 = 180;
+/// Mail signed with the old key may be queued and retried for days (RFC 5321
+/// §4.5.4.1 suggests giving up after 4–5 days), so its record stays a week.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(7 * 86_400);
+
+/// What rollover writes besides the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DkimHandler {
+    /// rspamd's `dkim_signing.conf`, rendered from a template.
+    Rspamd {
+        conf: PathBuf,
+        template: Option<PathBuf>,
+    },
+    /// OpenDKIM's KeyTable and SigningTable.
+    OpenDkim {
+        key_table: PathBuf,
+        signing_table: PathBuf,
+    },
+    /// The key file only.
+    File,
+}
+
+impl DkimHandler {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DkimHandler::Rspamd { .. } => "rspamd",
+            DkimHandler::OpenDkim { .. } => "opendkim",
+            DkimHandler::File => "file",
+        }
+    }
+}
+
+/// An account (user or group) by name and id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub id: u32,
+}
+
+/// One DKIM key to keep.
+#[derive(Clone, Debug)]
+pub struct DkimSection {
+    pub name: String,
+    pub span: Option<Span>,
+    pub handler: DkimHandler,
+    pub key_type: DkimKeyType,
+    /// Selector prefix (lower-case): selectors are `BASE_UNIXTIME`.
+    pub key_base_name: String,
+    /// The active key goes to `key_location/key_name` on rollover.
+    pub key_location: PathBuf,
+    pub key_name: String,
+    /// Owner and group of the installed key (`keyowner`, `keygroup`).
+    pub owner: Option<Account>,
+    pub group: Option<Account>,
+    /// How long the old selector stays published after rollover.
+    pub drain: Duration,
+    /// Age after which a key is due for rotation.
+    pub rotate_days: u32,
+    /// The domains whose `dkim` key lists this section.
+    pub domains: Vec<Name>,
+}
+
+impl DkimSection {
+    /// Where rollover installs the key.
+    pub fn key_path(&self) -> PathBuf {
+        self.key_location.join(&self.key_name)
+    }
+}
+
+/// Builds the DKIM sections and links them with the domains.
+pub(super) fn build_dkims(
+    sections: &[ModuleSection],
+    domains: &[Domain],
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Vec<DkimSection> {
+    let mut dkims: Vec<DkimSection> = sections
+        .iter()
+        .filter(|s| s.module == "dkim")
+        .filter_map(|s| build_dkim(s, errors, warnings))
+        .collect();
+    for domain in domains {
+        for (section, span) in listed_sections(domain) {
+            match dkims
+                .iter_mut()
+                .find(|d| d.name.eq_ignore_ascii_case(&section))
+            {
+                Some(dkim) => {
+                    if !dkim.domains.contains(&domain.name) {
+                        dkim.domains.push(domain.name.clone());
+                    }
+                }
+                None => errors.push(ConfigError::new(
+                    &span,
+                    format!(
+                        "[domain:{}] dkim: there is no [dkim:{section}] section",
+                        domain.name
+                    ),
+                )),
+            }
+        }
+    }
+    check_shared_files(&dkims, errors);
+    for dkim in &dkims {
+        if dkim.domains.is_empty()
+            && let Some(span) = &dkim.span
+        {
+            warnings.push(ConfigError::new(
+                span,
+                format!(
+                    "[dkim:{0}] is not listed by any domain (dkim = auto:{0}), so no record would vouch for it; it is not acted on",
+                    dkim.name
+                ),
+            ));
+        }
+    }
+    dkims.retain(|d| !d.domains.is_empty());
+    dkims
+}
+
+/// The sections a domain's `dkim` keys list (set and add keys), minus those
+/// its `dkim -=` keys take out.
+fn listed_sections(domain: &Domain) -> Vec<(String, Span)> {
+    let mut listed: Vec<(String, Span)> = Vec::new();
+    for spanned in &domain.rules {
+        let RecordKind::Dkim { sections, .. } = &spanned.rule.kind else {
+            continue;
+        };
+        for section in sections {
+            let known = listed
+                .iter()
+                .position(|(s, _)| s.eq_ignore_ascii_case(section));
+            match (spanned.rule.op, known) {
+                (Op::Set | Op::Add, None) => listed.push((section.clone(), spanned.span.clone())),
+                (Op::Remove, Some(i)) => {
+                    listed.remove(i);
+                }
+                _ => {}
+            }
+        }
+    }
+    listed
+}
+
+/// Two sections writing the same key file or signing configuration would
+/// overwrite each other's key on rollover.
+fn check_shared_files(dkims: &[DkimSection], errors: &mut Vec<ConfigError>) {
+    for (i, a) in dkims.iter().enumerate() {
+        for b in &dkims[i + 1..] {
+            let clash = if a.key_path() == b.key_path() {
+                Some(format!("key file {}", a.key_path().display()))
+            } else {
+                match (&a.handler, &b.handler) {
+                    (DkimHandler::Rspamd { conf: x, .. }, DkimHandler::Rspamd { conf: y, .. })
+                        if x == y =>
+                    {
+                        Some(format!("signing configuration {}", x.display()))
+                    }
+                    _ => None,
+                }
+            };
+            if let (Some(what), Some(span)) = (clash, b.span.as_ref().or(a.span.as_ref())) {
+                errors.push(ConfigError::new(
+                    span,
+                    format!(
+                        "[dkim:{}] and [dkim:{}] both use the {what}; give each section its own",
+                        a.name, b.name
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn build_dkim(
+    section: &ModuleSection,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Option<DkimSection> {
+    let entries = &section.entries;
+    let before = errors.len();
+    let text = |key: &str| {
+        entries
+            .get(key)
+            .map(|v| v.text.trim())
+            .filter(|t| !t.is_empty())
+    };
+    let path = |key: &str, default: &str| PathBuf::from(text(key).unwrap_or(default));
+    let mut err = |span: &Span, message: String| {
+        errors.push(ConfigError::new(span, message));
+    };
+
+    // The original named handlers like `rspamd/...`; the part before `/` counts.
+    let handler_name = text("handler")
+        .map(|h| h.split('/').next().unwrap_or(h).trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "rspamd".into());
+    let handler = match handler_name.as_str() {
+        "rspamd" => DkimHandler::Rspamd {
+            conf: path("signingconfdestinationfile", DEFAULT_SIGNING_CONF),
+            template: text("signingconftemplatefile").map(PathBuf::from),
+        },
+        "opendkim" => DkimHandler::OpenDkim {
+            key_table: path("keytable", DEFAULT_KEY_TABLE),
+            signing_table: path("signingtable", DEFAULT_SIGNING_TABLE),
+        },
+        "file" => DkimHandler::File,
+        other => {
+            if let Some(value) = entries.get("handler") {
+                err(
+                    &value.span,
+                    format!("unknown dkim handler \"{other}\" (use rspamd, opendkim or file)"),
+                );
+            }
+            DkimHandler::File
+        }
+    };
+
+    let keysize = match entries.get("keysize") {
+        None => DEFAULT_RSA_BITS,
+        Some(value) => value.text.trim().parse().unwrap_or_else(|_| {
+            err(
+                &value.span,
+                format!("keysize \"{}\" is not a number", value.text),
+            );
+            DEFAULT_RSA_BITS
+        }),
+    };
+    let key_type = match text("keytype").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("rsa") => {
+            if let Some(value) = entries.get("keysize") {
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&keysize) {
+                    err(
+                        &value.span,
+                        format!(
+                            "keysize {keysize}: DKIM RSA keys must have {MIN_RSA_BITS} to {MAX_RSA_BITS} bits (RFC 8301)"
+                        ),
+                    );
+                } else if keysize < RECOMMENDED_RSA_BITS {
+                    warnings.push(ConfigError::new(
+                        &value.span,
+                        format!(
+                            "keysize {keysize}: RSA keys below {RECOMMENDED_RSA_BITS} bits are weak (RFC 8301 asks for at least {RECOMMENDED_RSA_BITS}); use it only where a DNS provider cannot hold longer records"
+                        ),
+                    ));
+                }
+            }
+            DkimKeyType::Rsa(keysize)
+        }
+        Some("ed25519") => DkimKeyType::Ed25519,
+        Some(other) => {
+            if let Some(value) = entries.get("keytype") {
+                err(
+                    &value.span,
+                    format!("unknown DKIM keytype \"{other}\" (use rsa or ed25519)"),
+                );
+            }
+            DkimKeyType::Ed25519
+        }
+    };
+
+    let key_base_name = text("keybasename")
+        .unwrap_or(&section.name)
+        .to_ascii_lowercase();
+    if !valid_base_name(&key_base_name) {
+        let message = format!(
+            "keybasename \"{key_base_name}\" cannot start a selector: use 1 to 52 letters, digits, '-' or '_'"
+        );
+        match entries.get("keybasename") {
+            Some(value) => err(&value.span, message),
+            None => {
+                if let Some(span) = &section.span {
+                    err(
+                        span,
+                        format!("[dkim:{}]: {message} (set keybasename)", section.name),
+                    );
+                }
+            }
+        }
+    }
+
+    let key_name = text("keyname").unwrap_or(DEFAULT_KEY_NAME).to_string();
+    if (key_name.contains('/') || key_name == "." || key_name == "..")
+        && let Some(value) = entries.get("keyname")
+    {
+        err(
+            &value.span,
+            format!(
+                "keyname \"{key_name}\" must be a file name, not a path (the directory is keylocation)"
+            ),
+        );
+    }
+    let key_location = path("keylocation", DEFAULT_KEY_LOCATION);
+    if !key_location.is_absolute()
+        && let Some(value) = entries.get("keylocation")
+    {
+        err(
+            &value.span,
+            format!(
+                "keylocation \"{}\" must be an absolute path",
+                value.text.trim()
+            ),
+        );
+    }
+
+    let drain = match entries.get("dkimdrain") {
+        None => DEFAULT_DRAIN,
+        Some(value) => parse_drain(&value.text).unwrap_or_else(|message| {
+            err(
+                &value.span,
+                format!("dkimdrain \"{}\": {message}", value.text.trim()),
+            );
+            DEFAULT_DRAIN
+        }),
+    };
+    let rotate_days = match entries.get("rotatedays") {
+        None => DEFAULT_ROTATE_DAYS,
+        Some(value) => value.text.trim().parse().unwrap_or_else(|_| {
+            err(
+                &value.span,
+                format!("rotatedays \"{}\" is not a number of days", value.text),
+            );
+            DEFAULT_ROTATE_DAYS
+        }),
+    };
+    let owner = entries.get("keyowner").and_then(|value| {
+        lookup_account(value.text.trim(), AccountKind::User)
+            .map_err(|message| err(&value.span, message))
+            .ok()
+    });
+    let group = entries.get("keygroup").and_then(|value| {
+        lookup_account(value.text.trim(), AccountKind::Group)
+            .map_err(|message| err(&value.span, message))
+            .ok()
+    });
+    if let Some(value) = entries.get("signingconftemporaryfile")
+        && !value.from_default
+    {
+        warnings.push(ConfigError::new(
+            &value.span,
+            "signingconftemporaryfile is not needed any more (the new configuration is kept in the state directory); it is ignored",
+        ));
+    }
+    if (section.name.contains('/') || section.name.starts_with('.'))
+        && let Some(span) = &section.span
+    {
+        err(
+            span,
+            format!(
+                "[dkim:{}]: a section name cannot contain '/' or start with '.' (it names a directory in the state directory)",
+                section.name
+            ),
+        );
+    }
+
+    if errors.len() > before {
+        return None;
+    }
+    Some(DkimSection {
+        name: section.name.clone(),
+        span: section.span.clone(),
+        handler,
+        key_type,
+        key_base_name,
+        key_location,
+        key_name,
+        owner,
+        group,
+        drain,
+        rotate_days,
+        domains: Vec::new(),
+    })
+}
+
+/// `dkimdrain`: a number with an optional unit `s`, `m`, `h`, `d` (the default)
+/// or `w`; `0` for no drain. A bare number means days, so that a forgotten unit
+/// errs on the long side, never cutting off mail in transit.
+pub fn parse_drain(text: &str) -> Result<Duration, String> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "is not a duration (like 7d, 36h, 90m, 3600s or 0)".to_string())?;
+    let seconds = match unit.trim() {
+        "" | "d" | "day" | "days" => 86_400,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3_600,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        other => return Err(format!("unknown unit \"{other}\" (use s, m, h, d or w)")),
+    };
+    number
+        .checked_mul(seconds)
+        .filter(|s| *s <= 100 * 365 * 86_400)
+        .map(Duration::from_secs)
+        .ok_or_else(|| "is longer than a hundred years".to_string())
+}
+
+#[derive(Clone, Copy)]
+enum AccountKind {
+    User,
+    Group,
+}
+
+/// Resolves a user or group name (or a numeric id) through the system's
+/// account database (`getpwnam_r`, `getgrnam_r`).
+fn lookup_account(name: &str, kind: AccountKind) -> Result<Account, String> {
+    let what = match kind {
+        AccountKind::User => "user",
+        AccountKind::Group => "group",
+    };
+    if name.is_empty() {
+        return Err(format!("the {what} name is empty"));
+    }
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok(Account {
+            name: name.to_string(),
+            id,
+        });
+    }
+    let c_name = CString::new(name).map_err(|_| format!("{what} \"{name}\" is not a name"))?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let found = match kind {
+        AccountKind::User => {
+            // SAFETY: all pointers are valid for the call; the buffer outlives it.
+            let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            let rc = unsafe {
+                libc::getpwnam_r(
+                    c_name.as_ptr(),
+                    &mut pwd,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                )
+            };
+            (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
+        }
+        AccountKind::Group => {
+            // SAFETY: as above.
+            let mut grp: libc::group = unsafe { std::mem::zeroed() };
+            let mut result: *mut libc::group = std::ptr::null_mut();
+            let rc = unsafe {
+                libc::getgrnam_r(
+                    c_name.as_ptr(),
+                    &mut grp,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut result,
+                )
+            };
+            (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
+        }
+    };
+    found
+        .map(|id| Account {
+            name: name.to_string(),
+            id,
+        })
+        .ok_or_else(|| format!("there is no {what} \"{name}\" on this system"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ini::{Source, read};
+    use crate::config::model::{Config, build};
+
+    const DOMAIN: &str = "[domain:example.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ndkim = auto:Mail\n";
+
+    fn config(dkim: &str) -> Result<Config, Vec<String>> {
+        let text = format!("{DOMAIN}[dkim:mail]\n{dkim}");
+        let sources = [Source {
+            name: "c.conf".into(),
+            text,
+        }];
+        read(&sources)
+            .and_then(|ini| build(&ini))
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn defaults_and_the_originals_spellings() {
+        let c = config("").unwrap();
+        let d = &c.dkims[0];
+        assert_eq!(d.key_type, DkimKeyType::Rsa(2048));
+        assert_eq!(d.key_base_name, "mail");
+        assert_eq!(d.key_path(), PathBuf::from("/var/lib/rspamd/dkim/dkim.key"));
+        assert_eq!(
+            d.handler,
+            DkimHandler::Rspamd {
+                conf: PathBuf::from(DEFAULT_SIGNING_CONF),
+                template: None
+            }
+        );
+        assert_eq!(d.drain, DEFAULT_DRAIN);
+        assert_eq!(d.rotate_days, 180);
+        assert_eq!(d.domains[0].as_str(), "example.test");
+
+        let c = config(
+            "handler = rspamd\nsigningConfDestinationFile = /tmp/x/dkim_signing.conf\nkeytype = ED25519\nkeyBaseName = Key\nkeyowner = root\nkeygroup = 0\ndkimdrain = 36h\n",
+        )
+        .unwrap();
+        let d = &c.dkims[0];
+        assert_eq!(d.key_type, DkimKeyType::Ed25519);
+        assert_eq!(d.key_base_name, "key");
+        assert!(
+            matches!(&d.handler, DkimHandler::Rspamd { conf, .. } if conf == &PathBuf::from("/tmp/x/dkim_signing.conf"))
+        );
+        assert_eq!(d.owner.as_ref().map(|a| a.id), Some(0));
+        assert_eq!(d.group.as_ref().map(|a| a.id), Some(0));
+        assert_eq!(d.drain, Duration::from_secs(36 * 3600));
+
+        let c = config("handler = opendkim\nkeytable = /tmp/kt\n").unwrap();
+        assert_eq!(
+            c.dkims[0].handler,
+            DkimHandler::OpenDkim {
+                key_table: PathBuf::from("/tmp/kt"),
+                signing_table: PathBuf::from(DEFAULT_SIGNING_TABLE)
+            }
+        );
+    }
+
+    #[test]
+    fn a_1024_bit_key_warns() {
+        let c = config("keysize = 1024\n").unwrap();
+        assert_eq!(c.dkims[0].key_type, DkimKeyType::Rsa(1024));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.to_string().starts_with("c.conf:8: keysize 1024"))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        for (text, line, what) in [
+            ("keysize = 512\n", 8, "1024 to 4096"),
+            ("keysize = big\n", 8, "not a number"),
+            ("keytype = dsa\n", 8, "unknown DKIM keytype \"dsa\""),
+            ("handler = postfix\n", 8, "unknown dkim handler"),
+            ("keybasename = a.b\n", 8, "keybasename"),
+            ("keyname = ../x\n", 8, "file name"),
+            ("keylocation = relative\n", 8, "absolute"),
+            ("dkimdrain = soon\n", 8, "dkimdrain"),
+            ("dkimdrain = 7y\n", 8, "unknown unit"),
+            ("rotatedays = x\n", 8, "rotatedays"),
+            ("keyowner = no-such-user-here\n", 8, "no user"),
+            ("keygroup = no-such-group-here\n", 8, "no group"),
+        ] {
+            let errors = config(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text}: no error"));
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(&format!("c.conf:{line}: ")) && e.contains(what)),
+                "{text}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_sections_and_shared_files_are_errors() {
+        let text = "[domain:a.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ndkim = auto:nosuch\n";
+        let errors = read(&[Source {
+            name: "c.conf".into(),
+            text: text.into(),
+        }])
+        .and_then(|ini| build(&ini))
+        .err()
+        .unwrap();
+        assert!(
+            errors[0].to_string().starts_with("c.conf:6: ")
+                && errors[0].message.contains("no [dkim:nosuch]")
+        );
+
+        let text = format!("{DOMAIN}dkim.other = auto\n[dkim:mail]\n[dkim:other]\n");
+        let errors = read(&[Source {
+            name: "c.conf".into(),
+            text,
+        }])
+        .and_then(|ini| build(&ini))
+        .err()
+        .unwrap();
+        assert!(
+            errors[0].message.contains("both use the key file"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn unlisted_sections_and_removed_links() {
+        let text = format!("{DOMAIN}dkim -= auto:mail\n[dkim:mail]\n");
+        let c = read(&[Source {
+            name: "c.conf".into(),
+            text,
+        }])
+        .and_then(|ini| build(&ini))
+        .unwrap();
+        assert!(c.dkims.is_empty());
+        assert!(c.warnings.iter().any(|w| w.message.contains("not listed")));
+    }
+
+    #[test]
+    fn drain_forms() {
+        assert_eq!(parse_drain("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_drain("7"), Ok(DEFAULT_DRAIN));
+        assert_eq!(parse_drain("7d"), Ok(DEFAULT_DRAIN));
+        assert_eq!(
+            parse_drain(" 2 weeks "),
+            Ok(Duration::from_secs(14 * 86_400))
+        );
+        assert_eq!(parse_drain("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_drain("3600s"), Ok(Duration::from_secs(3600)));
+        assert!(parse_drain("-1").is_err());
+        assert!(parse_drain("1.5d").is_err());
+        assert!(parse_drain("99999999999w").is_err());
+    }
+}

@@ -1,0 +1,779 @@
+//! DKIM keys through the phases (SPEC §3.4, §4, §7):
+//!
+//! - **prepare** makes a new key when one is due (none yet, older than
+//!   `rotatedays`, key type changed, or forced) into
+//!   `STATEDIR/dkim/<section>/<selector>.key` (0600) and publishes its TXT record
+//!   at `SELECTOR._domainkey.NAME` next to the current one. The new selector is
+//!   journalled in state before the key is written and marked published only
+//!   after the records are out, so a re-run after a crash finishes the same key
+//!   instead of making a second one.
+//! - **rollover** installs the prepared key at `keylocation/keyname` (atomic,
+//!   0600, owned by `keyowner`/`keygroup`) and writes the signing configuration
+//!   (rspamd's `dkim_signing.conf` or OpenDKIM's tables). It refuses a key whose
+//!   record is not yet served by every authoritative nameserver (`--force`
+//!   overrides). If writing the configuration fails, the old key is put back.
+//! - **cleanup** deletes the replaced key's record and file once `dkimdrain`
+//!   has passed since its rollover, and otherwise says until when it keeps them.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use log::{error, info, warn};
+
+use super::Options;
+use super::records::{self, DomainRecords, served_everywhere};
+use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
+use crate::config::dkim::{DkimHandler, DkimSection};
+use crate::config::model::{Config, Domain};
+use crate::crashpoint;
+use crate::dns::record::Name;
+use crate::material::dkim::{self as key_material, DkimKeyType};
+use crate::material::dkim_signing::{
+    OpenDkimEntry, RSPAMD_TEMPLATE, TemplateValues, opendkim_key_table, opendkim_signing_table,
+    render_template,
+};
+use crate::plan::dkim::{self as plan, drained_at, due_reason, rotation_due_at, unique_selector};
+use crate::plan::update::Contribution;
+use crate::run::PhaseFailed;
+use crate::state::{DkimKeyState, DkimState, State, Store};
+
+/// The time format of log lines that say until when something is kept.
+const WHEN: &str = "%Y-%m-%d %H:%M:%S UTC";
+
+/// Runs prepare for every DKIM section: new keys where due, then one record
+/// change set per zone.
+///
+/// # Errors
+/// [`PhaseFailed`] when a key could not be made or its records not published.
+pub async fn prepare(config: &Config, store: &Store, options: Options) -> Result<(), PhaseFailed> {
+    let mut failed = false;
+    for dkim in &config.dkims {
+        if let Err(message) = prepare_key(config, dkim, store, options).await {
+            error!(
+                "[dkim:{}] {message}; the current key and its configuration are unchanged",
+                dkim.name
+            );
+            failed = true;
+        }
+    }
+    let state = store.snapshot().await;
+    let (work, wanted) = publish_work(config, &state, &mut failed);
+    if work.is_empty() {
+        return if failed { Err(PhaseFailed) } else { Ok(()) };
+    }
+    if records::apply(work, options.dry_run).await.is_err() {
+        error!("DKIM records could not all be published; run prepare again");
+        return Err(PhaseFailed);
+    }
+    if !options.dry_run {
+        mark_published(store, &wanted, &mut failed).await;
+    }
+    if failed { Err(PhaseFailed) } else { Ok(()) }
+}
+
+/// Makes a new key for `dkim` if one is due, or finishes one a crashed run
+/// journalled.
+async fn prepare_key(
+    config: &Config,
+    dkim: &DkimSection,
+    store: &Store,
+    options: Options,
+) -> Result<(), String> {
+    let state = section_state(&store.snapshot().await, &dkim.name);
+    let now = Utc::now();
+    // A template that cannot be rendered would fail rollover; say so now.
+    signing_files(config, dkim, "check_0", &store.snapshot().await)?;
+
+    if let (Some(prepared), false) = (&state.prepared, options.force) {
+        if !options.dry_run {
+            finish_key_file(dkim, store, prepared).await?;
+        }
+        match prepared.published {
+            Some(at) => info!(
+                "[dkim:{}] kept: prepared selector {}, published {}; it waits for rollover",
+                dkim.name,
+                prepared.selector,
+                at.format(WHEN)
+            ),
+            None => info!(
+                "[dkim:{}] continuing with prepared selector {}: publishing its record",
+                dkim.name, prepared.selector
+            ),
+        }
+        return Ok(());
+    }
+    let Some(reason) = due_reason(dkim, &state, now, options.force) else {
+        if let Some(current) = &state.current {
+            info!(
+                "[dkim:{}] kept: selector {}, {} days old; a new key is due {} (rotatedays = {})",
+                dkim.name,
+                current.selector,
+                (now - current.created).num_days(),
+                rotation_due_at(dkim, current).format(WHEN),
+                dkim.rotate_days
+            );
+        }
+        return Ok(());
+    };
+    let taken: Vec<&str> = state
+        .current
+        .iter()
+        .chain(state.prepared.iter())
+        .chain(state.retired.iter())
+        .map(|k| k.selector.as_str())
+        .collect();
+    let selector = unique_selector(&dkim.key_base_name, now, &taken);
+    info!(
+        "[dkim:{}] making a new {} key, selector {selector}: {reason}",
+        dkim.name, dkim.key_type
+    );
+    let key = generate(dkim.key_type).await?;
+    let key_file = key_dir(store.statedir(), dkim).join(format!("{selector}.key"));
+    let entry = DkimKeyState {
+        selector,
+        key_file,
+        key_type: key.key_type.to_string(),
+        txt: key.txt,
+        created: now,
+        domains: Vec::new(),
+        published: None,
+        installed: None,
+        retired: None,
+    };
+    if options.dry_run {
+        println!(
+            "dkim {}: new {} key, selector {}, record at {}",
+            dkim.name,
+            dkim.key_type,
+            entry.selector,
+            dkim.domains
+                .iter()
+                .map(|d| format!("{}._domainkey.{d}", entry.selector))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // A dry run's store keeps this in memory only, so that the record plan
+        // below shows the new record.
+        let _ = store
+            .update(|s| install_prepared(s, &dkim.name, entry, now))
+            .await;
+        return Ok(());
+    }
+    // Journal first: a crash after this continues with this selector.
+    store
+        .update(|s| install_prepared(s, &dkim.name, entry.clone(), now))
+        .await
+        .map_err(|e| e.to_string())?;
+    crashpoint::reached("dkim:journaled");
+    write_key(&entry.key_file, key.pem.expose())?;
+    crashpoint::reached("dkim:key-written");
+    Ok(())
+}
+
+/// Makes `entry` the prepared key; a prepared key it replaces (forced prepare)
+/// is retired at once: it never signed anything.
+fn install_prepared(state: &mut State, section: &str, entry: DkimKeyState, now: DateTime<Utc>) {
+    let slot = state.dkim.entry(section.to_string()).or_default();
+    if let Some(mut old) = slot.prepared.replace(entry) {
+        old.retired = Some(now);
+        slot.retired.push(old);
+    }
+}
+
+/// Generates a key off the async threads (RSA-4096 takes seconds).
+async fn generate(kind: DkimKeyType) -> Result<key_material::DkimKey, String> {
+    tokio::task::spawn_blocking(move || key_material::generate(kind))
+        .await
+        .map_err(|e| format!("key generation stopped: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// The journalled key's file must hold the journalled key. If a crash came
+/// between journal and file, the key is made now (the same selector; no record
+/// of the lost key was ever published).
+async fn finish_key_file(
+    dkim: &DkimSection,
+    store: &Store,
+    prepared: &DkimKeyState,
+) -> Result<(), String> {
+    match std::fs::read_to_string(&prepared.key_file) {
+        Ok(pem) => {
+            let key = key_material::from_pem(&pem)
+                .map_err(|e| format!("{}: {e}", prepared.key_file.display()))?;
+            if key.txt != prepared.txt {
+                return Err(format!(
+                    "{} does not hold the key of selector {} recorded in the state; move it away to make a new key",
+                    prepared.key_file.display(),
+                    prepared.selector
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            warn!(
+                "[dkim:{}] the key of prepared selector {} was never written (interrupted run); making it now",
+                dkim.name, prepared.selector
+            );
+            let key = generate(dkim.key_type).await?;
+            let (txt, kind) = (key.txt.clone(), key.key_type.to_string());
+            store
+                .update(|s| {
+                    if let Some(p) = s.dkim.get_mut(&dkim.name).and_then(|d| d.prepared.as_mut()) {
+                        p.txt = txt;
+                        p.key_type = kind;
+                        p.published = None;
+                        p.domains.clear();
+                    }
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            write_key(&prepared.key_file, key.pem.expose())
+        }
+        Err(e) => Err(format!("reading {}: {e}", prepared.key_file.display())),
+    }
+}
+
+fn write_key(path: &Path, pem: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        afs::create_dir(dir, PRIVATE_DIR).map_err(|e| e.to_string())?;
+    }
+    afs::write_atomic(path, pem.as_bytes(), PRIVATE_FILE).map_err(|e| e.to_string())
+}
+
+fn key_dir(statedir: &Path, dkim: &DkimSection) -> PathBuf {
+    statedir.join("dkim").join(&dkim.name)
+}
+
+fn section_state(state: &State, name: &str) -> DkimState {
+    state.dkim.get(name).cloned().unwrap_or_default()
+}
+
+/// The configured domain sections of `dkim`.
+fn domains_of<'a>(config: &'a Config, names: &[Name]) -> Vec<&'a Domain> {
+    config
+        .domains
+        .iter()
+        .filter(|d| names.contains(&d.name))
+        .collect()
+}
+
+/// A section whose keys were published: its name, the prepared selector (if
+/// any) and the domain names.
+type Published = (String, Option<String>, Vec<String>);
+
+/// Records every DKIM section keeps published: its current and prepared keys at
+/// each of its domains (adds only). Also returns, per section, the prepared
+/// selector and the domains it goes to, to mark it published afterwards.
+fn publish_work(
+    config: &Config,
+    state: &State,
+    failed: &mut bool,
+) -> (Vec<DomainRecords>, Vec<Published>) {
+    let mut by_domain: BTreeMap<Name, Vec<Contribution>> = BTreeMap::new();
+    let mut wanted = Vec::new();
+    for dkim in &config.dkims {
+        let entry = section_state(state, &dkim.name);
+        let keys: Vec<&DkimKeyState> = entry.current.iter().chain(entry.prepared.iter()).collect();
+        for domain in domains_of(config, &dkim.domains) {
+            for key in &keys {
+                match plan::publish(key, &domain.name, domain.ttl) {
+                    Ok(c) => by_domain.entry(domain.name.clone()).or_default().push(c),
+                    Err(message) => {
+                        error!("[dkim:{}] {message}", dkim.name);
+                        *failed = true;
+                    }
+                }
+            }
+        }
+        let names = dkim.domains.iter().map(|d| d.to_string()).collect();
+        let prepared = entry.prepared.as_ref().map(|p| p.selector.clone());
+        wanted.push((dkim.name.clone(), prepared, names));
+    }
+    (domain_records(config, by_domain), wanted)
+}
+
+fn domain_records(
+    config: &Config,
+    by_domain: BTreeMap<Name, Vec<Contribution>>,
+) -> Vec<DomainRecords> {
+    by_domain
+        .into_iter()
+        .filter_map(|(name, contributions)| {
+            let domain = config.domains.iter().find(|d| d.name == name)?.clone();
+            Some(DomainRecords {
+                domain,
+                contributions,
+            })
+        })
+        .collect()
+}
+
+/// Records that the prepared keys' records are out. The publication time
+/// (from which rollover timing counts) moves when a domain was added.
+async fn mark_published(store: &Store, wanted: &[Published], failed: &mut bool) {
+    let now = Utc::now();
+    let saved = store
+        .update(|s| {
+            for (section, selector, names) in wanted {
+                let Some(entry) = s.dkim.get_mut(section) else {
+                    continue;
+                };
+                if let Some(current) = entry.current.as_mut() {
+                    merge_names(&mut current.domains, names);
+                }
+                let Some(prepared) = entry
+                    .prepared
+                    .as_mut()
+                    .filter(|p| Some(&p.selector) == selector.as_ref())
+                else {
+                    continue;
+                };
+                if merge_names(&mut prepared.domains, names) || prepared.published.is_none() {
+                    prepared.published = Some(now);
+                }
+            }
+        })
+        .await;
+    if let Err(e) = saved {
+        error!("{e}");
+        *failed = true;
+    }
+}
+
+/// Adds `names` to `into`; true when any was new.
+fn merge_names(into: &mut Vec<String>, names: &[String]) -> bool {
+    let mut grew = false;
+    for name in names {
+        if !into.contains(name) {
+            into.push(name.clone());
+            grew = true;
+        }
+    }
+    grew
+}
+
+/// What a rollover did: the DKIM sections whose new key is in place (their
+/// services need a reload), and whether any section failed.
+#[derive(Debug, Default)]
+pub struct Rolled {
+    pub installed: Vec<String>,
+    pub failed: bool,
+}
+
+impl Rolled {
+    pub fn result(&self) -> Result<(), PhaseFailed> {
+        if self.failed {
+            Err(PhaseFailed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Runs rollover for every DKIM section with a prepared key.
+pub async fn rollover(config: &Config, store: &Store, options: Options) -> Rolled {
+    let mut rolled = Rolled::default();
+    for dkim in &config.dkims {
+        match rollover_one(config, dkim, store, options).await {
+            Ok(true) => rolled.installed.push(dkim.name.clone()),
+            Ok(false) => {}
+            Err(message) => {
+                error!(
+                    "[dkim:{}] rollover failed: {message}; the current key and its configuration stay in place",
+                    dkim.name
+                );
+                rolled.failed = true;
+            }
+        }
+    }
+    rolled
+}
+
+/// Installs the prepared key of `dkim`; `Ok(false)` when there is none.
+async fn rollover_one(
+    config: &Config,
+    dkim: &DkimSection,
+    store: &Store,
+    options: Options,
+) -> Result<bool, String> {
+    let state = store.snapshot().await;
+    let entry = section_state(&state, &dkim.name);
+    let Some(prepared) = entry.prepared.clone() else {
+        info!(
+            "[dkim:{}] nothing prepared; the current key stays",
+            dkim.name
+        );
+        return Ok(false);
+    };
+    if prepared.published.is_none() {
+        return Err(format!(
+            "the record of prepared selector {} is not published yet; run prepare again",
+            prepared.selector
+        ));
+    }
+    check_served(config, dkim, &prepared, options.force).await?;
+
+    let pem = std::fs::read_to_string(&prepared.key_file)
+        .map_err(|e| format!("reading {}: {e}", prepared.key_file.display()))?;
+    let key = key_material::from_pem(&pem)
+        .map_err(|e| format!("{}: {e}", prepared.key_file.display()))?;
+    if key.txt != prepared.txt {
+        return Err(format!(
+            "{} does not hold the key of selector {} that was published",
+            prepared.key_file.display(),
+            prepared.selector
+        ));
+    }
+    let files = signing_files(config, dkim, &prepared.selector, &state)?;
+    let key_path = dkim.key_path();
+    if options.dry_run {
+        println!(
+            "dkim {}: install selector {} as {}",
+            dkim.name,
+            prepared.selector,
+            key_path.display()
+        );
+        for (path, _) in &files {
+            println!("dkim {}: write {}", dkim.name, path.display());
+        }
+        return Ok(true);
+    }
+
+    install(dkim, &key_path, pem.as_bytes(), &files)?;
+    crashpoint::reached("dkim:installed");
+    let now = Utc::now();
+    store
+        .update(|s| {
+            let slot = s.dkim.entry(dkim.name.clone()).or_default();
+            let mut new = prepared.clone();
+            new.installed = Some(now);
+            if let Some(mut old) = slot.current.replace(new) {
+                old.retired = Some(now);
+                slot.retired.push(old);
+            }
+            slot.prepared = None;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    info!(
+        "[dkim:{}] rolled over to selector {}: key {}{}",
+        dkim.name,
+        prepared.selector,
+        key_path.display(),
+        files
+            .iter()
+            .map(|(p, _)| format!(", {}", p.display()))
+            .collect::<String>()
+    );
+    Ok(true)
+}
+
+/// Refuses a key whose record some authoritative server does not serve yet.
+async fn check_served(
+    config: &Config,
+    dkim: &DkimSection,
+    key: &DkimKeyState,
+    force: bool,
+) -> Result<(), String> {
+    let mut missing = Vec::new();
+    for domain in domains_of(config, &dkim.domains) {
+        let record = plan::record(key, &domain.name, domain.ttl)?;
+        match served_everywhere(domain, std::slice::from_ref(&record)).await {
+            Ok(answers) => missing.extend(
+                answers
+                    .into_iter()
+                    .filter(|(_, served)| !served)
+                    .map(|(server, _)| format!("{} at {server}", record.name)),
+            ),
+            Err(e) => missing.push(format!("{} ({e})", record.name)),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "the record of selector {} is not yet served everywhere: {}",
+        key.selector,
+        missing.join(", ")
+    );
+    if force {
+        warn!("[dkim:{}] {message}; going ahead (--force)", dkim.name);
+        Ok(())
+    } else {
+        Err(format!(
+            "{message}; mail signed with it could not be verified (run rollover later, or --force)"
+        ))
+    }
+}
+
+/// The signing configuration files to write for `selector`: path and contents.
+fn signing_files(
+    config: &Config,
+    dkim: &DkimSection,
+    selector: &str,
+    state: &State,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
+    let key_path = dkim.key_path();
+    match &dkim.handler {
+        DkimHandler::File => Ok(Vec::new()),
+        DkimHandler::Rspamd { conf, template } => {
+            let text = match template {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                    format!("reading signingconftemplatefile {}: {e}", path.display())
+                })?,
+                None => RSPAMD_TEMPLATE.to_string(),
+            };
+            let rendered = render_template(
+                &text,
+                &TemplateValues {
+                    keyfile: &key_path,
+                    keyselector: selector,
+                    keylocation: &dkim.key_location,
+                },
+            )
+            .map_err(|e| match template {
+                Some(path) => format!("template {}: {e}", path.display()),
+                None => e,
+            })?;
+            Ok(vec![(conf.clone(), rendered.into_bytes())])
+        }
+        DkimHandler::OpenDkim {
+            key_table,
+            signing_table,
+        } => {
+            // Every OpenDKIM section sharing these tables is listed in them:
+            // this one with its new selector, the others with their current one.
+            let mut listed: Vec<(&DkimSection, String)> = vec![(dkim, selector.to_string())];
+            for other in &config.dkims {
+                let shares = matches!(&other.handler, DkimHandler::OpenDkim { key_table: k, .. } if k == key_table);
+                if !shares || other.name == dkim.name {
+                    continue;
+                }
+                if let Some(current) = section_state(state, &other.name).current {
+                    listed.push((other, current.selector));
+                }
+            }
+            let key_paths: Vec<PathBuf> = listed.iter().map(|(d, _)| d.key_path()).collect();
+            let entries: Vec<OpenDkimEntry<'_>> = listed
+                .iter()
+                .zip(&key_paths)
+                .flat_map(|((section, selector), key_file)| {
+                    section.domains.iter().map(move |domain| OpenDkimEntry {
+                        domain,
+                        selector,
+                        key_file,
+                    })
+                })
+                .collect();
+            Ok(vec![
+                (
+                    key_table.clone(),
+                    opendkim_key_table(&entries)?.into_bytes(),
+                ),
+                (
+                    signing_table.clone(),
+                    opendkim_signing_table(&entries).into_bytes(),
+                ),
+            ])
+        }
+    }
+}
+
+/// Installs the key, then the configuration. When a configuration file cannot
+/// be written, the key and the files already written are put back as they were.
+fn install(
+    dkim: &DkimSection,
+    key_path: &Path,
+    pem: &[u8],
+    files: &[(PathBuf, Vec<u8>)],
+) -> Result<(), String> {
+    let location = &dkim.key_location;
+    if std::fs::symlink_metadata(location).is_err() {
+        afs::create_dir(location, 0o750).map_err(|e| e.to_string())?;
+        if dkim.owner.is_some() || dkim.group.is_some() {
+            afs::chown_dir(
+                location,
+                dkim.owner.as_ref().map(|a| a.id),
+                dkim.group.as_ref().map(|a| a.id),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    let mut undo: Vec<Backup> = Vec::new();
+    let result = (|| {
+        undo.push(Backup::take(key_path)?);
+        afs::write_atomic_owned(
+            key_path,
+            pem,
+            PRIVATE_FILE,
+            dkim.owner.as_ref().map(|a| a.id),
+            dkim.group.as_ref().map(|a| a.id),
+        )
+        .map_err(|e| e.to_string())?;
+        for (path, contents) in files {
+            undo.push(Backup::take(path)?);
+            if let Some(dir) = path.parent() {
+                afs::create_dir(dir, 0o755).map_err(|e| e.to_string())?;
+            }
+            afs::write_atomic(path, contents, PUBLIC_FILE).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for backup in undo.iter().rev() {
+            if let Err(e) = backup.restore() {
+                error!("[dkim:{}] putting back {e}", dkim.name);
+            }
+        }
+    }
+    result
+}
+
+/// A file as it was before rollover replaced it, to put back on failure.
+struct Backup {
+    path: PathBuf,
+    /// Contents, mode, owner and group; `None` when there was no file.
+    was: Option<(Vec<u8>, u32, u32, u32)>,
+}
+
+impl Backup {
+    fn take(path: &Path) -> Result<Backup, String> {
+        let was = match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("inspecting {}: {e}", path.display())),
+            Ok(meta) => {
+                let contents =
+                    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                Some((contents, meta.mode() & 0o7777, meta.uid(), meta.gid()))
+            }
+        };
+        Ok(Backup {
+            path: path.to_path_buf(),
+            was,
+        })
+    }
+
+    fn restore(&self) -> Result<(), String> {
+        match &self.was {
+            None => afs::remove_file(&self.path),
+            Some((contents, mode, uid, gid)) => {
+                afs::write_atomic_owned(&self.path, contents, *mode, Some(*uid), Some(*gid))
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs cleanup for every DKIM section: replaced keys whose drain period has
+/// passed lose their records and files; the others are kept and the log says
+/// until when.
+///
+/// # Errors
+/// [`PhaseFailed`] when records or files could not be deleted (a later run
+/// retries).
+pub async fn cleanup(config: &Config, store: &Store) -> Result<(), PhaseFailed> {
+    let state = store.snapshot().await;
+    let now = Utc::now();
+    let mut failed = false;
+    let mut by_domain: BTreeMap<Name, Vec<Contribution>> = BTreeMap::new();
+    let mut done: Vec<(String, String, PathBuf)> = Vec::new();
+    for dkim in &config.dkims {
+        let entry = section_state(&state, &dkim.name);
+        for old in &entry.retired {
+            let Some(until) = drained_at(dkim, old) else {
+                continue;
+            };
+            if now < until {
+                info!(
+                    "[dkim:{}] keeping old selector {} published until {} (dkimdrain after the rollover of {})",
+                    dkim.name,
+                    old.selector,
+                    until.format(WHEN),
+                    old.retired
+                        .map(|t| t.format(WHEN).to_string())
+                        .unwrap_or_default()
+                );
+                continue;
+            }
+            for name in &old.domains {
+                let Some(domain) = Name::parse(name)
+                    .ok()
+                    .and_then(|n| config.domains.iter().find(|d| d.name == n))
+                else {
+                    warn!(
+                        "[dkim:{}] {name} is not configured any more; delete {}._domainkey.{name} there by hand",
+                        dkim.name, old.selector
+                    );
+                    continue;
+                };
+                match plan::prune(&old.selector, &domain.name) {
+                    Ok(c) => by_domain.entry(domain.name.clone()).or_default().push(c),
+                    Err(message) => {
+                        error!("[dkim:{}] {message}", dkim.name);
+                        failed = true;
+                    }
+                }
+            }
+            done.push((
+                dkim.name.clone(),
+                old.selector.clone(),
+                old.key_file.clone(),
+            ));
+        }
+    }
+    if by_domain.is_empty() && done.is_empty() {
+        return if failed { Err(PhaseFailed) } else { Ok(()) };
+    }
+    // The keys in use stay published next to the deletions.
+    let (keep, _) = publish_work(config, &state, &mut failed);
+    for item in keep {
+        if by_domain.contains_key(&item.domain.name) {
+            by_domain
+                .entry(item.domain.name.clone())
+                .or_default()
+                .extend(item.contributions);
+        }
+    }
+    if records::apply(domain_records(config, by_domain), store.dry_run())
+        .await
+        .is_err()
+    {
+        error!("old DKIM records could not be deleted; their keys are kept for the next cleanup");
+        return Err(PhaseFailed);
+    }
+    let keys_dir = store.statedir().join("dkim");
+    for (section, selector, file) in &done {
+        if store.dry_run() {
+            println!("dkim {section}: delete {}", file.display());
+            continue;
+        }
+        if !file.starts_with(&keys_dir) {
+            warn!(
+                "[dkim:{section}] not deleting {}: outside {}",
+                file.display(),
+                keys_dir.display()
+            );
+        } else if let Err(e) = afs::remove_file(file) {
+            error!("[dkim:{section}] {e}");
+            failed = true;
+            continue;
+        }
+        let saved = store
+            .update(|s| {
+                if let Some(entry) = s.dkim.get_mut(section) {
+                    entry.retired.retain(|k| &k.selector != selector);
+                }
+            })
+            .await;
+        match saved {
+            Ok(()) => info!("[dkim:{section}] deleted old selector {selector} and its key"),
+            Err(e) => {
+                error!("[dkim:{section}] {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { Err(PhaseFailed) } else { Ok(()) }
+}

@@ -1,0 +1,519 @@
+//! DKIM key rotation end to end: the binary against a real Knot. What is
+//! checked comes from outside our code: records as `dig` sees them, signatures
+//! made and verified by dkimpy (Debian's `python3-dkim`) with those records,
+//! files on disk, and rspamd's own parser for the written `dkim_signing.conf`.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::cdm::{Run, cdm, write_config};
+use support::dkim::{available, sign_and_verify};
+use support::knot::{KnotEnv, minimal_zone};
+
+const ZONE: &str = "example.test";
+
+struct Env {
+    knot: KnotEnv,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn start() -> Option<Env> {
+        if !support::require("dig") || !available() {
+            return None;
+        }
+        let knot = KnotEnv::start(ZONE, &minimal_zone(ZONE))?;
+        Some(Env {
+            knot,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn keys(&self) -> PathBuf {
+        self.path("keys")
+    }
+
+    fn installed_key(&self) -> PathBuf {
+        self.keys().join("dkim.key")
+    }
+
+    /// rspamd's local configuration directory (`LOCAL_CONFDIR`).
+    fn rspamd_dir(&self) -> PathBuf {
+        self.path("rspamd")
+    }
+
+    fn signing_conf(&self) -> PathBuf {
+        self.rspamd_dir().join("local.d/dkim_signing.conf")
+    }
+
+    /// Writes the configuration: this Knot, `example.test` with `dkim = auto:mail`,
+    /// and `[dkim:mail]` with `dkim` keys appended.
+    fn config(&self, dkim: &str) -> String {
+        let mut text = format!(
+            "[cdm]\nstatedir = {}\n\n[domain]\n",
+            self.path("state").display()
+        );
+        for (key, value) in self.knot.provider_keys() {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+        text.push_str(&format!("nameservers = {}\n", self.knot.server()));
+        text.push_str(&format!(
+            "\n[domain:{ZONE}]\ndkim = auto:mail\n\n[dkim:mail]\n"
+        ));
+        if !dkim.contains("keylocation") {
+            text.push_str(&format!("keylocation = {}\n", self.keys().display()));
+        }
+        if !dkim.contains("signingconfdestinationfile") {
+            text.push_str(&format!(
+                "signingConfDestinationFile = {}\n",
+                self.signing_conf().display()
+            ));
+        }
+        text.push_str(dkim);
+        write_config(self.dir.path(), "cdm.conf", &text)
+    }
+
+    /// The line of the configuration file where `text` starts a line.
+    fn line_of(&self, text: &str) -> usize {
+        let config = std::fs::read_to_string(self.path("cdm.conf")).unwrap();
+        1 + config
+            .lines()
+            .position(|l| l.starts_with(text))
+            .unwrap_or_else(|| panic!("{text} not in {config}"))
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        cdm(self.dir.path(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "{args:?} failed:\n{}", run.stderr);
+        run
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("state/state.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The selector and key file of the current or prepared key in state.json.
+    fn key(&self, which: &str) -> Option<(String, PathBuf)> {
+        let state = self.state();
+        let key = &state["dkim"]["mail"][which];
+        Some((
+            key["selector"].as_str()?.to_string(),
+            PathBuf::from(key["key_file"].as_str()?),
+        ))
+    }
+
+    /// The TXT data Knot serves for a selector (strings joined), if any.
+    fn served(&self, selector: &str) -> Vec<String> {
+        self.knot
+            .dig(&format!("{selector}._domainkey.{ZONE}"), "TXT")
+            .iter()
+            .map(|line| txt_strings(line).concat())
+            .collect()
+    }
+
+    fn verifies(&self, selector: &str, key: &Path) {
+        if let Err(e) = sign_and_verify(self.knot.port(), ZONE, selector, key) {
+            panic!("DKIM signature does not verify: {e}");
+        }
+    }
+
+    fn does_not_verify(&self, selector: &str, key: &Path) {
+        assert!(
+            sign_and_verify(self.knot.port(), ZONE, selector, key).is_err(),
+            "selector {selector} still verifies"
+        );
+    }
+}
+
+/// The character-strings of one `dig +short` TXT line.
+fn txt_strings(line: &str) -> Vec<String> {
+    line.split('"')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.to_string())
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The `selector` the written rspamd configuration names, as rspamd itself
+/// reads it (`rspamadm configdump` of the real rspamd configuration with our
+/// file as its `local.d/dkim_signing.conf`); `None` when rspamd is missing.
+fn rspamd_reads(env: &Env) -> Option<(String, String)> {
+    if !support::require("rspamadm") {
+        return None;
+    }
+    let var = format!("--var=LOCAL_CONFDIR={}", env.rspamd_dir().display());
+    let test = Command::new("rspamadm")
+        .args([&var, "configtest", "-c", "/etc/rspamd/rspamd.conf"])
+        .current_dir(env.dir.path())
+        .output()
+        .expect("run rspamadm");
+    let said = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success() && said.contains("syntax OK"),
+        "rspamd rejects the configuration: {said}{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let dump = Command::new("rspamadm")
+        .args([
+            &var,
+            "configdump",
+            "-c",
+            "/etc/rspamd/rspamd.conf",
+            "dkim_signing",
+        ])
+        .current_dir(env.dir.path())
+        .output()
+        .expect("run rspamadm");
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let value = |key: &str| {
+        dump.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+            .and_then(|v| v.strip_suffix("\";"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {key} in rspamd's dkim_signing: {dump}"))
+    };
+    Some((value("path"), value("selector")))
+}
+
+/// prepare → rollover → prepare → rollover → cleanup, checking at each step
+/// what DNS serves, that signatures verify, and what is installed.
+fn full_cycle(keytype: &str) {
+    let Some(env) = Env::start() else { return };
+    let config = env.config(&format!("keytype = {keytype}\ndkimdrain = 0\n"));
+
+    // First key: published, not yet installed.
+    env.ok(&["--prepare", &config]);
+    let (s1, k1) = env.key("prepared").expect("a prepared key");
+    assert!(s1.starts_with("mail_"), "{s1}");
+    assert_eq!(mode(&k1), 0o600);
+    let served = env.served(&s1);
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert!(
+        served[0].starts_with(&format!("v=DKIM1; k={keytype}; p=")),
+        "{served:?}"
+    );
+    env.verifies(&s1, &k1);
+    assert!(!env.installed_key().exists());
+    let status = env.ok(&["--status", &config]).stdout;
+    assert!(
+        status.contains(&format!("prepared: selector {s1}")),
+        "{status}"
+    );
+
+    env.ok(&["--rollover", &config]);
+    assert_eq!(
+        std::fs::read(env.installed_key()).unwrap(),
+        std::fs::read(&k1).unwrap()
+    );
+    assert_eq!(mode(&env.installed_key()), 0o600);
+    if let Some((path, selector)) = rspamd_reads(&env) {
+        assert_eq!(path, env.installed_key().display().to_string());
+        assert_eq!(selector, s1);
+    }
+    env.verifies(&s1, &env.installed_key());
+
+    // Second key: both selectors are served, both keys sign verifiably.
+    env.ok(&["--prepare", "--force", &config]);
+    let (s2, k2) = env.key("prepared").expect("a second prepared key");
+    assert_ne!(s1, s2);
+    assert_eq!(env.served(&s1).len(), 1);
+    assert_eq!(env.served(&s2).len(), 1);
+    env.verifies(&s1, &env.installed_key());
+    env.verifies(&s2, &k2);
+    let status = env.ok(&["--status", &config]).stdout;
+    assert!(
+        status.contains(&format!("current: selector {s1}"))
+            && status.contains(&format!("prepared: selector {s2}"))
+            && status.contains("0 days old"),
+        "{status}"
+    );
+
+    env.ok(&["--rollover", &config]);
+    assert_eq!(
+        std::fs::read(env.installed_key()).unwrap(),
+        std::fs::read(&k2).unwrap()
+    );
+    let conf = std::fs::read_to_string(env.signing_conf()).unwrap();
+    assert!(conf.contains(&format!("selector = \"{s2}\";")), "{conf}");
+    if let Some((_, selector)) = rspamd_reads(&env) {
+        assert_eq!(selector, s2);
+    }
+    // Mail signed just before the rollover still verifies: the old record stays.
+    env.verifies(&s1, &k1);
+
+    // dkimdrain = 0: cleanup removes the old selector and its key at once.
+    env.ok(&["--cleanup", &config]);
+    assert!(env.served(&s1).is_empty(), "{s1} still served");
+    env.does_not_verify(&s1, &k2);
+    assert_eq!(env.served(&s2).len(), 1);
+    env.verifies(&s2, &env.installed_key());
+    assert!(!k1.exists(), "old key file kept");
+    assert!(k2.exists());
+}
+
+#[test]
+fn full_cycle_rsa() {
+    full_cycle("rsa");
+}
+
+#[test]
+fn full_cycle_ed25519() {
+    full_cycle("ed25519");
+}
+
+#[test]
+fn the_default_drain_keeps_the_old_selector_and_says_until_when() {
+    let Some(env) = Env::start() else { return };
+    let config = env.config("keytype = ed25519\n");
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let (s1, k1) = env.key("current").unwrap();
+    env.ok(&["--prepare", "--force", &config]);
+    let rolled_over = chrono::Utc::now();
+    env.ok(&["--rollover", &config]);
+    let (s2, _) = env.key("current").unwrap();
+
+    let run = env.ok(&["--cleanup", &config]);
+    assert_eq!(env.served(&s1).len(), 1, "the old selector must stay");
+    assert_eq!(env.served(&s2).len(), 1);
+    assert!(k1.exists());
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains(&format!("keeping old selector {s1} published until ")))
+        .unwrap_or_else(|| panic!("no drain message:\n{}", run.stderr));
+    let until = line.split(" until ").nth(1).unwrap();
+    let until = chrono::NaiveDateTime::parse_from_str(&until[..19], "%Y-%m-%d %H:%M:%S")
+        .unwrap()
+        .and_utc();
+    let expected = rolled_over + chrono::Duration::days(7);
+    assert!(
+        (until - expected).num_seconds().abs() < 120,
+        "kept until {until}, expected about {expected}"
+    );
+}
+
+#[test]
+fn a_4096_bit_key_is_published_as_several_strings_and_verifies() {
+    let Some(env) = Env::start() else { return };
+    let config = env.config("keysize = 4096\n");
+    env.ok(&["--prepare", &config]);
+    let (selector, key) = env.key("prepared").unwrap();
+    let lines = env
+        .knot
+        .dig(&format!("{selector}._domainkey.{ZONE}"), "TXT");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let strings = txt_strings(&lines[0]);
+    assert!(strings.len() >= 3, "{strings:?}");
+    assert!(strings.iter().all(|s| s.len() <= 255), "{strings:?}");
+    env.verifies(&selector, &key);
+}
+
+#[test]
+fn a_crash_after_the_journal_finishes_the_same_selector() {
+    let Some(env) = Env::start() else { return };
+    let config = env.config("keytype = ed25519\n");
+    for crash_at in ["dkim:journaled", "dkim:key-written"] {
+        let crashed = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
+            .args(["--prepare", "--force", &config])
+            .env("CRYPTDOMAINMGR_CRASH_AT", crash_at)
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        assert!(!crashed.status.success(), "{crash_at}: no crash");
+        let (selector, key) = env.key("prepared").unwrap();
+        assert!(env.served(&selector).is_empty(), "{crash_at}: published");
+
+        let run = env.ok(&["--prepare", &config]);
+        assert_eq!(env.key("prepared").unwrap().0, selector, "{crash_at}");
+        assert_eq!(env.served(&selector).len(), 1, "{crash_at}: {}", run.stderr);
+        env.verifies(&selector, &key);
+    }
+    // The first crash's key was replaced by the forced second prepare and is
+    // retired; no other key files were made.
+    let files = std::fs::read_dir(env.path("state/dkim/mail"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 2);
+}
+
+#[test]
+fn rollover_waits_until_every_nameserver_serves_the_record() {
+    let Some(env) = Env::start() else { return };
+    let silent = support::free_port();
+    let config = env.config("keytype = ed25519\n");
+    env.ok(&["--prepare", &config]);
+    let (selector, _) = env.key("prepared").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("nameservers = {}", env.knot.server()),
+        &format!("nameservers = {}, 127.0.0.1:{silent}", env.knot.server()),
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let run = env.run(&["--rollover", &config]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{silent}")) && run.stderr.contains("--force"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.installed_key().exists());
+    assert!(!env.signing_conf().exists());
+    assert_eq!(env.key("prepared").unwrap().0, selector);
+
+    env.ok(&["--rollover", "--force", &config]);
+    assert_eq!(env.key("current").unwrap().0, selector);
+    assert!(env.installed_key().exists());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let Some(env) = Env::start() else { return };
+    for (dkim, what) in [
+        ("keytype = dsa\n", "unknown DKIM keytype \"dsa\""),
+        ("keysize = 512\n", "1024 to 4096"),
+    ] {
+        let config = env.config(dkim);
+        let line = env.line_of(dkim.trim());
+        let run = env.run(&["--prepare", &config]);
+        assert_eq!(run.code, 2, "{dkim}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("cdm.conf:{line}: ")) && run.stderr.contains(what),
+            "{dkim}: {}",
+            run.stderr
+        );
+        assert!(!env.path("state/state.json").exists());
+    }
+
+    // A working key and configuration.
+    let config = env.config("keytype = ed25519\n");
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let (s1, _) = env.key("current").unwrap();
+    let key_before = std::fs::read(env.installed_key()).unwrap();
+    let conf_before = std::fs::read(env.signing_conf()).unwrap();
+    env.ok(&["--prepare", "--force", &config]);
+    let (s2, _) = env.key("prepared").unwrap();
+
+    // An unwritable keylocation (below a file; root may write anywhere else).
+    std::fs::write(env.path("blocker"), b"").unwrap();
+    let bad = env.config(&format!(
+        "keytype = ed25519\nkeylocation = {}\n",
+        env.path("blocker/keys").display()
+    ));
+    let run = env.run(&["--rollover", &bad]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("blocker/keys"), "{}", run.stderr);
+
+    // A signing configuration that cannot be written: the key written before it
+    // is put back.
+    let bad = env.config(&format!(
+        "keytype = ed25519\nsigningconfdestinationfile = {}\n",
+        env.path("blocker/dkim_signing.conf").display()
+    ));
+    let run = env.run(&["--rollover", &bad]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("blocker"), "{}", run.stderr);
+
+    assert_eq!(std::fs::read(env.installed_key()).unwrap(), key_before);
+    assert_eq!(std::fs::read(env.signing_conf()).unwrap(), conf_before);
+    assert_eq!(env.key("current").unwrap().0, s1);
+    assert_eq!(env.key("prepared").unwrap().0, s2);
+    env.verifies(&s1, &env.installed_key());
+}
+
+/// `id ARGS` (user and group ids as the system resolves them).
+fn id(args: &[&str]) -> String {
+    let out = Command::new("id").args(args).output().expect("run id");
+    assert!(out.status.success(), "id {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_installed_key_belongs_to_keyowner_and_keygroup() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(env) = Env::start() else { return };
+    // Root can give the key away (as to rspamd's _rspamd); others only to themselves.
+    let (owner, group) = if id(&["-u"]) == "0" {
+        ("nobody".to_string(), id(&["-gn", "nobody"]))
+    } else {
+        (id(&["-un"]), id(&["-gn"]))
+    };
+    let config = env.config(&format!(
+        "keytype = ed25519\nkeyowner = {owner}\nkeygroup = {group}\n"
+    ));
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let uid: u32 = id(&["-u", &owner]).parse().unwrap();
+    let gid: u32 = id(&["-g", &owner]).parse().unwrap();
+    for path in [env.installed_key(), env.keys()] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{}", path.display());
+    }
+    assert_eq!(mode(&env.installed_key()), 0o600);
+
+    let config = env.config("keyowner = no-such-user-here\n");
+    let run = env.run(&["--rollover", &config]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("there is no user \"no-such-user-here\""),
+        "{}",
+        run.stderr
+    );
+}
+
+/// OpenDKIM's tables (the `file:` data sets of opendkim.conf(5)) name every
+/// domain of the section with the new selector and the installed key, which
+/// signs verifiably for each of them.
+#[test]
+fn opendkim_tables_name_every_domain_with_the_new_selector() {
+    let Some(env) = Env::start() else { return };
+    let tables = env.path("opendkim");
+    let config = env.config(&format!(
+        "handler = opendkim\nkeytable = {0}/KeyTable\nsigningtable = {0}/SigningTable\n\n[domain:sub.{ZONE}]\ndkim = auto:mail\n",
+        tables.display()
+    ));
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let (selector, _) = env.key("current").unwrap();
+    let key_table = std::fs::read_to_string(tables.join("KeyTable")).unwrap();
+    let signing_table = std::fs::read_to_string(tables.join("SigningTable")).unwrap();
+    for domain in [ZONE.to_string(), format!("sub.{ZONE}")] {
+        assert!(
+            key_table.contains(&format!(
+                "{selector}._domainkey.{domain} {domain}:{selector}:{}\n",
+                env.installed_key().display()
+            )),
+            "{key_table}"
+        );
+        assert!(
+            signing_table.contains(&format!("\n{domain} {selector}._domainkey.{domain}\n")),
+            "{signing_table}"
+        );
+        if let Err(e) = sign_and_verify(env.knot.port(), &domain, &selector, &env.installed_key()) {
+            panic!("{domain}: {e}");
+        }
+    }
+    assert!(
+        !env.signing_conf().exists(),
+        "an rspamd configuration was written"
+    );
+}
