@@ -41,7 +41,7 @@ pub async fn run(args: &Args) -> Exit {
             print!("{}", render_config(&config));
             Exit::Success
         }
-        Action::Status => status(&config),
+        Action::Status => status(&config).await,
         Action::Auto => {
             error!(
                 "--auto chooses phases from certificate and DKIM timing, which this version does not manage yet; run --update or a phase explicitly"
@@ -196,7 +196,7 @@ async fn run_phase(config: &Config, phase: Phase, args: &Args) -> Exit {
     }
 }
 
-fn status(config: &Config) -> Exit {
+async fn status(config: &Config) -> Exit {
     let state = match state::load(&config.cdm.statedir) {
         Ok(state) => state,
         Err(e) => {
@@ -239,6 +239,12 @@ fn status(config: &Config) -> Exit {
                 ),
                 None => println!("  {label}: none"),
             }
+            if let Some(at) = material.as_ref().and_then(|m| m.tlsa_published_at) {
+                println!(
+                    "  {label}: TLSA records published at {}",
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+            }
         }
         if let Some(pending) = &entry.pending {
             println!(
@@ -255,6 +261,9 @@ fn status(config: &Config) -> Exit {
     }
     for dkim in &config.dkims {
         print_dkim_status(dkim, &state, now);
+    }
+    for line in phases::tlsa::status_lines(config, &state).await {
+        println!("{line}");
     }
     Exit::Success
 }

@@ -83,6 +83,10 @@ pub struct CertMaterial {
     pub issued_at: DateTime<Utc>,
     #[serde(default)]
     pub deployed_at: Option<DateTime<Utc>>,
+    /// When prepare first published the TLSA records of this certificate
+    /// (rollover waits two TTLs after it, SPEC §7).
+    #[serde(default)]
+    pub tlsa_published_at: Option<DateTime<Utc>>,
 }
 
 /// An issuance started: the key is already in `dir`; `order_url` once the CA

@@ -22,8 +22,16 @@ use support::{random_secret, walk};
 /// outside a 0600 key file.
 fn assert_no_leak(run: &Run, dir: &Path, sentinels: &[&str]) {
     for sentinel in sentinels {
-        assert!(!run.stdout.contains(sentinel), "stdout shows {sentinel}:\n{}", run.stdout);
-        assert!(!run.stderr.contains(sentinel), "stderr shows {sentinel}:\n{}", run.stderr);
+        assert!(
+            !run.stdout.contains(sentinel),
+            "stdout shows {sentinel}:\n{}",
+            run.stdout
+        );
+        assert!(
+            !run.stderr.contains(sentinel),
+            "stderr shows {sentinel}:\n{}",
+            run.stderr
+        );
     }
     assert!(!run.stdout.contains("PRIVATE KEY") && !run.stderr.contains("PRIVATE KEY"));
     for path in walk(dir) {
@@ -35,7 +43,11 @@ fn assert_no_leak(run: &Run, dir: &Path, sentinels: &[&str]) {
         }
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
         for sentinel in sentinels {
-            assert!(!text.contains(sentinel), "{} holds {sentinel}", path.display());
+            assert!(
+                !text.contains(sentinel),
+                "{} holds {sentinel}",
+                path.display()
+            );
         }
         if text.contains("PRIVATE KEY") {
             let name = path.file_name().unwrap().to_string_lossy();
@@ -66,7 +78,14 @@ fn tsig_secret_through_a_full_cycle_and_a_rejected_key() {
         "\n[cert:web]\n[domain:www.example.test]\ncert = web\nip4 = 192.0.2.1\ntlsa.tcp.443 = auto:3:1:1\n",
     );
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
-    for phase in ["--update", "--prepare", "--rollover", "--cleanup", "--status", "--check"] {
+    for phase in [
+        "--update",
+        "--prepare",
+        "--rollover",
+        "--cleanup",
+        "--status",
+        "--check",
+    ] {
         let run = cdm(env.dir.path(), &[phase, "--force", "-vv", &conf]);
         assert_no_leak(&run, env.dir.path(), &[&secret]);
     }
@@ -77,7 +96,9 @@ fn tsig_secret_through_a_full_cycle_and_a_rejected_key() {
     let bad = write_private(
         env.dir.path(),
         "bad.conf",
-        &std::fs::read_to_string(&conf).unwrap().replace(&secret, &wrong),
+        &std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace(&secret, &wrong),
     );
     for phase in ["--update", "--prepare", "--rollover", "--cleanup"] {
         let run = cdm(env.dir.path(), &[phase, "--force", "-vv", &bad]);
@@ -108,7 +129,12 @@ fn powerdns_api_key_good_and_rejected() {
         );
         for phase in ["--update", "--check"] {
             let run = cdm(dir.path(), &[phase, "-vv", &conf]);
-            assert_eq!(run.code == 0, ok || phase == "--check", "{phase}: {}", run.stderr);
+            assert_eq!(
+                run.code == 0,
+                ok || phase == "--check",
+                "{phase}: {}",
+                run.stderr
+            );
             assert_no_leak(&run, dir.path(), &[&key, &wrong]);
         }
     }
@@ -139,7 +165,12 @@ fn inwx_password_and_totp_secret_good_and_rejected() {
         );
         for phase in ["--update", "--check"] {
             let run = cdm(dir.path(), &[phase, "-vv", &conf]);
-            assert_eq!(run.code == 0, ok || phase == "--check", "{phase}: {}", run.stderr);
+            assert_eq!(
+                run.code == 0,
+                ok || phase == "--check",
+                "{phase}: {}",
+                run.stderr
+            );
             assert_no_leak(
                 &run,
                 dir.path(),
@@ -155,7 +186,8 @@ fn eab_key_when_the_ca_rejects_the_account() {
     let Some(env) = CycleEnv::start(&[]) else {
         return;
     };
-    let (base, _) = serve(|method, path, _, base| match (method, path) {
+    let (base, _) = serve(|method, path, _, base| {
+        match (method, path) {
         ("GET", "/dir") => directory(base),
         (_, "/nonce") => nonce(),
         _ => (
@@ -166,6 +198,7 @@ fn eab_key_when_the_ca_rejects_the_account() {
             ],
             br#"{"type":"urn:ietf:params:acme:error:unauthorized","detail":"external account binding is invalid","status":400}"#.to_vec(),
         ),
+    }
     });
     // base64url, as CAs hand out EAB keys.
     let hmac = "c2VudGluZWwtZWFiLWhtYWMta2V5LWZvci10ZXN0cw";
@@ -179,7 +212,11 @@ fn eab_key_when_the_ca_rejects_the_account() {
         let run = cdm(env.dir.path(), &[phase, "-vv", &conf]);
         if phase == "--prepare" {
             assert_eq!(run.code, 1, "{}", run.stderr);
-            assert!(run.stderr.contains("external account binding"), "{}", run.stderr);
+            assert!(
+                run.stderr.contains("external account binding"),
+                "{}",
+                run.stderr
+            );
         }
         assert_no_leak(&run, env.dir.path(), &[hmac, env.knot.secret()]);
     }

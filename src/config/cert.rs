@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::ini::{ConfigError, Span, Value};
 use super::model::{Domain, ModuleSection};
+use super::records::RecordKind;
 use crate::acme::{self, Eab};
 use crate::dns::record::Name;
 use crate::material::cert::KeyType;
@@ -71,6 +72,9 @@ pub(super) fn build_certs(
             }
         }
     }
+    for domain in domains.iter() {
+        require_certs_for_tlsa(domain, errors);
+    }
     for cert in &certs {
         if cert.domains.is_empty()
             && let Some(span) = &cert.span
@@ -86,6 +90,28 @@ pub(super) fn build_certs(
     }
     certs.retain(|c| !c.domains.is_empty());
     certs
+}
+
+/// TLSA records come from the domain's certificates: a `tlsa` key with entries
+/// on a domain without a `cert` key could never publish anything.
+fn require_certs_for_tlsa(domain: &Domain, errors: &mut Vec<ConfigError>) {
+    let has_certs = domain.certs.as_ref().is_some_and(|c| !c.names.is_empty());
+    if has_certs {
+        return;
+    }
+    for spanned in &domain.rules {
+        if let RecordKind::Tlsa { entries, .. } = &spanned.rule.kind
+            && !entries.is_empty()
+        {
+            errors.push(ConfigError::new(
+                &spanned.span,
+                format!(
+                    "[domain:{}] {}: TLSA records come from the domain's certificates, but it has no cert key",
+                    domain.name, spanned.rule.key
+                ),
+            ));
+        }
+    }
 }
 
 fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<CertSection> {

@@ -663,6 +663,36 @@ mod tests {
             ),
             ("[cdm]\npostwait = soon\n", "f0.conf:2:", "postwait"),
             (
+                &format!("[domain:a.example]\n{KEY}tlsa.tcp.443 = auto:4:1:1\n"),
+                "f0.conf:6:",
+                "usage 4",
+            ),
+            (
+                &format!("[domain:a.example]\n{KEY}tlsa.tcp.443.1.2 = auto\n"),
+                "f0.conf:6:",
+                "selector 2",
+            ),
+            (
+                &format!("[domain:a.example]\n{KEY}tlsa = auto:3:1:3:25:tcp\n"),
+                "f0.conf:6:",
+                "matching type 3",
+            ),
+            (
+                &format!("[domain:a.example]\n{KEY}tlsa.tcp.443.x = auto\n"),
+                "f0.conf:6:",
+                "not a valid number",
+            ),
+            (
+                &format!("[domain:a.example]\n{KEY}tlsa.tcp.443 = auto\n"),
+                "f0.conf:6:",
+                "no cert key",
+            ),
+            (
+                &format!("[domain:a.example]\n{KEY}cert = nosuch\n"),
+                "f0.conf:6:",
+                "no [cert:nosuch] section",
+            ),
+            (
                 "[domain:a.example]\nhandler = rfc2136\nserver = x\nkeyname = k\nsecret = ***\n",
                 "f0.conf:5:",
                 "base64",

@@ -443,7 +443,13 @@ fn parse_caa(entry: &str) -> Result<CaaEntry, String> {
 
 fn tlsa_number(what: &str, text: Option<&str>, max: u8) -> Result<Option<u8>, String> {
     match number::<u8>(what, text)? {
-        Some(n) if n > max => Err(format!("TLSA {what} {n} is not one of 0..={max}")),
+        Some(n) if n > max => Err(format!(
+            "TLSA {what} {n} is not one of {}",
+            (0..=max)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         other => Ok(other),
     }
 }

@@ -1,7 +1,8 @@
 //! Cryptographic material the program makes and inspects: certificate keys,
-//! CSRs and issued chains ([`cert`]), DKIM keys and records ([`dkim`]). TLSA and
-//! DH parameters join here.
+//! CSRs and issued chains ([`cert`]), TLSA association data ([`tlsa`]), DKIM
+//! keys and records ([`dkim`]). DH parameters join here.
 
 pub mod cert;
 pub mod dkim;
 pub mod dkim_signing;
+pub mod tlsa;

@@ -22,6 +22,7 @@ use log::{error, info, warn};
 
 use super::Options;
 use super::dns01::ProviderDns01;
+use super::tlsa;
 use crate::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
 use crate::config::cert::CertSection;
@@ -292,6 +293,7 @@ async fn prepare_one(
         not_after: timestamp(issued.info.not_after),
         issued_at: Utc::now(),
         deployed_at: None,
+        tlsa_published_at: None,
     };
     info!(
         "[cert:{}] issued: serial {}, valid until {}, for {}",
@@ -343,11 +345,12 @@ fn timestamp(unix: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(unix, 0).single().unwrap_or_else(Utc::now)
 }
 
-/// Runs rollover for every certificate with prepared material.
+/// Runs rollover for every certificate with prepared material whose TLSA
+/// records every authoritative server serves (or with `--force`).
 ///
 /// # Errors
 /// [`PhaseFailed`] when a certificate could not be deployed (it stays prepared).
-pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed> {
+pub async fn rollover(config: &Config, store: &Store, options: Options) -> Result<(), PhaseFailed> {
     let state = store.snapshot().await;
     let mut failed = false;
     for cert in &config.certs {
@@ -358,6 +361,21 @@ pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed>
             );
             continue;
         };
+        if let Err(reason) = tlsa::rollover_check(config, cert, &prepared, Utc::now()).await {
+            if options.force {
+                warn!(
+                    "[cert:{}] deploying serial {} although it is not safe for DANE yet (--force): {reason}",
+                    cert.name, prepared.serial
+                );
+            } else {
+                error!(
+                    "[cert:{}] not rolled over: DANE clients might find no TLSA record for serial {}: {reason}. Run --rollover again then, or deploy anyway with --force",
+                    cert.name, prepared.serial
+                );
+                failed = true;
+                continue;
+            }
+        }
         if store.dry_run() {
             for name in &prepared.names {
                 if let Some(dest) = &cert.destination {
@@ -576,6 +594,7 @@ mod tests {
             not_after,
             issued_at: not_after,
             deployed_at: None,
+            tlsa_published_at: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod cert;
 pub mod dkim;
 pub mod dns01;
 pub mod records;
+pub mod tlsa;
 pub mod update;
 pub mod zones;
 
@@ -13,6 +14,7 @@ use log::warn;
 
 use crate::cli::Phase;
 use crate::config::model::Config;
+use crate::plan::tlsa::Mode;
 use crate::run::PhaseFailed;
 use crate::state::Store;
 
@@ -21,7 +23,9 @@ use crate::state::Store;
 pub struct Options {
     /// Print every change and make none.
     pub dry_run: bool,
-    /// Renew what is not due (like `extraflags = -x` for every certificate).
+    /// Prepare: renew what is not due (like `extraflags = -x` for every
+    /// certificate). Rollover: deploy even when the new TLSA records are not
+    /// served everywhere yet.
     pub force: bool,
 }
 
@@ -46,19 +50,23 @@ pub async fn run(
     match phase {
         Phase::Update => update::run(config, options.dry_run).await,
         Phase::Prepare => {
+            // TLSA waits for its certificates; a failed issuance still leaves
+            // the records of the certificates there are.
             let certs = cert::prepare(config, store, options).await;
+            let tlsa = tlsa::sync(config, store, Mode::Publish, options.dry_run).await;
             let dkim = dkim::prepare(config, store, options).await;
-            certs.and(dkim)
+            certs.and(tlsa).and(dkim)
         }
         Phase::Rollover => {
-            let certs = cert::rollover(config, store).await;
+            let certs = cert::rollover(config, store, options).await;
             let dkim = dkim::rollover(config, store, options).await;
             certs.and(dkim.result())
         }
         Phase::Cleanup => {
             let certs = cert::cleanup(config, store).await;
+            let tlsa = tlsa::sync(config, store, Mode::Prune, options.dry_run).await;
             let dkim = dkim::cleanup(config, store).await;
-            certs.and(dkim)
+            certs.and(tlsa).and(dkim)
         }
     }
 }

@@ -4,4 +4,5 @@
 pub mod dkim;
 pub mod rrsets;
 pub mod scope;
+pub mod tlsa;
 pub mod update;

@@ -16,6 +16,7 @@ pub mod inwx;
 pub mod knot;
 pub mod pdns;
 pub mod pebble;
+pub mod tls;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,591 @@
+//! DANE TLSA records end to end: the binary against a real Pebble and a real
+//! Knot, and a real TLS server (`openssl s_server`) that follows the deployed
+//! certificate. What DNS serves is read with `dig`, and every expected value is
+//! computed independently with the `openssl` command line from the files on
+//! disk.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::cdm::{Run, cdm, write_config};
+use support::knot::{KnotEnv, minimal_zone};
+use support::pebble::PebbleEnv;
+use support::tls::{DaneChecker, TlsServer, openssl_tlsa_data, parse_tlsa_lines};
+
+const ZONE: &str = "example.test";
+const WWW: &str = "www.example.test";
+
+struct Env {
+    knot: KnotEnv,
+    pebble: PebbleEnv,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn start() -> Option<Env> {
+        Self::start_with_zone(&fast_zone(""))
+    }
+
+    fn start_with_zone(zone: &str) -> Option<Env> {
+        if !support::require_all(&["openssl", "dig"]) {
+            return None;
+        }
+        let knot = KnotEnv::start(ZONE, zone)?;
+        let pebble = PebbleEnv::start(Some(knot.addr()))?;
+        Some(Env {
+            knot,
+            pebble,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn dest(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// `[cdm]`, `[domain]` (this Knot; `nameservers` as given) and a `[cert]`
+    /// default section for this Pebble.
+    fn base(&self, nameservers: &str) -> String {
+        let mut text = format!(
+            "[cdm]\nstatedir = {}\n\n[domain]\nttl = 1\n",
+            self.dir.path().join("state").display()
+        );
+        for (key, value) in self.knot.provider_keys() {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+        text.push_str(&format!("nameservers = {nameservers}\n"));
+        text.push_str(&format!(
+            "\n[cert]\nca = {}\ncacert = {}\nkeytype = ecdsa-p256\ndestination = {}\nemail = admin@example.test\n",
+            self.pebble.directory_url(),
+            self.pebble.ca_cert_path().display(),
+            self.dest().display()
+        ));
+        text
+    }
+
+    fn config(&self, extra: &str) -> String {
+        let base = self.base(&self.knot.server());
+        write_config(self.dir.path(), "cdm.conf", &format!("{base}{extra}"))
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        cdm(self.dir.path(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "{args:?}:\n{}", run.stderr);
+        run
+    }
+
+    /// Runs `--rollover` until it is safe and succeeds (two TTLs of 1 s after
+    /// the records were published), with a deadline.
+    fn rollover_when_safe(&self, conf: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let run = self.run(&["--rollover", conf]);
+            if run.code == 0 {
+                return;
+            }
+            assert!(
+                run.stderr.contains("safe from") && Instant::now() < deadline,
+                "rollover refused: {}",
+                run.stderr
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `--cleanup` until it no longer keeps records for later, with a
+    /// deadline.
+    fn cleanup_when_safe(&self, conf: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .ok(&["--cleanup", conf])
+            .stderr
+            .contains("keeps the TLSA records")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "cleanup kept the records too long"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The TLSA records Knot serves at `owner`.
+    fn tlsa(&self, owner: &str) -> Vec<(u8, u8, u8, String)> {
+        let mut records = parse_tlsa_lines(&self.knot.dig(owner, "TLSA"));
+        records.sort();
+        records
+    }
+
+    fn work(&self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The 3 1 1 data of the certificate deployed for `name`, by openssl.
+    fn deployed_spki(&self, name: &str) -> String {
+        openssl_tlsa_data(
+            &self.dest().join(name).join("cert.pem"),
+            1,
+            1,
+            &self.work("spki"),
+        )
+    }
+
+    /// The directory of the prepared certificate of `section` (state.json).
+    fn prepared_dir(&self, section: &str) -> PathBuf {
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(self.dir.path().join("state/state.json")).unwrap(),
+        )
+        .unwrap();
+        let dir = state["certs"][section]["prepared"]["dir"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no prepared certificate for {section}: {state}"));
+        PathBuf::from(dir)
+    }
+
+    /// The 3 1 1 data of the prepared certificate of `section`, by openssl from
+    /// the files in the state directory.
+    fn prepared_spki(&self, section: &str) -> String {
+        let cert = self.prepared_dir(section).join("cert.pem");
+        openssl_tlsa_data(&cert, 1, 1, &self.work("spki"))
+    }
+}
+
+/// A zone whose SOA TTL and negative-caching TTL are 1 s (so rollover is
+/// safe two seconds after publishing), with `extra` records.
+fn fast_zone(extra: &str) -> String {
+    format!(
+        "@ 1 IN SOA ns1.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 1\n\
+         @ 3600 IN NS ns1.{ZONE}.\n\
+         ns1 3600 IN A 127.0.0.1\n{extra}"
+    )
+}
+
+fn ee(data: &str) -> (u8, u8, u8, String) {
+    (3, 1, 1, data.to_string())
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn every_usage_selector_and_matching_type_equals_openssl() {
+    let Some(env) = Env::start() else { return };
+    let mut entries = Vec::new();
+    for usage in 0..=3 {
+        for selector in 0..=1 {
+            for matching in 0..=2 {
+                entries.push(format!("auto:{usage}:{selector}:{matching}"));
+            }
+        }
+    }
+    let conf = env.config(&format!(
+        "\n[cert:web]\n[domain:{WWW}]\ncert = web\ntlsa.tcp.443 = {}\n",
+        entries.join(", ")
+    ));
+    env.ok(&["--prepare", &conf]);
+
+    // The files prepare wrote into the state directory.
+    let deployed = env.prepared_dir("web");
+    let work = env.work("values");
+    // Usage 3 and 1: the leaf; 2 and 0: the first certificate of chain.pem,
+    // the CA that issued it.
+    let mut expected = Vec::new();
+    for usage in 0..=3u8 {
+        let file = if usage % 2 == 1 {
+            "cert.pem"
+        } else {
+            "chain.pem"
+        };
+        for selector in 0..=1 {
+            for matching in 0..=2 {
+                let data = openssl_tlsa_data(&deployed.join(file), selector, matching, &work);
+                expected.push((usage, selector, matching, data));
+            }
+        }
+    }
+    let served = env.tlsa(&format!("_443._tcp.{WWW}"));
+    assert_eq!(served, sorted(expected));
+    // The chain really holds the issuer of the leaf.
+    let verify = support::openssl(
+        &work,
+        &[
+            "verify",
+            "-partial_chain",
+            "-CAfile",
+            &deployed.join("chain.pem").display().to_string(),
+            &deployed.join("cert.pem").display().to_string(),
+        ],
+    );
+    assert!(verify.contains(": OK"), "{verify}");
+}
+
+/// The zero-downtime proof: two full cycles with a TLS server that follows the
+/// deployed certificate, and a checker that, all the time and after every
+/// phase, compares the certificate the server shows with the TLSA records Knot
+/// serves.
+#[tokio::test]
+async fn a_dane_client_always_finds_a_matching_record() {
+    let Some(env) = Env::start() else { return };
+    let port = support::free_port();
+    let owner = format!("_{port}._tcp.{WWW}");
+    let conf = env.config(&format!(
+        "\n[cert:web]\n[domain:{WWW}]\ncert = web\ntlsa.tcp.{port} = auto:3:1:1\n"
+    ));
+    let server = TlsServer::follow(env.dest().join(WWW), port);
+    let port_for_dig = env.knot.port();
+    let dig_owner = owner.clone();
+    let checker = DaneChecker::start(port, env.work("checker"), move || {
+        dig_tlsa(port_for_dig, &dig_owner)
+    });
+    let check_now = |phase: &str| {
+        let sample = support::tls::sample(port, &env.work("now"), &|| env.knot.dig(&owner, "TLSA"));
+        if let Some(sample) = sample {
+            assert!(sample.matched, "after {phase}: {sample:?}");
+        }
+    };
+
+    // Cycle 1: the first certificate. Before rollover nothing is served.
+    env.ok(&["--prepare", &conf]);
+    let first = env.prepared_spki("web");
+    assert_eq!(env.tlsa(&owner), vec![ee(&first)], "prepare publishes");
+    env.rollover_when_safe(&conf);
+    server.wait_presenting(&first, &env.work("wait"));
+    check_now("rollover 1");
+    env.cleanup_when_safe(&conf);
+    check_now("cleanup 1");
+    assert_eq!(env.tlsa(&owner), vec![ee(&first)]);
+
+    // Cycle 2: a new certificate replaces the first.
+    env.ok(&["--prepare", "--force", &conf]);
+    check_now("prepare 2");
+    let second = env.prepared_spki("web");
+    assert_ne!(first, second, "a new key for the new certificate");
+    assert_eq!(
+        env.tlsa(&owner),
+        sorted(vec![ee(&first), ee(&second)]),
+        "the new record is published next to the old"
+    );
+    env.rollover_when_safe(&conf);
+    check_now("rollover 2");
+    assert_eq!(env.deployed_spki(WWW), second);
+    // The service has reloaded once the checker sees the new certificate; only
+    // then does cleanup run (as a reload is part of rollover).
+    checker.wait_for(&second);
+    env.cleanup_when_safe(&conf);
+    check_now("cleanup 2");
+    assert_eq!(
+        env.tlsa(&owner),
+        vec![ee(&second)],
+        "cleanup prunes the old"
+    );
+
+    // Cycle 3, with the checker still running: from the second to a third.
+    env.ok(&["--prepare", "--force", &conf]);
+    let third = env.prepared_spki("web");
+    env.rollover_when_safe(&conf);
+    checker.wait_for(&third);
+    env.cleanup_when_safe(&conf);
+    check_now("cleanup 3");
+    assert_eq!(env.tlsa(&owner), vec![ee(&third)]);
+
+    let samples = checker.finish();
+    let bad: Vec<_> = samples.iter().filter(|s| !s.matched).collect();
+    assert!(
+        bad.is_empty(),
+        "moments without a matching TLSA record: {bad:?}"
+    );
+    for (name, spki) in [("first", &first), ("second", &second), ("third", &third)] {
+        assert!(
+            samples.iter().any(|s| &s.spki == spki),
+            "the checker never saw the {name} certificate"
+        );
+    }
+    assert!(server.starts() >= 3, "the server followed every rollover");
+    assert!(samples.len() >= 10, "only {} samples", samples.len());
+}
+
+fn dig_tlsa(port: u16, owner: &str) -> Vec<String> {
+    let out = std::process::Command::new("dig")
+        .args([
+            "+short",
+            "+norec",
+            "+time=2",
+            "+tries=1",
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            owner,
+            "TLSA",
+        ])
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .map(String::from)
+        .collect()
+}
+
+/// Scopes: a key for `_443._tcp` never deletes at `_25._tcp`; `+=` never
+/// deletes; two certificates on one name both stay published.
+#[tokio::test]
+async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
+    let stale = "3 1 1 0000000000000000000000000000000000000000000000000000000000000000";
+    let zone = fast_zone(&format!(
+        "_443._tcp.www 1 IN TLSA {stale}\n_25._tcp.www 1 IN TLSA {stale}\n_587._tcp.www 1 IN TLSA {stale}\n"
+    ));
+    let Some(env) = Env::start_with_zone(&zone) else {
+        return;
+    };
+    let conf = env.config(&format!(
+        "\n[cert:web]\n[cert:web2]\n[domain:{WWW}]\ncert = web, web2\n\
+         tlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.587 += auto:3:1:1\n"
+    ));
+    let zero = ee(&"0".repeat(64));
+    env.ok(&["--prepare", &conf]);
+    let (web, web2) = (env.prepared_spki("web"), env.prepared_spki("web2"));
+    assert_ne!(web, web2);
+    let both = sorted(vec![ee(&web), ee(&web2)]);
+    // Prepare adds, deletes nothing.
+    assert_eq!(
+        env.tlsa(&format!("_443._tcp.{WWW}")),
+        sorted(vec![ee(&web), ee(&web2), zero.clone()])
+    );
+    // The update phase never touches TLSA records.
+    env.ok(&["--update", &conf]);
+    assert_eq!(
+        env.tlsa(&format!("_443._tcp.{WWW}")),
+        sorted(vec![ee(&web), ee(&web2), zero.clone()])
+    );
+    env.rollover_when_safe(&conf);
+    env.cleanup_when_safe(&conf);
+    assert_eq!(env.tlsa(&format!("_443._tcp.{WWW}")), both, "stale deleted");
+    assert_eq!(
+        env.tlsa(&format!("_587._tcp.{WWW}")),
+        sorted(vec![ee(&web), ee(&web2), zero.clone()]),
+        "+= never deletes"
+    );
+    assert_eq!(
+        env.tlsa(&format!("_25._tcp.{WWW}")),
+        vec![zero.clone()],
+        "outside every key's scope"
+    );
+
+    // Renewing one certificate (`-x` on web only): the other's record stays
+    // through the whole cycle.
+    let renew_web = env.config(&format!(
+        "\n[cert:web]\nextraflags = -x\n[cert:web2]\n[domain:{WWW}]\ncert = web, web2\n\
+         tlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.587 += auto:3:1:1\n"
+    ));
+    env.ok(&["--prepare", &renew_web]);
+    let new_web = env.prepared_spki("web");
+    assert_ne!(new_web, web);
+    assert_eq!(
+        env.tlsa(&format!("_443._tcp.{WWW}")),
+        sorted(vec![ee(&web), ee(&web2), ee(&new_web)])
+    );
+    env.rollover_when_safe(&renew_web);
+    env.cleanup_when_safe(&renew_web);
+    assert_eq!(
+        env.tlsa(&format!("_443._tcp.{WWW}")),
+        sorted(vec![ee(&new_web), ee(&web2)])
+    );
+
+    // `-=` removes what it names: the records of the certificates in use.
+    let conf = env.config(&format!(
+        "\n[cert:web]\n[cert:web2]\n[domain:{WWW}]\ncert = web, web2\n\
+         tlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.587 -= auto:3:1:1\n"
+    ));
+    env.ok(&["--cleanup", &conf]);
+    assert_eq!(
+        env.tlsa(&format!("_587._tcp.{WWW}")),
+        sorted(vec![ee(&web), zero])
+    );
+}
+
+/// Rollover refuses while the new TLSA records were never published, while an
+/// authoritative server does not serve them (naming it and the records), and
+/// before two TTLs have passed (saying when it is safe); `--force` overrides.
+/// Cleanup keeps the old records for two TTLs after rollover.
+#[tokio::test]
+async fn rollover_waits_for_every_nameserver_and_two_ttls_unless_forced() {
+    let stale = "3 1 1 00000000000000000000000000000000000000000000000000000000000000ee";
+    let Some(env) = Env::start_with_zone(&fast_zone(&format!("_443._tcp.www 1 IN TLSA {stale}\n")))
+    else {
+        return;
+    };
+    // A second server for the zone that never receives the updates.
+    let Some(lagging) = KnotEnv::start(ZONE, &minimal_zone(ZONE)) else {
+        return;
+    };
+    let records = format!("\n[cert:web]\n[domain:{WWW}]\ncert = web\ntlsa.tcp.443 = auto:3:1:1\n");
+    let write = |file: &str, nameservers: &str, extra: &str| {
+        write_config(
+            env.dir.path(),
+            file,
+            &format!("{}{records}{extra}", env.base(nameservers)),
+        )
+    };
+    let both = write(
+        "both.conf",
+        &format!("{}, {}", env.knot.server(), lagging.server()),
+        "",
+    );
+    let slow = write("slow.conf", &env.knot.server(), "ttl = 30\n");
+    let plain = write_config(
+        env.dir.path(),
+        "plain.conf",
+        &format!(
+            "{}\n[cert:web]\n[domain:{WWW}]\ncert = web\n",
+            env.base(&env.knot.server())
+        ),
+    );
+    let conf = write("cdm.conf", &env.knot.server(), "");
+
+    // Prepared before the tlsa key existed: nothing published for it yet.
+    env.ok(&["--prepare", &plain]);
+    let run = env.run(&["--rollover", &conf]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not been published"), "{}", run.stderr);
+
+    env.ok(&["--prepare", &conf]);
+    let spki = env.prepared_spki("web");
+    let run = env.run(&["--rollover", &both]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{} does not serve", lagging.server())),
+        "names the lagging server: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&spki),
+        "names the record: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert!(!env.dest().join(WWW).exists(), "nothing deployed");
+
+    // Records with a TTL of 30 s: safe 60 s after they were published.
+    let run = env.run(&["--rollover", &slow]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("safe from") && run.stderr.contains("TTL 30 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.dest().join(WWW).exists(), "nothing deployed");
+    let status = env.ok(&["--status", &both]);
+    assert!(
+        status.stdout.contains("  prepared: serial"),
+        "{}",
+        status.stdout
+    );
+
+    let run = env.ok(&["--rollover", "--force", &slow]);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert_eq!(env.deployed_spki(WWW), spki);
+
+    // Cleanup within two TTLs of the rollover keeps the old records.
+    let zero = (3, 1, 1, stale[6..].to_string());
+    let run = env.ok(&["--cleanup", &slow]);
+    assert!(
+        run.stderr.contains("keeps the TLSA records"),
+        "{}",
+        run.stderr
+    );
+    let owner = format!("_443._tcp.{WWW}");
+    assert_eq!(env.tlsa(&owner), sorted(vec![ee(&spki), zero]));
+    env.cleanup_when_safe(&conf);
+    assert_eq!(env.tlsa(&owner), vec![ee(&spki)]);
+}
+
+/// `--status` lists the records per port and which certificate each matches.
+#[tokio::test]
+async fn status_shows_records_and_their_certificates() {
+    let stale = "3 1 1 00000000000000000000000000000000000000000000000000000000000000ff";
+    let zone = fast_zone(&format!("_25._tcp.www 1 IN TLSA {stale}\n"));
+    let Some(env) = Env::start_with_zone(&zone) else {
+        return;
+    };
+    let conf = env.config(&format!(
+        "\n[cert:web]\n[domain:{WWW}]\ncert = web\ntlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.25 += auto:3:1:1\n"
+    ));
+    env.ok(&["--prepare", &conf]);
+    let first = env.prepared_spki("web");
+    let status = env.ok(&["--status", &conf]).stdout;
+    assert!(
+        status.contains(&format!("TLSA records of {WWW}")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("_443._tcp: 3 1 1 {first} -> [cert:web] prepared")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("_25._tcp: {} -> none", stale)),
+        "{status}"
+    );
+    env.rollover_when_safe(&conf);
+    env.ok(&["--prepare", "--force", &conf]);
+    let second = env.prepared_spki("web");
+    let status = env.ok(&["--status", &conf]).stdout;
+    assert!(
+        status.contains(&format!("_443._tcp: 3 1 1 {first} -> [cert:web] current")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("_443._tcp: 3 1 1 {second} -> [cert:web] prepared")),
+        "{status}"
+    );
+}
+
+#[test]
+fn bad_tlsa_values_are_config_errors_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!(
+        "[cdm]\nstatedir = {}\n[cert:web]\n[domain:www.example.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ncert = web\n",
+        dir.path().display()
+    );
+    for (line, what) in [
+        ("tlsa.tcp.443 = auto:4:1:1", "usage 4"),
+        ("tlsa.tcp.443 = auto:3:2:1", "selector 2"),
+        ("tlsa.tcp.443 = auto:3:1:3", "matching type 3"),
+        ("tlsa.tcp.443.7 = auto", "matching type 7"),
+        ("tlsa.tcp.443 = 3 1 1 abcd", "must start with auto"),
+        ("tlsa = auto:3:1:1", "no port"),
+    ] {
+        let conf = write_config(dir.path(), "c.conf", &format!("{base}{line}\n"));
+        let run = cdm(dir.path(), &["--prepare", &conf]);
+        assert_eq!(run.code, 2, "{line}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("c.conf:10: ") && run.stderr.contains(what),
+            "{line}: {}",
+            run.stderr
+        );
+        assert!(!dir.path().join("state.json").exists(), "nothing was done");
+    }
+    let conf = write_config(
+        dir.path(),
+        "c.conf",
+        &base.replace("cert = web", "cert = nosuch\ntlsa.tcp.443 = auto"),
+    );
+    let run = cdm(dir.path(), &["--prepare", &conf]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("c.conf:9: ") && run.stderr.contains("no [cert:nosuch]"),
+        "{}",
+        run.stderr
+    );
+}
