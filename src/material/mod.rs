@@ -2,3 +2,5 @@
 //! CSRs and issued chains ([`cert`]). TLSA, DKIM and DH parameters join here.
 
 pub mod cert;
+pub mod dhparam;
+mod ffdhe;
