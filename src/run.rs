@@ -290,6 +290,8 @@ fn render_config(config: &Config) -> String {
             out.push_str("eab = *** (external account binding)\n");
         }
     }
+    out.push_str(&crate::config::dhparam::render(&config.dhparams));
+    out.push_str(&crate::config::service::render(&config.services));
     for section in &config.other_sections {
         out.push_str(&format!("\n[{}:{}]\n", section.module, section.name));
         let entries: BTreeMap<_, _> = section.entries.iter().collect();

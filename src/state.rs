@@ -48,6 +48,9 @@ pub struct State {
     /// Certificates by `[cert:NAME]` section name.
     #[serde(default)]
     pub certs: BTreeMap<String, CertState>,
+    /// DH parameters by `[dhparam:NAME]` section name.
+    #[serde(default)]
+    pub dhparams: BTreeMap<String, DhState>,
 }
 
 /// What the program knows of one certificate section.
@@ -93,6 +96,35 @@ pub struct PendingIssue {
     pub started: DateTime<Utc>,
 }
 
+/// What the program knows of one `[dhparam:NAME]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhState {
+    /// Deployed to `filename` by the last rollover.
+    #[serde(default)]
+    pub current: Option<DhMaterial>,
+    /// Made by prepare, waiting for rollover.
+    #[serde(default)]
+    pub prepared: Option<DhMaterial>,
+    /// Replaced files in the state directory that cleanup deletes.
+    #[serde(default)]
+    pub superseded: Vec<DhMaterial>,
+}
+
+/// DH parameters kept in the state directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhMaterial {
+    /// The PEM file in the state directory.
+    pub file: PathBuf,
+    /// `openssl` (generated) or `ffdhe` (RFC 7919).
+    pub handler: String,
+    pub bits: usize,
+    /// SHA-256 of the DER parameters, hex.
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+}
+
 impl Default for State {
     fn default() -> Self {
         State {
@@ -100,6 +132,7 @@ impl Default for State {
             cycle: None,
             update: None,
             certs: BTreeMap::new(),
+            dhparams: BTreeMap::new(),
         }
     }
 }
@@ -337,6 +370,18 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn state_without_later_fields_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            r#"{"version": 1, "certs": {}}"#,
+        )
+        .unwrap();
+        let state = load(dir.path()).unwrap();
+        assert!(state.dhparams.is_empty());
     }
 
     #[test]

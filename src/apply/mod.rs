@@ -1,3 +1,4 @@
-//! Carrying out a plan: files (the only writer) and, later, service reloads.
+//! Carrying out a plan: files (the only writer) and reload commands.
 
 pub mod fs;
+pub mod service;

@@ -2,6 +2,8 @@
 //! the typed model built from them (`model`).
 
 pub mod cert;
+pub mod dhparam;
 pub mod ini;
 pub mod model;
 pub mod records;
+pub mod service;

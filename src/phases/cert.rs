@@ -22,6 +22,7 @@ use log::{error, info, warn};
 
 use super::Options;
 use super::dns01::ProviderDns01;
+use super::services::{Deployed, Material};
 use crate::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
 use crate::config::cert::CertSection;
@@ -342,13 +343,11 @@ fn timestamp(unix: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(unix, 0).single().unwrap_or_else(Utc::now)
 }
 
-/// Runs rollover for every certificate with prepared material.
-///
-/// # Errors
-/// [`PhaseFailed`] when a certificate could not be deployed (it stays prepared).
-pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed> {
+/// Runs rollover for every certificate with prepared material and says which
+/// were deployed; one that could not be deployed stays prepared.
+pub async fn rollover(config: &Config, store: &Store) -> Deployed {
     let state = store.snapshot().await;
-    let mut failed = false;
+    let mut deployed = Deployed::default();
     for cert in &config.certs {
         let Some(prepared) = state.certs.get(&cert.name).and_then(|c| c.prepared.clone()) else {
             info!(
@@ -368,16 +367,17 @@ pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed>
                     );
                 }
             }
+            deployed.materials.push(Material::Cert(cert.name.clone()));
             continue;
         }
         if let Some(dest) = &cert.destination {
-            let deployed: Result<(), String> = prepared
+            let copied: Result<(), String> = prepared
                 .names
                 .iter()
                 .try_for_each(|name| deploy(&prepared, &dest.join(name)));
-            if let Err(message) = deployed {
+            if let Err(message) = copied {
                 error!("[cert:{}] rollover failed: {message}", cert.name);
-                failed = true;
+                deployed.failed = true;
                 continue;
             }
         }
@@ -395,9 +395,10 @@ pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed>
             .await;
         if let Err(e) = saved {
             error!("[cert:{}] {e}", cert.name);
-            failed = true;
+            deployed.failed = true;
             continue;
         }
+        deployed.materials.push(Material::Cert(cert.name.clone()));
         info!(
             "[cert:{}] rolled over to serial {}{}",
             cert.name,
@@ -408,7 +409,7 @@ pub async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed>
                 .unwrap_or_default()
         );
     }
-    if failed { Err(PhaseFailed) } else { Ok(()) }
+    deployed
 }
 
 /// Deploys `material` into `dir` (`DESTINATION/<name>`).

@@ -3,7 +3,9 @@
 //! runs concurrently.
 
 pub mod cert;
+pub mod dhparam;
 pub mod dns01;
+pub mod services;
 pub mod update;
 
 use log::warn;
@@ -42,8 +44,33 @@ pub async fn run(
     }
     match phase {
         Phase::Update => update::run(config, options.dry_run).await,
-        Phase::Prepare => cert::prepare(config, store, options).await,
-        Phase::Rollover => cert::rollover(config, store).await,
-        Phase::Cleanup => cert::cleanup(config, store).await,
+        Phase::Prepare => {
+            let (certs, dhparams) = tokio::join!(
+                cert::prepare(config, store, options),
+                dhparam::prepare(config, store, options)
+            );
+            certs.and(dhparams)
+        }
+        Phase::Rollover => rollover(config, store).await,
+        Phase::Cleanup => {
+            let certs = cert::cleanup(config, store).await;
+            certs.and(dhparam::cleanup(config, store).await)
+        }
+    }
+}
+
+/// Rollover: every module puts its material in place (concurrently), then the
+/// services that use any of it are reloaded, once each.
+async fn rollover(config: &Config, store: &Store) -> Result<(), PhaseFailed> {
+    let (certs, dhparams) = tokio::join!(
+        cert::rollover(config, store),
+        dhparam::rollover(config, store)
+    );
+    let deployed = certs.and(dhparams);
+    let reloaded = services::reload(config, store, &deployed.materials).await;
+    if deployed.failed || reloaded.is_err() {
+        Err(PhaseFailed)
+    } else {
+        Ok(())
     }
 }
