@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, only when missing) and runs the
 # whole suite: formatting, clippy, unit and integration tests against real
-# servers started on loopback (Knot DNS, Pebble).
+# servers started on loopback (Knot DNS, Pebble, nginx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,7 @@ packages=(
   "nsupdate:dnsutils"
   "pebble:pebble"
   "openssl:openssl"
+  "nginx:nginx"
 )
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

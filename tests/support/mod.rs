@@ -6,8 +6,10 @@
 
 #![allow(dead_code)]
 
+pub mod acme_env;
 pub mod cdm;
 pub mod knot;
+pub mod nginx;
 pub mod pebble;
 
 use std::path::PathBuf;
