@@ -51,6 +51,9 @@ pub struct State {
     /// DH parameters by `[dhparam:NAME]` section name.
     #[serde(default)]
     pub dhparams: BTreeMap<String, DhState>,
+    /// Services by `[service:NAME]` section name.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceState>,
 }
 
 /// What the program knows of one certificate section.
@@ -125,6 +128,15 @@ pub struct DhMaterial {
     pub deployed_at: Option<DateTime<Utc>>,
 }
 
+/// What the program knows of one `[service:NAME]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The last successful reload: material deployed later is still to be
+    /// taken up (after a failed or interrupted reload).
+    #[serde(default)]
+    pub reloaded_at: Option<DateTime<Utc>>,
+}
+
 impl Default for State {
     fn default() -> Self {
         State {
@@ -133,6 +145,7 @@ impl Default for State {
             update: None,
             certs: BTreeMap::new(),
             dhparams: BTreeMap::new(),
+            services: BTreeMap::new(),
         }
     }
 }

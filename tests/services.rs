@@ -160,6 +160,14 @@ fn a_failing_reload_is_logged_and_the_others_still_reload() {
         "{}",
         status.stdout
     );
+    // Once the service can reload, the next rollover reloads it, and only it,
+    // though nothing new is deployed.
+    write_script(&env.bin(), "refuse", "record bad now\n");
+    let run = env.run(&["--next", &conf]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.calls("bad"), ["[now]"]);
+    assert_eq!(env.calls("good"), ["[ok]"]);
+    assert_eq!(env.calls("first").len(), 1);
 }
 
 #[test]

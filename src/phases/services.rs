@@ -2,7 +2,10 @@
 //! rollover reports what it put in place as [`Material`]; once all of it is in
 //! place, each service that uses any of it is reloaded exactly once, in
 //! configuration order. A failed reload is logged with the command's output,
-//! the other services are still reloaded, and the phase fails.
+//! the other services are still reloaded, and the phase fails. The state
+//! records each service's last successful reload, so the next rollover reloads
+//! it even when it deploys nothing new (also after a crash between deploying
+//! and reloading).
 //!
 //! - `apache2`, `nginx`, `postfix`, `dovecot`, `rspamd`, `systemd`:
 //!   `systemctl is-active UNIT`, then `systemctl reload UNIT` when it is
@@ -16,6 +19,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use log::{error, info, warn};
 
 use crate::apply::fs::{self as afs, PUBLIC_FILE};
@@ -75,8 +79,42 @@ pub fn systemd_action(active: bool) -> &'static str {
     if active { "reload" } else { "start" }
 }
 
-/// Reloads every service that uses some of `deployed`, once each. Runs after
-/// all material of the rollover is in place.
+/// When the current material was put in place, from the state.
+fn deployed_at(state: &State, material: &Material) -> Option<DateTime<Utc>> {
+    match material {
+        Material::Cert(name) => state.certs.get(name)?.current.as_ref()?.deployed_at,
+        Material::DhParam(name) => state.dhparams.get(name)?.current.as_ref()?.deployed_at,
+        // DKIM keys report their deployment here once they are managed.
+        Material::Dkim(_) => None,
+    }
+}
+
+/// Everything `service` uses.
+fn used_by(service: &ServiceSection) -> impl Iterator<Item = Material> + '_ {
+    let certs = service.certs.iter().cloned().map(Material::Cert);
+    let dhparams = service.dhparams.iter().cloned().map(Material::DhParam);
+    let dkims = service.dkims.iter().cloned().map(Material::Dkim);
+    certs.chain(dhparams).chain(dkims)
+}
+
+/// What `service` has to take up: what this rollover deployed of what it
+/// uses, and what an earlier rollover deployed after its last successful
+/// reload (that reload failed or was interrupted).
+pub fn due(service: &ServiceSection, deployed: &[Material], state: &State) -> Vec<Material> {
+    let reloaded = state
+        .services
+        .get(&service.name)
+        .and_then(|s| s.reloaded_at);
+    used_by(service)
+        .filter(|m| {
+            deployed.contains(m)
+                || deployed_at(state, m).is_some_and(|at| reloaded.is_none_or(|r| at > r))
+        })
+        .collect()
+}
+
+/// Reloads every service that has something to take up (see [`due`]), once
+/// each. Runs after all material of the rollover is in place.
 ///
 /// # Errors
 /// [`PhaseFailed`] when a reload failed (each failure is logged with the
@@ -90,9 +128,8 @@ pub async fn reload(
     let state = store.snapshot().await;
     let mut failed = false;
     for service in &config.services {
-        let used: Vec<String> = deployed
+        let used: Vec<String> = due(service, deployed, &state)
             .iter()
-            .filter(|m| uses(service, m))
             .map(ToString::to_string)
             .collect();
         let traefik_file = match &service.reload {
@@ -119,9 +156,29 @@ pub async fn reload(
                 traefik(config, &state, service, configdir, &why, dry_run)
             }
         };
-        if let Err(message) = result {
-            error!("[service:{}] reload failed: {message}", service.name);
-            failed = true;
+        match result {
+            Err(message) => {
+                error!(
+                    "[service:{}] reload failed: {message}; the next rollover tries again",
+                    service.name
+                );
+                failed = true;
+            }
+            Ok(()) if dry_run => {}
+            Ok(()) => {
+                let saved = store
+                    .update(|s| {
+                        s.services
+                            .entry(service.name.clone())
+                            .or_default()
+                            .reloaded_at = Some(Utc::now());
+                    })
+                    .await;
+                if let Err(e) = saved {
+                    error!("[service:{}] {e}", service.name);
+                    failed = true;
+                }
+            }
         }
     }
     if failed { Err(PhaseFailed) } else { Ok(()) }
@@ -155,9 +212,8 @@ async fn systemd(
         .success;
     let action = systemd_action(active);
     info!(
-        "[service:{}] {} {unit} ({why}){}",
+        "[service:{}] systemctl {action} {unit} ({why}){}",
         service.name,
-        action,
         if active { "" } else { ": it is not running" }
     );
     cmd::run(&argv(action))
@@ -297,6 +353,48 @@ mod tests {
         assert!(!uses(&s, &Material::Cert("c".into())));
         assert!(uses(&s, &Material::DhParam("dh".into())));
         assert!(!uses(&s, &Material::Dkim("dh".into())));
+    }
+
+    #[test]
+    fn due_after_a_failed_or_missed_reload() {
+        use crate::state::{DhMaterial, DhState, ServiceState};
+        let s = service(&["a"], &["dh"]);
+        let t = |secs| DateTime::from_timestamp(secs, 0).unwrap();
+        let mut state = State::default();
+        state.dhparams.insert(
+            "dh".into(),
+            DhState {
+                current: Some(DhMaterial {
+                    file: "/s".into(),
+                    handler: "ffdhe".into(),
+                    bits: 2048,
+                    fingerprint: "f".into(),
+                    created_at: t(5),
+                    deployed_at: Some(t(10)),
+                }),
+                ..DhState::default()
+            },
+        );
+        let dh = Material::DhParam("dh".into());
+        // Never reloaded: the deployed parameters are still to be taken up.
+        assert_eq!(due(&s, &[], &state), [dh.clone()]);
+        let reloaded = |state: &mut State, at| {
+            state.services.insert(
+                "web".into(),
+                ServiceState {
+                    reloaded_at: Some(t(at)),
+                },
+            );
+        };
+        reloaded(&mut state, 9);
+        assert_eq!(due(&s, &[], &state), [dh.clone()]);
+        reloaded(&mut state, 11);
+        assert!(due(&s, &[], &state).is_empty());
+        let cert = Material::Cert("a".into());
+        assert_eq!(
+            due(&s, &[cert.clone(), Material::Cert("b".into())], &state),
+            [cert]
+        );
     }
 
     #[test]
