@@ -377,7 +377,7 @@ mod tests {
         );
         let dh = Material::DhParam("dh".into());
         // Never reloaded: the deployed parameters are still to be taken up.
-        assert_eq!(due(&s, &[], &state), [dh.clone()]);
+        assert_eq!(due(&s, &[], &state), std::slice::from_ref(&dh));
         let reloaded = |state: &mut State, at| {
             state.services.insert(
                 "web".into(),
@@ -387,7 +387,7 @@ mod tests {
             );
         };
         reloaded(&mut state, 9);
-        assert_eq!(due(&s, &[], &state), [dh.clone()]);
+        assert_eq!(due(&s, &[], &state), std::slice::from_ref(&dh));
         reloaded(&mut state, 11);
         assert!(due(&s, &[], &state).is_empty());
         let cert = Material::Cert("a".into());
