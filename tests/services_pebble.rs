@@ -71,7 +71,9 @@ fn nginx_serves_the_new_certificate_after_rollover() {
     let conf = env.config(
         "cdm2.conf",
         &format!(
-            "{material}[service:web]\nhandler = command\ncommand = nginx -c {} -e {} -s reload\n",
+            "{material}[service:web]\nhandler = command\ncommand = {} -c {} -e {} -s reload\n",
+            // nginx lives in sbin, which a user's PATH may lack.
+            support::find_binary("nginx").expect("nginx").display(),
             nginx.config_path().display(),
             nginx.error_log_path().display()
         ),
@@ -89,7 +91,7 @@ fn nginx_serves_the_new_certificate_after_rollover() {
     assert_ne!(pem_body(&first), pem_body(&second));
     wait_served(&nginx, "www.example.test", &second);
     assert!(
-        run.stderr.contains("[service:web] running nginx -c"),
+        run.stderr.contains("[service:web] running /") && run.stderr.contains("nginx -c"),
         "{}",
         run.stderr
     );
