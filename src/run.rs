@@ -239,6 +239,7 @@ fn status(config: &Config) -> Exit {
             None => println!("  due: nothing"),
         }
     }
+    print!("{}", phases::dhparam::status(config, &state));
     Exit::Success
 }
 

@@ -75,6 +75,16 @@ fn generated_parameters_pass_openssl_check_and_roll_over() {
     assert_eq!(files_in(&state_files), prepared);
 
     run(&["--rollover", &conf]);
+    let status = run(&["--status", &conf]);
+    assert!(
+        status
+            .stdout
+            .contains("DH parameters [dhparam:gen] (openssl, 512 bits)")
+            && status.stdout.contains("  current: 512 bits, sha256 ")
+            && status.stdout.contains("  prepared: none"),
+        "{}",
+        status.stdout
+    );
     // openssl reports the check's verdict on stderr.
     let check = std::process::Command::new("openssl")
         .args(["dhparam", "-check", "-noout", "-in"])

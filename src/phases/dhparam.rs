@@ -299,6 +299,33 @@ pub async fn cleanup(config: &Config, store: &Store) -> Result<(), PhaseFailed> 
     if failed { Err(PhaseFailed) } else { Ok(()) }
 }
 
+/// The DH sections for `--status`: current and prepared parameters.
+pub fn status(config: &Config, state: &crate::state::State) -> String {
+    let mut out = String::new();
+    for dh in &config.dhparams {
+        out.push_str(&format!(
+            "\nDH parameters [dhparam:{}] ({}, {} bits) at {}\n",
+            dh.name,
+            dh.handler.name(),
+            dh.bits,
+            dh.filename.display()
+        ));
+        let entry = state.dhparams.get(&dh.name).cloned().unwrap_or_default();
+        for (label, material) in [("current", &entry.current), ("prepared", &entry.prepared)] {
+            match material {
+                Some(m) => out.push_str(&format!(
+                    "  {label}: {} bits, sha256 {}, made {}\n",
+                    m.bits,
+                    m.fingerprint,
+                    m.created_at.format("%Y-%m-%d %H:%M UTC")
+                )),
+                None => out.push_str(&format!("  {label}: none\n")),
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
