@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, only when missing) and runs the
 # whole suite: formatting, clippy, unit and integration tests against real
-# servers started on loopback (Knot DNS, BIND, Pebble, PowerDNS), checked with
-# independent tools (dig, openssl, dkimpy, rspamd's config parser).
+# servers started on loopback (Knot DNS, BIND, Pebble, PowerDNS, nginx), checked
+# with independent tools (dig, openssl, dkimpy, rspamd's config parser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ packages=(
   "pdnsutil:pdns-server"
   "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql:pdns-backend-sqlite3"
   "sqlite3:sqlite3"
+  "nginx:nginx"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.

@@ -265,6 +265,7 @@ async fn status(config: &Config) -> Exit {
     for line in phases::tlsa::status_lines(config, &state).await {
         println!("{line}");
     }
+    print!("{}", phases::dhparam::status(config, &state));
     Exit::Success
 }
 
@@ -415,6 +416,8 @@ fn render_config(config: &Config) -> String {
         out.push_str(&format!("dkimdrain = {} s\n", dkim.drain.as_secs()));
         out.push_str(&format!("rotatedays = {}\n", dkim.rotate_days));
     }
+    out.push_str(&crate::config::dhparam::render(&config.dhparams));
+    out.push_str(&crate::config::service::render(&config.services));
     for section in &config.other_sections {
         out.push_str(&format!("\n[{}:{}]\n", section.module, section.name));
         let entries: BTreeMap<_, _> = section.entries.iter().collect();

@@ -51,6 +51,12 @@ pub struct State {
     /// DKIM keys by `[dkim:NAME]` section name.
     #[serde(default)]
     pub dkim: BTreeMap<String, DkimState>,
+    /// DH parameters by `[dhparam:NAME]` section name.
+    #[serde(default)]
+    pub dhparams: BTreeMap<String, DhState>,
+    /// Services by `[service:NAME]` section name.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceState>,
 }
 
 /// What the program knows of one certificate section.
@@ -141,6 +147,44 @@ pub struct DkimKeyState {
     pub retired: Option<DateTime<Utc>>,
 }
 
+/// What the program knows of one `[dhparam:NAME]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhState {
+    /// Deployed to `filename` by the last rollover.
+    #[serde(default)]
+    pub current: Option<DhMaterial>,
+    /// Made by prepare, waiting for rollover.
+    #[serde(default)]
+    pub prepared: Option<DhMaterial>,
+    /// Replaced files in the state directory that cleanup deletes.
+    #[serde(default)]
+    pub superseded: Vec<DhMaterial>,
+}
+
+/// DH parameters kept in the state directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhMaterial {
+    /// The PEM file in the state directory.
+    pub file: PathBuf,
+    /// `openssl` (generated) or `ffdhe` (RFC 7919).
+    pub handler: String,
+    pub bits: usize,
+    /// SHA-256 of the DER parameters, hex.
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
+}
+
+/// What the program knows of one `[service:NAME]` section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The last successful reload: material deployed later is still to be
+    /// taken up (after a failed or interrupted reload).
+    #[serde(default)]
+    pub reloaded_at: Option<DateTime<Utc>>,
+}
+
 impl Default for State {
     fn default() -> Self {
         State {
@@ -149,6 +193,8 @@ impl Default for State {
             update: None,
             certs: BTreeMap::new(),
             dkim: BTreeMap::new(),
+            dhparams: BTreeMap::new(),
+            services: BTreeMap::new(),
         }
     }
 }
@@ -405,14 +451,17 @@ mod tests {
     }
 
     #[test]
-    fn state_files_without_dkim_still_load() {
+    fn state_without_later_fields_loads() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join(STATE_FILE),
             r#"{"version": 1, "certs": {}}"#,
         )
         .unwrap();
-        assert!(load(dir.path()).unwrap().dkim.is_empty());
+        let state = load(dir.path()).unwrap();
+        assert!(state.dkim.is_empty());
+        assert!(state.dhparams.is_empty());
+        assert!(state.services.is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Carrying out a plan: files (the only writer) and, later, service reloads.
+//! Carrying out a plan: files (the only writer) and reload commands.
 
 pub mod command;
 pub mod fs;
+pub mod service;

@@ -2,7 +2,9 @@
 //! the typed model built from them (`model`).
 
 pub mod cert;
+pub mod dhparam;
 pub mod dkim;
 pub mod ini;
 pub mod model;
 pub mod records;
+pub mod service;

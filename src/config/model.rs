@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cert::{CertSection, build_certs};
+use super::dhparam::{DhParamSection, build_dhparams};
 use super::dkim::{DkimSection, build_dkims};
 use super::ini::{ConfigError, Ini, Span, Value};
 use super::records::{Op, RecordRule, parse_rule};
+use super::service::{Known, ServiceSection, build_services};
 use crate::dns::provider::{self, DnsProvider, KeyValues};
 use crate::dns::record::Name;
 
@@ -72,8 +74,10 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub certs: Vec<CertSection>,
     pub dkims: Vec<DkimSection>,
-    /// Sections of modules this version reads but does not act on yet
-    /// (dhparam, service), with inherited keys applied.
+    pub dhparams: Vec<DhParamSection>,
+    pub services: Vec<ServiceSection>,
+    /// Sections of modules this version reads but does not act on, with
+    /// inherited keys applied.
     pub other_sections: Vec<ModuleSection>,
     /// Module names in the order they appeared, for the log.
     pub modules: Vec<String>,
@@ -282,7 +286,24 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
     }
     let certs = build_certs(&other_sections, &mut domains, &mut errors, &mut warnings);
     let dkims = build_dkims(&other_sections, &domains, &mut errors, &mut warnings);
-    other_sections.retain(|s| s.module != "cert" && s.module != "dkim");
+    let declared = |module: &str| -> Vec<String> {
+        other_sections
+            .iter()
+            .filter(|s| s.module == module)
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let (cert_names, dh_names) = (declared("cert"), declared("dhparam"));
+    let dkim_names: Vec<String> = dkims.iter().map(|d| d.name.clone()).collect();
+    let dhparams = build_dhparams(&other_sections, &mut errors, &mut warnings);
+    let known = Known {
+        certs: &cert_names,
+        dhparams: &dh_names,
+        dkims: &dkim_names,
+    };
+    let services = build_services(&other_sections, &known, &mut errors, &mut warnings);
+    other_sections
+        .retain(|s| !matches!(s.module.as_str(), "cert" | "dkim" | "dhparam" | "service"));
 
     if errors.is_empty() {
         Ok(Config {
@@ -290,6 +311,8 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
             domains,
             certs,
             dkims,
+            dhparams,
+            services,
             other_sections,
             modules,
             warnings,

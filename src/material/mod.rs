@@ -3,6 +3,8 @@
 //! keys and records ([`dkim`]). DH parameters join here.
 
 pub mod cert;
+pub mod dhparam;
 pub mod dkim;
 pub mod dkim_signing;
+mod ffdhe;
 pub mod tlsa;

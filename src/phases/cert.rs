@@ -22,6 +22,7 @@ use log::{error, info, warn};
 
 use super::Options;
 use super::dns01::ProviderDns01;
+use super::services::{Deployed, Material};
 use super::tlsa;
 use crate::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
@@ -346,13 +347,11 @@ fn timestamp(unix: i64) -> DateTime<Utc> {
 }
 
 /// Runs rollover for every certificate with prepared material whose TLSA
-/// records every authoritative server serves (or with `--force`).
-///
-/// # Errors
-/// [`PhaseFailed`] when a certificate could not be deployed (it stays prepared).
-pub async fn rollover(config: &Config, store: &Store, options: Options) -> Result<(), PhaseFailed> {
+/// records every authoritative server serves (or with `--force`), and says
+/// which were deployed; one that could not be deployed stays prepared.
+pub async fn rollover(config: &Config, store: &Store, options: Options) -> Deployed {
     let state = store.snapshot().await;
-    let mut failed = false;
+    let mut deployed = Deployed::default();
     for cert in &config.certs {
         let Some(prepared) = state.certs.get(&cert.name).and_then(|c| c.prepared.clone()) else {
             info!(
@@ -372,7 +371,7 @@ pub async fn rollover(config: &Config, store: &Store, options: Options) -> Resul
                     "[cert:{}] not rolled over: DANE clients might find no TLSA record for serial {}: {reason}. Run --rollover again then, or deploy anyway with --force",
                     cert.name, prepared.serial
                 );
-                failed = true;
+                deployed.failed = true;
                 continue;
             }
         }
@@ -387,16 +386,17 @@ pub async fn rollover(config: &Config, store: &Store, options: Options) -> Resul
                     );
                 }
             }
+            deployed.materials.push(Material::Cert(cert.name.clone()));
             continue;
         }
         if let Some(dest) = &cert.destination {
-            let deployed: Result<(), String> = prepared
+            let copied: Result<(), String> = prepared
                 .names
                 .iter()
                 .try_for_each(|name| deploy(&prepared, &dest.join(name)));
-            if let Err(message) = deployed {
+            if let Err(message) = copied {
                 error!("[cert:{}] rollover failed: {message}", cert.name);
-                failed = true;
+                deployed.failed = true;
                 continue;
             }
         }
@@ -414,9 +414,10 @@ pub async fn rollover(config: &Config, store: &Store, options: Options) -> Resul
             .await;
         if let Err(e) = saved {
             error!("[cert:{}] {e}", cert.name);
-            failed = true;
+            deployed.failed = true;
             continue;
         }
+        deployed.materials.push(Material::Cert(cert.name.clone()));
         info!(
             "[cert:{}] rolled over to serial {}{}",
             cert.name,
@@ -427,7 +428,7 @@ pub async fn rollover(config: &Config, store: &Store, options: Options) -> Resul
                 .unwrap_or_default()
         );
     }
-    if failed { Err(PhaseFailed) } else { Ok(()) }
+    deployed
 }
 
 /// Deploys `material` into `dir` (`DESTINATION/<name>`).

@@ -24,6 +24,7 @@ use log::{error, info, warn};
 
 use super::Options;
 use super::records::{self, DomainRecords, served_everywhere};
+use super::services::{Deployed, Material};
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
 use crate::config::dkim::{DkimHandler, DkimSection};
 use crate::config::model::{Config, Domain};
@@ -354,30 +355,12 @@ fn merge_names(into: &mut Vec<String>, names: &[String]) -> bool {
     grew
 }
 
-/// What a rollover did: the DKIM sections whose new key is in place (their
-/// services need a reload), and whether any section failed.
-#[derive(Debug, Default)]
-pub struct Rolled {
-    pub installed: Vec<String>,
-    pub failed: bool,
-}
-
-impl Rolled {
-    pub fn result(&self) -> Result<(), PhaseFailed> {
-        if self.failed {
-            Err(PhaseFailed)
-        } else {
-            Ok(())
-        }
-    }
-}
-
 /// Runs rollover for every DKIM section with a prepared key.
-pub async fn rollover(config: &Config, store: &Store, options: Options) -> Rolled {
-    let mut rolled = Rolled::default();
+pub async fn rollover(config: &Config, store: &Store, options: Options) -> Deployed {
+    let mut rolled = Deployed::default();
     for dkim in &config.dkims {
         match rollover_one(config, dkim, store, options).await {
-            Ok(true) => rolled.installed.push(dkim.name.clone()),
+            Ok(true) => rolled.materials.push(Material::Dkim(dkim.name.clone())),
             Ok(false) => {}
             Err(message) => {
                 error!(

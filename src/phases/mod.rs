@@ -3,9 +3,11 @@
 //! runs concurrently.
 
 pub mod cert;
+pub mod dhparam;
 pub mod dkim;
 pub mod dns01;
 pub mod records;
+pub mod services;
 pub mod tlsa;
 pub mod update;
 pub mod zones;
@@ -52,21 +54,38 @@ pub async fn run(
         Phase::Prepare => {
             // TLSA waits for its certificates; a failed issuance still leaves
             // the records of the certificates there are.
-            let certs = cert::prepare(config, store, options).await;
+            let (certs, dhparams) = tokio::join!(
+                cert::prepare(config, store, options),
+                dhparam::prepare(config, store, options)
+            );
             let tlsa = tlsa::sync(config, store, Mode::Publish, options.dry_run).await;
             let dkim = dkim::prepare(config, store, options).await;
-            certs.and(tlsa).and(dkim)
+            certs.and(dhparams).and(tlsa).and(dkim)
         }
-        Phase::Rollover => {
-            let certs = cert::rollover(config, store, options).await;
-            let dkim = dkim::rollover(config, store, options).await;
-            certs.and(dkim.result())
-        }
+        Phase::Rollover => rollover(config, store, options).await,
         Phase::Cleanup => {
             let certs = cert::cleanup(config, store).await;
+            let dhparams = dhparam::cleanup(config, store).await;
             let tlsa = tlsa::sync(config, store, Mode::Prune, options.dry_run).await;
             let dkim = dkim::cleanup(config, store).await;
-            certs.and(tlsa).and(dkim)
+            certs.and(dhparams).and(tlsa).and(dkim)
         }
+    }
+}
+
+/// Rollover: every module puts its material in place (concurrently), then the
+/// services that use any of it are reloaded, once each.
+async fn rollover(config: &Config, store: &Store, options: Options) -> Result<(), PhaseFailed> {
+    let (certs, dhparams, dkims) = tokio::join!(
+        cert::rollover(config, store, options),
+        dhparam::rollover(config, store),
+        dkim::rollover(config, store, options)
+    );
+    let deployed = certs.and(dhparams).and(dkims);
+    let reloaded = services::reload(config, store, &deployed.materials).await;
+    if deployed.failed || reloaded.is_err() {
+        Err(PhaseFailed)
+    } else {
+        Ok(())
     }
 }

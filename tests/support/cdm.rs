@@ -35,6 +35,29 @@ pub fn cdm(cwd: &Path, args: &[&str]) -> Run {
     Run::from(output)
 }
 
+/// Runs the binary with `args` in `cwd`, with `PATH` starting with `path_first`
+/// (where a test puts stand-ins for programs such as `systemctl`).
+pub fn cdm_with_path(cwd: &Path, path_first: &Path, args: &[&str]) -> Run {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(path_first.to_path_buf()).chain(std::env::split_paths(&path));
+    let output = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
+        .args(args)
+        .current_dir(cwd)
+        .env("PATH", std::env::join_paths(dirs).expect("PATH"))
+        .output()
+        .expect("run cryptdomainmgr");
+    Run::from(output)
+}
+
+/// Writes an executable shell script `dir/name` (a stand-in for a program).
+pub fn write_script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
 /// Writes `text` to `dir/name` and returns the path as a string.
 pub fn write_config(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);

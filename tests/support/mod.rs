@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod acme_env;
 pub mod acme_script;
 pub mod bind;
 pub mod cdm;
@@ -14,6 +15,7 @@ pub mod dkim;
 pub mod http;
 pub mod inwx;
 pub mod knot;
+pub mod nginx;
 pub mod pdns;
 pub mod pebble;
 pub mod tls;

@@ -1,0 +1,255 @@
+//! `[dhparam]` and `[dhparam:NAME]` sections (SPEC §3.5): how DH parameters are
+//! made and where rollover puts them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::ini::{ConfigError, Span};
+use super::model::ModuleSection;
+use crate::material::dhparam::{FFDHE_SIZES, MAX_BITS, MIN_BITS};
+
+pub const DEFAULT_KEYSIZE: usize = 2048;
+pub const DEFAULT_FILENAME: &str = "/etc/myssl/dh2048.pem";
+
+/// How the parameters are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DhHandler {
+    /// `openssl`: a fresh safe prime in every prepare (generated natively).
+    Generate,
+    /// `ffdhe`: the RFC 7919 group of the size.
+    Ffdhe,
+}
+
+impl DhHandler {
+    pub fn name(self) -> &'static str {
+        match self {
+            DhHandler::Generate => "openssl",
+            DhHandler::Ffdhe => "ffdhe",
+        }
+    }
+}
+
+/// One set of DH parameters to keep.
+#[derive(Clone, Debug)]
+pub struct DhParamSection {
+    pub name: String,
+    pub span: Option<Span>,
+    pub handler: DhHandler,
+    pub bits: usize,
+    /// Where rollover puts the PEM file.
+    pub filename: PathBuf,
+}
+
+/// Builds the `[dhparam:NAME]` sections.
+pub(super) fn build_dhparams(
+    sections: &[ModuleSection],
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Vec<DhParamSection> {
+    let mut built: Vec<DhParamSection> = Vec::new();
+    for section in sections.iter().filter(|s| s.module == "dhparam") {
+        let Some(dh) = build_one(section, errors, warnings) else {
+            continue;
+        };
+        if let Some(other) = built.iter().find(|o| o.filename == dh.filename) {
+            let span = section
+                .entries
+                .get("filename")
+                .map(|v| v.span.clone())
+                .unwrap_or_else(|| header_span(section));
+            errors.push(ConfigError::new(
+                &span,
+                format!(
+                    "[dhparam:{}] has the same filename {} as [dhparam:{}]",
+                    dh.name,
+                    dh.filename.display(),
+                    other.name
+                ),
+            ));
+            continue;
+        }
+        built.push(dh);
+    }
+    built
+}
+
+fn build_one(
+    section: &ModuleSection,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Option<DhParamSection> {
+    let entries = &section.entries;
+    let before = errors.len();
+    let handler = match entries.get("handler") {
+        None => DhHandler::Generate,
+        Some(value) => {
+            // The original's handler names could carry a "/variant" suffix.
+            let text = value.text.trim().to_ascii_lowercase();
+            match text.split('/').next().unwrap_or_default() {
+                "" | "openssl" => DhHandler::Generate,
+                "ffdhe" => DhHandler::Ffdhe,
+                other => {
+                    errors.push(ConfigError::new(
+                        &value.span,
+                        format!("unknown dhparam handler \"{other}\" (use openssl or ffdhe)"),
+                    ));
+                    DhHandler::Generate
+                }
+            }
+        }
+    };
+    let bits = match entries.get("keysize") {
+        None => DEFAULT_KEYSIZE,
+        Some(value) => match value.text.trim().parse::<usize>() {
+            Ok(bits) => {
+                let ok = match handler {
+                    DhHandler::Generate => (MIN_BITS..=MAX_BITS).contains(&bits),
+                    DhHandler::Ffdhe => FFDHE_SIZES.contains(&bits),
+                };
+                if !ok {
+                    let allowed = match handler {
+                        DhHandler::Generate => format!("{MIN_BITS} to {MAX_BITS}"),
+                        DhHandler::Ffdhe => "2048, 3072, 4096, 6144 or 8192".into(),
+                    };
+                    errors.push(ConfigError::new(
+                        &value.span,
+                        format!(
+                            "keysize {bits} is not possible for handler {} ({allowed})",
+                            handler.name()
+                        ),
+                    ));
+                } else if bits < 2048 {
+                    warnings.push(ConfigError::new(
+                        &value.span,
+                        format!(
+                            "[dhparam:{}] keysize {bits} is weak; use 2048 or more outside tests",
+                            section.name
+                        ),
+                    ));
+                }
+                bits
+            }
+            Err(_) => {
+                errors.push(ConfigError::new(
+                    &value.span,
+                    format!("keysize \"{}\" is not a number of bits", value.text),
+                ));
+                DEFAULT_KEYSIZE
+            }
+        },
+    };
+    let filename = match entries.get("filename") {
+        None => PathBuf::from(DEFAULT_FILENAME),
+        Some(value) if value.text.trim().is_empty() => {
+            errors.push(ConfigError::new(&value.span, "filename is empty"));
+            PathBuf::new()
+        }
+        Some(value) => PathBuf::from(value.text.trim()),
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(DhParamSection {
+        name: section.name.clone(),
+        span: section.span.clone(),
+        handler,
+        bits,
+        filename,
+    })
+}
+
+pub(super) fn header_span(section: &ModuleSection) -> Span {
+    section.span.clone().unwrap_or_else(|| Span {
+        source: Arc::from("<config>"),
+        line: 0,
+    })
+}
+
+/// The sections as interpreted, for `--check`.
+pub fn render(dhparams: &[DhParamSection]) -> String {
+    let mut out = String::new();
+    for dh in dhparams {
+        out.push_str(&format!(
+            "\n[dhparam:{}]\nhandler = {}\nkeysize = {}\nfilename = {}\n",
+            dh.name,
+            dh.handler.name(),
+            dh.bits,
+            dh.filename.display()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ini::{Source, read};
+    use crate::config::model::{Config, build};
+
+    fn config(text: &str) -> Result<Config, Vec<String>> {
+        let sources = [Source {
+            name: "d.conf".into(),
+            text: text.into(),
+        }];
+        read(&sources)
+            .and_then(|ini| build(&ini))
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn defaults_and_inheritance() {
+        let c = config(
+            "[dhparam]\nkeysize = 3072\n[dhparam:a]\n[dhparam:b]\nhandler = ffdhe\nfilename = /x/ff.pem\n",
+        )
+        .unwrap();
+        let a = &c.dhparams[0];
+        assert_eq!(
+            (a.name.as_str(), a.handler, a.bits),
+            ("a", DhHandler::Generate, 3072)
+        );
+        assert_eq!(a.filename, PathBuf::from(DEFAULT_FILENAME));
+        let b = &c.dhparams[1];
+        assert_eq!((b.handler, b.bits), (DhHandler::Ffdhe, 3072));
+        assert_eq!(b.filename, PathBuf::from("/x/ff.pem"));
+        // The original's "openssl/..." spelling, and a weak size warns.
+        let c = config("[dhparam:a]\nhandler = openssl/dhparam\nkeysize = 1024\n").unwrap();
+        assert_eq!(c.dhparams[0].handler, DhHandler::Generate);
+        assert!(c.warnings[0].to_string().starts_with("d.conf:3: "));
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        for (text, at, what) in [
+            (
+                "[dhparam:a]\nhandler = gnutls\n",
+                "d.conf:2:",
+                "unknown dhparam handler",
+            ),
+            ("[dhparam:a]\nkeysize = big\n", "d.conf:2:", "not a number"),
+            ("[dhparam:a]\nkeysize = 256\n", "d.conf:2:", "512 to 8192"),
+            (
+                "[dhparam:a]\nhandler = ffdhe\nkeysize = 2049\n",
+                "d.conf:3:",
+                "2048, 3072",
+            ),
+            (
+                "[dhparam:a]\nfilename =\n",
+                "d.conf:2:",
+                "filename is empty",
+            ),
+            (
+                "[dhparam:a]\n[dhparam:b]\nfilename = /etc/myssl/dh2048.pem\n",
+                "d.conf:3:",
+                "same filename",
+            ),
+        ] {
+            let errors = config(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text}: no error"));
+            assert!(
+                errors.iter().any(|e| e.starts_with(at) && e.contains(what)),
+                "{text}: {errors:?}"
+            );
+        }
+    }
+}
