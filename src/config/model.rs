@@ -293,8 +293,8 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
             .map(|s| s.name.clone())
             .collect()
     };
-    let (cert_names, dh_names) = (declared("cert"), declared("dhparam"));
-    let dkim_names: Vec<String> = dkims.iter().map(|d| d.name.clone()).collect();
+    let (cert_names, dh_names, dkim_names) =
+        (declared("cert"), declared("dhparam"), declared("dkim"));
     let dhparams = build_dhparams(&other_sections, &mut errors, &mut warnings);
     let known = Known {
         certs: &cert_names,
