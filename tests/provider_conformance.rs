@@ -30,11 +30,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cryptdomainmgr::dns::provider::zonefile::parse_zone_text;
 use cryptdomainmgr::dns::provider::{ChangeSet, DnsProvider, lookup};
 use cryptdomainmgr::dns::record::{Name, RData, Record, RecordType};
 use support::bind::BindEnv;
 use support::cdm::{cdm, write_config};
-use cryptdomainmgr::dns::provider::zonefile::parse_zone_text;
 use support::inwx::InwxEmulation;
 use support::knot::{KnotEnv, minimal_zone};
 use support::pdns::PdnsEnv;
