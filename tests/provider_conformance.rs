@@ -199,8 +199,11 @@ impl Backend for InwxEmulated {
     fn served(&self, name: &str, rtype: &str) -> Vec<String> {
         self.0.served(name, rtype)
     }
-    /// INWX runs the SOA of its zones: its API shows it as `primary-ns
-    /// hostmaster serial` and counts the serial itself.
+    /// INWX runs the SOA of its zones: its API shows it as `primary
+    /// hostmaster serial`, counts the serial itself and keeps the timers, so
+    /// the case, which sets `refresh`, cannot apply. What INWX does allow (a
+    /// new hostmaster) and the refusal of a timer change are tested in
+    /// `tests/inwx_emulated.rs`.
     fn supports_soa_replacement() -> bool {
         false
     }

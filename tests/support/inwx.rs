@@ -24,6 +24,12 @@
 //! (`domain`, `name` relative or absolute, `type`, `content`, `ttl`, `prio`),
 //! `nameserver.updateRecord` (`id`, `content`, `ttl`, `prio`),
 //! `nameserver.deleteRecord` (`id`).
+//!
+//! Record content is INWX's: names without the final dot, MX and SRV priority
+//! in `prio`, SRV content `weight port target`, TXT as plain text, and the SOA
+//! as `primary hostmaster serial` with the hostmaster as an e-mail address (the
+//! form of INWX's own API client examples; the SOA timers are INWX's and not
+//! shown).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -106,7 +112,9 @@ impl InwxEmulation {
     pub fn add_domain(&self, domain: &str) {
         let mut state = self.state.lock().unwrap();
         state.domains.insert(domain.to_string(), Vec::new());
-        let soa = "ns.inwx.de hostmaster.inwx.de 2024010101 10800 3600 604800 3600";
+        // As INWX lists an SOA: primary, hostmaster (an e-mail address),
+        // serial; the timers are INWX's and not shown.
+        let soa = "ns.inwx.de hostmaster@inwx.de 2024010101";
         for (rtype, content) in [("SOA", soa), ("NS", "ns.inwx.de"), ("NS", "ns2.inwx.de")] {
             insert(&mut state, domain, domain, rtype, content, 86400, 0);
         }
