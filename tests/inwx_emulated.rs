@@ -223,3 +223,39 @@ fn a_wrong_password_is_a_clear_error_without_the_password() {
         run.stderr
     );
 }
+
+/// INWX shows the SOA as `primary hostmaster serial` and keeps the timers:
+/// `soa.hostmaster` is set through `nameserver.updateRecord` in that form,
+/// `soa.refresh` is refused with an error naming the domain, changing nothing.
+#[test]
+fn the_soa_hostmaster_is_set_and_its_timers_are_left_to_inwx() {
+    let inwx = emulation(None);
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
+    let run = update(
+        &dir,
+        &creds,
+        &format!("[domain:{ZONE}]\nsoa.hostmaster = admin@{ZONE}\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        inwx.contents(ZONE, "SOA"),
+        vec![format!("ns.inwx.de admin@{ZONE} 2024010102")]
+    );
+    assert!(!run.stderr.contains("skipped"), "{}", run.stderr);
+
+    let run = update(
+        &dir,
+        &creds,
+        &format!("[domain:{ZONE}]\nsoa.refresh = 7200\n"),
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains(ZONE) && run.stderr.contains("INWX keeps the SOA timers"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        inwx.contents(ZONE, "SOA"),
+        vec![format!("ns.inwx.de admin@{ZONE} 2024010102")]
+    );
+}

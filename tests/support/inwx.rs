@@ -24,10 +24,17 @@
 //! (`domain`, `name` relative or absolute, `type`, `content`, `ttl`, `prio`),
 //! `nameserver.updateRecord` (`id`, `content`, `ttl`, `prio`),
 //! `nameserver.deleteRecord` (`id`).
+//!
+//! Record content is INWX's: names without the final dot, MX and SRV priority
+//! in `prio`, SRV content `weight port target`, TXT as plain text, and the SOA
+//! as `primary hostmaster serial` with the hostmaster as an e-mail address (the
+//! form of INWX's own API client examples; the SOA timers are INWX's and not
+//! shown).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use cryptdomainmgr::dns::record::{RData, Record};
 use serde_json::{Value, json};
 
 use super::http::{HttpServer, Request, Response};
@@ -105,7 +112,9 @@ impl InwxEmulation {
     pub fn add_domain(&self, domain: &str) {
         let mut state = self.state.lock().unwrap();
         state.domains.insert(domain.to_string(), Vec::new());
-        let soa = "ns.inwx.de hostmaster.inwx.de 2024010101 10800 3600 604800 3600";
+        // As INWX lists an SOA: primary, hostmaster (an e-mail address),
+        // serial; the timers are INWX's and not shown.
+        let soa = "ns.inwx.de hostmaster@inwx.de 2024010101";
         for (rtype, content) in [("SOA", soa), ("NS", "ns.inwx.de"), ("NS", "ns2.inwx.de")] {
             insert(&mut state, domain, domain, rtype, content, 86400, 0);
         }
@@ -115,6 +124,56 @@ impl InwxEmulation {
     pub fn add_record(&self, domain: &str, name: &str, rtype: &str, content: &str, prio: u16) {
         let mut state = self.state.lock().unwrap();
         insert(&mut state, domain, name, rtype, content, 300, prio);
+    }
+
+    /// Adds `records` (from zone text, see `zonefile::parse_zone_text`) to
+    /// `domain` in INWX's content form: names without the final dot, MX and
+    /// SRV priority in `prio`, SRV content `weight port target`, TXT as plain
+    /// text. SOA records are left out: INWX keeps its own.
+    pub fn add_records(&self, domain: &str, records: &[Record]) {
+        for record in records {
+            let (content, prio) = match &record.data {
+                RData::Soa(_) => continue,
+                RData::Mx {
+                    preference,
+                    exchange,
+                } => (exchange.to_string(), *preference),
+                RData::Srv {
+                    priority,
+                    weight,
+                    port,
+                    target,
+                } => (format!("{weight} {port} {target}"), *priority),
+                // A, AAAA, NS, CNAME, CAA (`flags tag "value"`), TLSA (hex),
+                // TXT: their text form without a final dot.
+                other => (other.to_string(), 0),
+            };
+            let rtype = record.record_type().to_string();
+            let mut state = self.state.lock().unwrap();
+            insert(
+                &mut state,
+                domain,
+                record.name.as_str(),
+                &rtype,
+                &content,
+                record.ttl,
+                prio,
+            );
+        }
+    }
+
+    /// What INWX's name servers would serve for `name rtype`, in `dig +short`
+    /// form, sorted: the emulation has no name server, so this renders its
+    /// record store as `dig` prints records.
+    pub fn served(&self, name: &str, rtype: &str) -> Vec<String> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let mut lines: Vec<String> = self
+            .records(&name, rtype)
+            .into_iter()
+            .map(|(content, prio)| dig_form(rtype, &content, prio))
+            .collect();
+        lines.sort();
+        lines
     }
 
     /// The records at `name` of type `rtype`, as (content, prio), sorted.
@@ -182,6 +241,28 @@ fn insert(
             ttl,
             prio,
         });
+}
+
+/// A record's INWX content as `dig +short` prints it.
+fn dig_form(rtype: &str, content: &str, prio: u16) -> String {
+    match rtype {
+        "AAAA" => content
+            .parse::<std::net::Ipv6Addr>()
+            .map_or_else(|_| content.to_string(), |a| a.to_string()),
+        "NS" | "CNAME" => format!("{content}."),
+        "MX" => format!("{prio} {content}."),
+        "SRV" => format!("{prio} {content}."),
+        "TXT" => content
+            .as_bytes()
+            .chunks(255)
+            .map(|chunk| {
+                let text = String::from_utf8_lossy(chunk);
+                format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => content.to_string(),
+    }
 }
 
 fn answer(code: i64, msg: &str, res_data: Value) -> Response {

@@ -13,6 +13,11 @@
 //! and the next run, which again adds what is missing and deletes what is stale,
 //! finishes the job. Result codes 2400, 2500 and 2502 (temporary failures) are
 //! retried with backoff; "2302 object exists" on a create counts as done.
+//!
+//! INWX runs the SOA of its zones: `nameserver.info` shows it as `primary
+//! hostmaster serial` (the hostmaster as an e-mail address), without the
+//! timers, which read as 0 here; an SOA change may set the primary name server
+//! and the hostmaster, and is refused when it would change a timer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +30,7 @@ use tokio::sync::Mutex;
 
 use super::{ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, ProviderSpec};
 use crate::dns::presentation::{parse_presentation, parse_type, to_presentation};
-use crate::dns::record::{Name, RData, Record, RecordType};
+use crate::dns::record::{Name, RData, Record, RecordType, Soa};
 use crate::secret::Secret;
 
 pub const SPEC: ProviderSpec = ProviderSpec {
@@ -406,8 +411,10 @@ fn to_inwx(data: &RData) -> (String, u16) {
         RData::Ns(name) | RData::Cname(name) => (name.to_string(), 0),
         RData::Soa(soa) => (
             format!(
-                "{} {} {} {} {} {} {}",
-                soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+                "{} {} {}",
+                soa.mname,
+                soa.rname.as_str().replacen('.', "@", 1),
+                soa.serial
             ),
             0,
         ),
@@ -427,6 +434,7 @@ fn from_inwx(record: &InwxRecord) -> Option<Result<Record, String>> {
     let content = record.content.trim();
     let data = match rtype {
         RecordType::Txt => Ok(RData::Txt(record.content.clone())),
+        RecordType::Soa => soa_from_inwx(content),
         RecordType::Mx => parse_presentation(rtype, &format!("{prio} {content}")),
         RecordType::Srv => parse_presentation(rtype, &format!("{prio} {content}")),
         _ => parse_presentation(rtype, content),
@@ -435,6 +443,44 @@ fn from_inwx(record: &InwxRecord) -> Option<Result<Record, String>> {
         let name = Name::parse(&record.name).map_err(|e| format!("{}: {e}", record.name))?;
         Ok(Record::new(name, record.ttl, data))
     }))
+}
+
+/// INWX's SOA content, `primary hostmaster serial` (the hostmaster as an e-mail
+/// address or as a name), or the full seven fields; absent timers read as 0.
+fn soa_from_inwx(content: &str) -> Result<RData, String> {
+    let fields: Vec<&str> = content.split_whitespace().collect();
+    if fields.len() != 3 && fields.len() != 7 {
+        return Err(format!(
+            "SOA \"{content}\": neither \"primary hostmaster serial\" nor seven fields"
+        ));
+    }
+    let name = |text: &str| Name::parse(text).map_err(|e| format!("SOA \"{content}\": {e}"));
+    let number = |index: usize| -> Result<u32, String> {
+        fields.get(index).map_or(Ok(0), |text| {
+            text.parse()
+                .map_err(|_| format!("SOA \"{content}\": \"{text}\" is not a number"))
+        })
+    };
+    Ok(RData::Soa(Soa {
+        mname: name(fields[0])?,
+        rname: name(&fields[1].replacen('@', ".", 1))?,
+        serial: number(2)?,
+        refresh: number(3)?,
+        retry: number(4)?,
+        expire: number(5)?,
+        minimum: number(6)?,
+    }))
+}
+
+/// True when `new` changes an SOA timer of `old`, which INWX keeps.
+fn changes_soa_timers(old: &RData, new: &RData) -> bool {
+    match (old, new) {
+        (RData::Soa(old), RData::Soa(new)) => {
+            (old.refresh, old.retry, old.expire, old.minimum)
+                != (new.refresh, new.retry, new.expire, new.minimum)
+        }
+        _ => false,
+    }
 }
 
 fn id_of(record: &InwxRecord) -> Value {
@@ -510,12 +556,18 @@ impl DnsProvider for Inwx {
             let (content, prio) = to_inwx(&add.data);
             let what = format!("zone {zone}: adding {add}");
             if add.record_type() == RecordType::Soa {
-                let Some((soa, _)) = current
+                let Some((soa, old)) = current
                     .iter()
                     .find(|(_, r)| r.record_type() == RecordType::Soa && r.name == *zone)
                 else {
                     return Err(self.error(format!("{what}: the zone has no SOA record")));
                 };
+                if changes_soa_timers(&old.data, &add.data) {
+                    return Err(self.error(format!(
+                        "{what}: INWX keeps the SOA timers (refresh, retry, expire, minimum); \
+                         only the primary name server and the hostmaster can be set"
+                    )));
+                }
                 self.call(
                     "nameserver.updateRecord",
                     json!({ "id": id_of(soa), "content": content, "ttl": add.ttl }),
@@ -626,6 +678,37 @@ mod tests {
         let mut no_pass = keys(&[]);
         no_pass.remove("passwd");
         assert_eq!(Inwx::from_keys(&no_pass).err().unwrap().key, "passwd");
+    }
+
+    #[test]
+    fn the_soa_reads_and_writes_in_inwx_form() {
+        let record = |content: &str| InwxRecord {
+            id: json!(1),
+            name: "example.com".into(),
+            rtype: "SOA".into(),
+            content: content.into(),
+            ttl: 86400,
+            prio: json!(0),
+        };
+        let read = from_inwx(&record("ns.inwx.de hostmaster@inwx.de 2024010101"))
+            .unwrap()
+            .unwrap();
+        let RData::Soa(soa) = &read.data else {
+            panic!("{read:?}")
+        };
+        assert_eq!(soa.mname.as_str(), "ns.inwx.de");
+        assert_eq!(soa.rname.as_str(), "hostmaster.inwx.de");
+        assert_eq!((soa.serial, soa.refresh, soa.minimum), (2024010101, 0, 0));
+        assert_eq!(
+            to_inwx(&read.data).0,
+            "ns.inwx.de hostmaster@inwx.de 2024010101"
+        );
+        let full = from_inwx(&record("ns.inwx.de hostmaster.inwx.de 7 1 2 3 4"))
+            .unwrap()
+            .unwrap();
+        assert!(changes_soa_timers(&read.data, &full.data));
+        assert!(!changes_soa_timers(&read.data, &read.data));
+        assert!(from_inwx(&record("ns.inwx.de 7")).unwrap().is_err());
     }
 
     #[test]
