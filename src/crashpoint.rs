@@ -14,9 +14,12 @@ pub const STEPS: &[(&str, &str)] = &[
     ("prepare", "prepare:issued"),
     ("prepare", "dkim:journaled"),
     ("prepare", "dkim:key-written"),
+    ("prepare", "dhparam:generated"),
     ("rollover", "rollover:version-written"),
     ("rollover", "rollover:deployed"),
     ("rollover", "dkim:installed"),
+    ("rollover", "dhparam:deployed"),
+    ("rollover", "services:before-reload"),
     ("cleanup", "cleanup:removed"),
 ];
 

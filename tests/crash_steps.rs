@@ -19,12 +19,30 @@ use support::cycle::CycleEnv;
 const CONFIG: &str =
     "\n[cert:web]\n[domain:www.example.test]\ncert = web\nip4 = 192.0.2.1\ndkim = auto:mail\n";
 
-/// A DKIM key beside the certificate, installed in the test's directory.
+/// A DKIM key and DH parameters beside the certificate, installed in the
+/// test's directory, and a service using all three whose reload command
+/// appends to `reloads.log`.
 fn dkim_section(env: &CycleEnv) -> String {
+    let dir = env.dir.path();
+    let script = support::cdm::write_script(
+        dir,
+        "reload.sh",
+        &format!("echo reload >> {}/reloads.log\n", dir.display()),
+    );
     format!(
-        "\n[dkim:mail]\nkeytype = ed25519\nkeylocation = {0}/dkim\nsigningconfdestinationfile = {0}/rspamd/dkim_signing.conf\n",
-        env.dir.path().display()
+        "\n[dkim:mail]\nkeytype = ed25519\nkeylocation = {0}/dkim\nsigningconfdestinationfile = {0}/rspamd/dkim_signing.conf\n\
+         [dhparam:web]\nkeysize = 512\nfilename = {0}/dh.pem\n\
+         [service:app]\nhandler = command\ncommand = {1}\n",
+        dir.display(),
+        script.display()
     )
+}
+
+fn reloads(env: &CycleEnv) -> usize {
+    std::fs::read_to_string(env.dir.path().join("reloads.log"))
+        .unwrap_or_default()
+        .lines()
+        .count()
 }
 
 /// The phases that must have completed before `phase` has work to do.
@@ -78,6 +96,7 @@ fn crash_then_rerun(phase: &str, step: &str) {
         assert_eq!(run.code, 0, "{step}: setup {args:?}: {}", run.stderr);
     }
     let orders = env.orders();
+    let reloads_before = reloads(&env);
     let site = env.dest().join("www.example.test");
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = site
@@ -143,6 +162,18 @@ fn crash_then_rerun(phase: &str, step: &str) {
     if phase == "rollover" || phase == "cleanup" {
         let (cert, key) = support::deployed_pair(&site).unwrap();
         assert_eq!(cert, key, "{step}: the deployed pair does not match");
+        let dh = std::fs::read_to_string(env.dir.path().join("dh.pem")).unwrap();
+        assert!(
+            dh.contains("BEGIN DH PARAMETERS"),
+            "{step}: no DH parameters"
+        );
+    }
+    if phase == "rollover" {
+        // The service took up the new material, whatever the crash interrupted.
+        assert!(
+            reloads(&env) > reloads_before,
+            "{step}: the service was not reloaded"
+        );
     }
 }
 

@@ -54,6 +54,9 @@ pub trait Dns01: Send + Sync {
 pub struct PendingOrder {
     order: Order,
     names: Vec<String>,
+    /// Picked up from an earlier, interrupted run, which may have left
+    /// challenge records behind.
+    resumed: bool,
 }
 
 impl PendingOrder {
@@ -161,6 +164,7 @@ impl AcmeClient {
         Ok(PendingOrder {
             order,
             names: names.to_vec(),
+            resumed: false,
         })
     }
 
@@ -203,6 +207,7 @@ impl AcmeClient {
         Ok(PendingOrder {
             order,
             names: names.to_vec(),
+            resumed: true,
         })
     }
 
@@ -221,10 +226,18 @@ impl AcmeClient {
     ) -> Result<Issued, AcmeError> {
         let mut published: Option<Vec<ChallengeRecord>> = None;
         let mut warnings = Vec::new();
+        // What an interrupted run may have published: its records are the
+        // ones this order's challenges ask for, and are removed below too.
+        let mut leftovers = if pending.resumed {
+            Some(self.challenge_records(&mut pending).await).filter(|records| !records.is_empty())
+        } else {
+            None
+        };
         let result = self
             .drive(&mut pending, key, dns, &mut published, &mut warnings)
             .await;
         remove_records(dns, &mut published, &mut warnings).await;
+        remove_records(dns, &mut leftovers, &mut warnings).await;
         let chain_pem = result?;
         let info = parse_chain(&chain_pem)?;
         if !key_matches_cert(key, &chain_pem)? {
@@ -349,6 +362,34 @@ impl AcmeClient {
                 order.refresh().await.map(|_| ())
             )?;
         }
+    }
+
+    /// The DNS-01 records of every challenge of the order for a name it was
+    /// ordered for (whatever their status); none when the CA cannot be asked.
+    async fn challenge_records(&self, pending: &mut PendingOrder) -> Vec<ChallengeRecord> {
+        let Ok(infos) = authz_infos(&mut pending.order).await else {
+            return Vec::new();
+        };
+        infos
+            .iter()
+            .filter(|info| {
+                pending
+                    .names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&info.domain))
+            })
+            .filter_map(|info| {
+                let (Some(base), Some((value, _, token))) = (&info.base, &info.dns01) else {
+                    return None;
+                };
+                let name = Name::parse(&format!("_acme-challenge.{base}")).ok()?;
+                is_token(token).then(|| ChallengeRecord {
+                    domain: sanitize(&info.domain),
+                    name,
+                    value: value.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Publishes all DNS-01 records, waits until they are served, marks every

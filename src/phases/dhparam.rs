@@ -24,6 +24,7 @@ use super::services::{Deployed, Material};
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PUBLIC_FILE};
 use crate::config::dhparam::{DhHandler, DhParamSection};
 use crate::config::model::Config;
+use crate::crashpoint;
 use crate::material::cert::hex;
 use crate::material::dhparam::{self, DhParams};
 use crate::run::PhaseFailed;
@@ -142,6 +143,7 @@ async fn prepare_one(dh: &DhParamSection, store: &Store, options: Options) -> Re
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let file = dir.join(format!("dh{}-{stamp}.pem", dh.bits));
     afs::write_atomic(&file, params.to_pem().as_bytes(), PUBLIC_FILE).map_err(|e| e.to_string())?;
+    crashpoint::reached("dhparam:generated");
     let material = DhMaterial {
         file,
         handler: dh.handler.name().to_string(),
@@ -245,7 +247,9 @@ fn deploy(source: &Path, target: &Path) -> Result<(), String> {
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         afs::create_dir(parent, 0o755).map_err(|e| e.to_string())?;
     }
-    afs::write_atomic(target, &contents, PUBLIC_FILE).map_err(|e| e.to_string())
+    afs::write_atomic(target, &contents, PUBLIC_FILE).map_err(|e| e.to_string())?;
+    crashpoint::reached("dhparam:deployed");
+    Ok(())
 }
 
 /// Runs cleanup: superseded parameter files in the state directory are deleted.

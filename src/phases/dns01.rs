@@ -120,8 +120,12 @@ impl Dns01 for ProviderDns01 {
         Ok(())
     }
 
-    async fn remove(&self, _challenges: &[ChallengeRecord]) -> Result<(), Dns01Error> {
-        let batches = std::mem::take(&mut *self.batches.lock().await);
+    async fn remove(&self, challenges: &[ChallengeRecord]) -> Result<(), Dns01Error> {
+        let mut batches = std::mem::take(&mut *self.batches.lock().await);
+        // Records this instance did not publish (left by an interrupted run).
+        if batches.is_empty() {
+            batches = self.batches(challenges).await?;
+        }
         let mut first_error: Option<Dns01Error> = None;
         for batch in batches {
             for record in &batch.records {

@@ -126,6 +126,9 @@ pub async fn reload(
     let dry_run = store.dry_run();
     let state = store.snapshot().await;
     let mut failed = false;
+    if !dry_run && !deployed.is_empty() {
+        crate::crashpoint::reached("services:before-reload");
+    }
     for service in &config.services {
         let used: Vec<String> = due(service, deployed, &state)
             .iter()
