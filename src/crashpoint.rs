@@ -15,6 +15,7 @@ pub const STEPS: &[(&str, &str)] = &[
     ("prepare", "dkim:journaled"),
     ("prepare", "dkim:key-written"),
     ("prepare", "dhparam:generated"),
+    ("prepare", "zone:applied"),
     ("rollover", "rollover:version-written"),
     ("rollover", "rollover:deployed"),
     ("rollover", "dkim:installed"),

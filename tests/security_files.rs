@@ -32,7 +32,11 @@ fn under_umask_000_secrets_are_0600_in_0700_dirs_and_nothing_is_widened() {
     let Some(env) = CycleEnv::start(&[]) else {
         return;
     };
-    let conf = env.config(CERTS);
+    let dkim_dir = env.dir.path().join("dkim");
+    let conf = env.config(&format!(
+        "{CERTS}dkim = auto:mail\n[dkim:mail]\nhandler = file\nkeytype = ed25519\nkeylocation = {}\n",
+        dkim_dir.display()
+    ));
     // The operator's destination, group-readable only; an old world-readable key.
     let dest = env.dest();
     let site = dest.join("www.example.test");
@@ -83,6 +87,16 @@ fn under_umask_000_secrets_are_0600_in_0700_dirs_and_nothing_is_widened() {
         .to_path_buf();
     assert_eq!(mode(&version_dir), 0o700, "{}", version_dir.display());
     assert_eq!(mode(&dest), 0o750, "the destination's mode was changed");
+    assert_eq!(
+        mode(&dkim_dir.join("dkim.key")),
+        0o600,
+        "installed DKIM key"
+    );
+    assert_eq!(
+        mode(&dkim_dir) & 0o077,
+        0,
+        "DKIM key directory open to others"
+    );
     assert_eq!(mode(&site) & 0o022, 0, "site directory writable by others");
 }
 

@@ -574,7 +574,13 @@ fn install(
 ) -> Result<(), String> {
     let location = &dkim.key_location;
     if std::fs::symlink_metadata(location).is_err() {
-        afs::create_dir(location, 0o750).map_err(|e| e.to_string())?;
+        // Private unless a group (rspamd's) must reach the key through it.
+        let mode = if dkim.group.is_some() {
+            0o750
+        } else {
+            PRIVATE_DIR
+        };
+        afs::create_dir(location, mode).map_err(|e| e.to_string())?;
         if dkim.owner.is_some() || dkim.group.is_some() {
             afs::chown_dir(
                 location,
