@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::apply::command::{self, SplitError};
+
 use super::dhparam::header_span;
 use super::ini::{ConfigError, Span, Value};
 use super::model::ModuleSection;
@@ -197,16 +199,15 @@ fn unit_name(value: &Value, errors: &mut Vec<ConfigError>) -> Option<String> {
     Some(unit.to_string())
 }
 
-/// Splits `command` into words as a POSIX shell would (quotes and backslashes),
-/// without expanding anything: no variables, globs or redirections.
+/// `command` split into words (see [`command::split`]).
 fn command_argv(value: &Value, errors: &mut Vec<ConfigError>) -> Option<Vec<String>> {
-    match shlex::split(&value.text) {
-        Some(argv) if !argv.is_empty() => Some(argv),
-        Some(_) => {
+    match command::split(&value.text) {
+        Ok(argv) => Some(argv),
+        Err(SplitError::Empty) => {
             errors.push(ConfigError::new(&value.span, "command is empty"));
             None
         }
-        None => {
+        Err(SplitError::Unbalanced) => {
             errors.push(ConfigError::new(
                 &value.span,
                 format!("command \"{}\" has an unclosed quote", value.text.trim()),
