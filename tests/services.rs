@@ -147,7 +147,7 @@ fn a_failing_reload_is_logged_and_the_others_still_reload() {
     assert_eq!(env.calls("good"), ["[ok]"]);
     assert!(env.calls("unrelated").is_empty());
     assert!(
-        run.stderr.contains("[service:bad] reload failed: refuse failed (exit status: 1): reload refused: broken config"),
+        run.stderr.contains("[service:bad] reload failed: refuse failed (exit status 1): reload refused: broken config"),
         "{}",
         run.stderr
     );

@@ -8,8 +8,8 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::acme_env::AcmeEnv;
 use support::cdm::write_script;
+use support::cycle::CycleEnv;
 use support::nginx::NginxEnv;
 
 /// The base64 body of a PEM certificate, for comparing encodings.
@@ -45,13 +45,15 @@ fn nginx_serves_the_new_certificate_after_rollover() {
     if !support::require("nginx") {
         return;
     }
-    let Some(env) = AcmeEnv::start() else { return };
+    let Some(env) = CycleEnv::start(&[]) else {
+        return;
+    };
     let dh = env.dir.path().join("dh.pem");
     let material = format!(
         "\n[cert:web]\n[domain:www.example.test]\ncert = web\n[dhparam:dh]\nhandler = ffdhe\nfilename = {}\n",
         dh.display()
     );
-    let conf = env.config("cdm.conf", &material);
+    let conf = env.config(&material);
     env.run_ok(&["--prepare", &conf]);
     env.run_ok(&["--rollover", &conf]);
 
@@ -68,7 +70,7 @@ fn nginx_serves_the_new_certificate_after_rollover() {
     wait_served(&nginx, "www.example.test", &first);
 
     // The next cycle, with nginx reloaded by its own command.
-    let conf = env.config(
+    let conf = env.config_as(
         "cdm2.conf",
         &format!(
             "{material}[service:web]\nhandler = command\ncommand = {} -c {} -e {} -s reload\n",
@@ -99,7 +101,9 @@ fn nginx_serves_the_new_certificate_after_rollover() {
 
 #[test]
 fn a_service_using_two_certificates_reloads_once_after_both() {
-    let Some(env) = AcmeEnv::start() else { return };
+    let Some(env) = CycleEnv::start(&[]) else {
+        return;
+    };
     let dir = env.dir.path();
     let dh = dir.join("dh.pem");
     let web = env.dest().join("www.example.test/fullchain.pem");
@@ -118,7 +122,7 @@ fn a_service_using_two_certificates_reloads_once_after_both() {
         ),
     );
     let traefik_dir = dir.join("traefik");
-    let conf = env.config(
+    let conf = env.config_as(
         "cdm.conf",
         &format!(
             "\n[cert:web]\n[cert:mail]\n\
@@ -170,7 +174,7 @@ fn a_service_using_two_certificates_reloads_once_after_both() {
 
 /// The dynamic configuration parses as TOML and names each certificate's full
 /// chain and key at its destination.
-fn check_traefik(env: &AcmeEnv, file: &Path) {
+fn check_traefik(env: &CycleEnv, file: &Path) {
     let text = read(file);
     let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
     let certs = parsed["tls"]["certificates"]

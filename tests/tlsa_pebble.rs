@@ -6,21 +6,27 @@
 
 mod support;
 
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::cdm::{Run, cdm, write_config};
+use support::cdm::{cdm, write_config};
+use support::cycle::{CycleEnv, ZONE};
 use support::knot::{KnotEnv, minimal_zone};
-use support::pebble::PebbleEnv;
 use support::tls::{DaneChecker, TlsServer, openssl_tlsa_data, parse_tlsa_lines};
 
-const ZONE: &str = "example.test";
 const WWW: &str = "www.example.test";
 
-struct Env {
-    knot: KnotEnv,
-    pebble: PebbleEnv,
-    dir: tempfile::TempDir,
+/// The certificate cycle's world, with TTLs of 1 s (so rollover is safe two
+/// seconds after publishing), and the TLSA checks of this file.
+struct Env(CycleEnv);
+
+impl Deref for Env {
+    type Target = CycleEnv;
+
+    fn deref(&self) -> &CycleEnv {
+        &self.0
+    }
 }
 
 impl Env {
@@ -32,52 +38,9 @@ impl Env {
         if !support::require_all(&["openssl", "dig"]) {
             return None;
         }
-        let knot = KnotEnv::start(ZONE, zone)?;
-        let pebble = PebbleEnv::start(Some(knot.addr()))?;
-        Some(Env {
-            knot,
-            pebble,
-            dir: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    fn dest(&self) -> PathBuf {
-        self.dir.path().join("certs")
-    }
-
-    /// `[cdm]`, `[domain]` (this Knot; `nameservers` as given) and a `[cert]`
-    /// default section for this Pebble.
-    fn base(&self, nameservers: &str) -> String {
-        let mut text = format!(
-            "[cdm]\nstatedir = {}\n\n[domain]\nttl = 1\n",
-            self.dir.path().join("state").display()
-        );
-        for (key, value) in self.knot.provider_keys() {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
-        text.push_str(&format!("nameservers = {nameservers}\n"));
-        text.push_str(&format!(
-            "\n[cert]\nca = {}\ncacert = {}\nkeytype = ecdsa-p256\ndestination = {}\nemail = admin@example.test\n",
-            self.pebble.directory_url(),
-            self.pebble.ca_cert_path().display(),
-            self.dest().display()
-        ));
-        text
-    }
-
-    fn config(&self, extra: &str) -> String {
-        let base = self.base(&self.knot.server());
-        write_config(self.dir.path(), "cdm.conf", &format!("{base}{extra}"))
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        cdm(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> Run {
-        let run = self.run(args);
-        assert_eq!(run.code, 0, "{args:?}:\n{}", run.stderr);
-        run
+        let mut cycle = CycleEnv::start_with_zone(zone, &[])?;
+        cycle.domain_keys = "ttl = 1\n".into();
+        Some(Env(cycle))
     }
 
     /// Runs `--rollover` until it is safe and succeeds (two TTLs of 1 s after
@@ -103,7 +66,7 @@ impl Env {
     fn cleanup_when_safe(&self, conf: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
-            .ok(&["--cleanup", conf])
+            .run_ok(&["--cleanup", conf])
             .stderr
             .contains("keeps the TLSA records")
         {
@@ -192,7 +155,7 @@ async fn every_usage_selector_and_matching_type_equals_openssl() {
         "\n[cert:web]\n[domain:{WWW}]\ncert = web\ntlsa.tcp.443 = {}\n",
         entries.join(", ")
     ));
-    env.ok(&["--prepare", &conf]);
+    env.run_ok(&["--prepare", &conf]);
 
     // The files prepare wrote into the state directory.
     let deployed = env.prepared_dir("web");
@@ -255,7 +218,7 @@ async fn a_dane_client_always_finds_a_matching_record() {
     };
 
     // Cycle 1: the first certificate. Before rollover nothing is served.
-    env.ok(&["--prepare", &conf]);
+    env.run_ok(&["--prepare", &conf]);
     let first = env.prepared_spki("web");
     assert_eq!(env.tlsa(&owner), vec![ee(&first)], "prepare publishes");
     env.rollover_when_safe(&conf);
@@ -266,7 +229,7 @@ async fn a_dane_client_always_finds_a_matching_record() {
     assert_eq!(env.tlsa(&owner), vec![ee(&first)]);
 
     // Cycle 2: a new certificate replaces the first.
-    env.ok(&["--prepare", "--force", &conf]);
+    env.run_ok(&["--prepare", "--force", &conf]);
     check_now("prepare 2");
     let second = env.prepared_spki("web");
     assert_ne!(first, second, "a new key for the new certificate");
@@ -290,7 +253,7 @@ async fn a_dane_client_always_finds_a_matching_record() {
     );
 
     // Cycle 3, with the checker still running: from the second to a third.
-    env.ok(&["--prepare", "--force", &conf]);
+    env.run_ok(&["--prepare", "--force", &conf]);
     let third = env.prepared_spki("web");
     env.rollover_when_safe(&conf);
     checker.wait_for(&third);
@@ -353,7 +316,7 @@ async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
          tlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.587 += auto:3:1:1\n"
     ));
     let zero = ee(&"0".repeat(64));
-    env.ok(&["--prepare", &conf]);
+    env.run_ok(&["--prepare", &conf]);
     let (web, web2) = (env.prepared_spki("web"), env.prepared_spki("web2"));
     assert_ne!(web, web2);
     let both = sorted(vec![ee(&web), ee(&web2)]);
@@ -363,7 +326,7 @@ async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
         sorted(vec![ee(&web), ee(&web2), zero.clone()])
     );
     // The update phase never touches TLSA records.
-    env.ok(&["--update", &conf]);
+    env.run_ok(&["--update", &conf]);
     assert_eq!(
         env.tlsa(&format!("_443._tcp.{WWW}")),
         sorted(vec![ee(&web), ee(&web2), zero.clone()])
@@ -388,7 +351,7 @@ async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
         "\n[cert:web]\nextraflags = -x\n[cert:web2]\n[domain:{WWW}]\ncert = web, web2\n\
          tlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.587 += auto:3:1:1\n"
     ));
-    env.ok(&["--prepare", &renew_web]);
+    env.run_ok(&["--prepare", &renew_web]);
     let new_web = env.prepared_spki("web");
     assert_ne!(new_web, web);
     assert_eq!(
@@ -407,7 +370,7 @@ async fn cleanup_deletes_only_in_scope_and_keeps_every_listed_certificate() {
         "\n[cert:web]\n[cert:web2]\n[domain:{WWW}]\ncert = web, web2\n\
          tlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.587 -= auto:3:1:1\n"
     ));
-    env.ok(&["--cleanup", &conf]);
+    env.run_ok(&["--cleanup", &conf]);
     assert_eq!(
         env.tlsa(&format!("_587._tcp.{WWW}")),
         sorted(vec![ee(&web), zero])
@@ -434,7 +397,7 @@ async fn rollover_waits_for_every_nameserver_and_two_ttls_unless_forced() {
         write_config(
             env.dir.path(),
             file,
-            &format!("{}{records}{extra}", env.base(nameservers)),
+            &format!("{}{records}{extra}", env.base_with_nameservers(nameservers)),
         )
     };
     let both = write(
@@ -443,23 +406,19 @@ async fn rollover_waits_for_every_nameserver_and_two_ttls_unless_forced() {
         "",
     );
     let slow = write("slow.conf", &env.knot.server(), "ttl = 30\n");
-    let plain = write_config(
-        env.dir.path(),
+    let plain = env.config_as(
         "plain.conf",
-        &format!(
-            "{}\n[cert:web]\n[domain:{WWW}]\ncert = web\n",
-            env.base(&env.knot.server())
-        ),
+        &format!("\n[cert:web]\n[domain:{WWW}]\ncert = web\n"),
     );
     let conf = write("cdm.conf", &env.knot.server(), "");
 
     // Prepared before the tlsa key existed: nothing published for it yet.
-    env.ok(&["--prepare", &plain]);
+    env.run_ok(&["--prepare", &plain]);
     let run = env.run(&["--rollover", &conf]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("not been published"), "{}", run.stderr);
 
-    env.ok(&["--prepare", &conf]);
+    env.run_ok(&["--prepare", &conf]);
     let spki = env.prepared_spki("web");
     let run = env.run(&["--rollover", &both]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -486,20 +445,20 @@ async fn rollover_waits_for_every_nameserver_and_two_ttls_unless_forced() {
         run.stderr
     );
     assert!(!env.dest().join(WWW).exists(), "nothing deployed");
-    let status = env.ok(&["--status", &both]);
+    let status = env.run_ok(&["--status", &both]);
     assert!(
         status.stdout.contains("  prepared: serial"),
         "{}",
         status.stdout
     );
 
-    let run = env.ok(&["--rollover", "--force", &slow]);
+    let run = env.run_ok(&["--rollover", "--force", &slow]);
     assert!(run.stderr.contains("--force"), "{}", run.stderr);
     assert_eq!(env.deployed_spki(WWW), spki);
 
     // Cleanup within two TTLs of the rollover keeps the old records.
     let zero = (3, 1, 1, stale[6..].to_string());
-    let run = env.ok(&["--cleanup", &slow]);
+    let run = env.run_ok(&["--cleanup", &slow]);
     assert!(
         run.stderr.contains("keeps the TLSA records"),
         "{}",
@@ -522,9 +481,9 @@ async fn status_shows_records_and_their_certificates() {
     let conf = env.config(&format!(
         "\n[cert:web]\n[domain:{WWW}]\ncert = web\ntlsa.tcp.443 = auto:3:1:1\ntlsa.tcp.25 += auto:3:1:1\n"
     ));
-    env.ok(&["--prepare", &conf]);
+    env.run_ok(&["--prepare", &conf]);
     let first = env.prepared_spki("web");
-    let status = env.ok(&["--status", &conf]).stdout;
+    let status = env.run_ok(&["--status", &conf]).stdout;
     assert!(
         status.contains(&format!("TLSA records of {WWW}")),
         "{status}"
@@ -538,9 +497,9 @@ async fn status_shows_records_and_their_certificates() {
         "{status}"
     );
     env.rollover_when_safe(&conf);
-    env.ok(&["--prepare", "--force", &conf]);
+    env.run_ok(&["--prepare", "--force", &conf]);
     let second = env.prepared_spki("web");
-    let status = env.ok(&["--status", &conf]).stdout;
+    let status = env.run_ok(&["--status", &conf]).stdout;
     assert!(
         status.contains(&format!("_443._tcp: 3 1 1 {first} -> [cert:web] current")),
         "{status}"

@@ -257,20 +257,12 @@ pub const SECRET_KEYS: &[&str] = &["eabhmackey"];
 
 #[cfg(test)]
 mod tests {
-    use crate::config::ini::{Source, read};
-    use crate::config::model::{Config, build};
+    use crate::config::model::{Config, build_text};
 
     const DOMAIN: &str = "[domain:www.example.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ncert = auto\n";
 
     fn config(cert: &str) -> Result<Config, Vec<String>> {
-        let text = format!("{DOMAIN}[cert:web]\n{cert}");
-        let sources = [Source {
-            name: "c.conf".into(),
-            text,
-        }];
-        read(&sources)
-            .and_then(|ini| build(&ini))
-            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        build_text("c.conf", &format!("{DOMAIN}[cert:web]\n{cert}"))
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! made and where rollover puts them.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use super::ini::{ConfigError, Span};
 use super::model::ModuleSection;
@@ -56,7 +55,7 @@ pub(super) fn build_dhparams(
                 .entries
                 .get("filename")
                 .map(|v| v.span.clone())
-                .unwrap_or_else(|| header_span(section));
+                .unwrap_or_else(|| section.header_span());
             errors.push(ConfigError::new(
                 &span,
                 format!(
@@ -158,13 +157,6 @@ fn build_one(
     })
 }
 
-pub(super) fn header_span(section: &ModuleSection) -> Span {
-    section.span.clone().unwrap_or_else(|| Span {
-        source: Arc::from("<config>"),
-        line: 0,
-    })
-}
-
 /// The sections as interpreted, for `--check`.
 pub fn render(dhparams: &[DhParamSection]) -> String {
     let mut out = String::new();
@@ -183,17 +175,10 @@ pub fn render(dhparams: &[DhParamSection]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ini::{Source, read};
-    use crate::config::model::{Config, build};
+    use crate::config::model::{Config, build_text};
 
     fn config(text: &str) -> Result<Config, Vec<String>> {
-        let sources = [Source {
-            name: "d.conf".into(),
-            text: text.into(),
-        }];
-        read(&sources)
-            .and_then(|ini| build(&ini))
-            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        build_text("d.conf", text)
     }
 
     #[test]

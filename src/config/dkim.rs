@@ -488,20 +488,12 @@ fn lookup_account(name: &str, kind: AccountKind) -> Result<Account, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ini::{Source, read};
-    use crate::config::model::{Config, build};
+    use crate::config::model::{Config, build_text};
 
     const DOMAIN: &str = "[domain:example.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ndkim = auto:Mail\n";
 
     fn config(dkim: &str) -> Result<Config, Vec<String>> {
-        let text = format!("{DOMAIN}[dkim:mail]\n{dkim}");
-        let sources = [Source {
-            name: "c.conf".into(),
-            text,
-        }];
-        read(&sources)
-            .and_then(|ini| build(&ini))
-            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        build_text("c.conf", &format!("{DOMAIN}[dkim:mail]\n{dkim}"))
     }
 
     #[test]
@@ -588,41 +580,21 @@ mod tests {
     #[test]
     fn unknown_sections_and_shared_files_are_errors() {
         let text = "[domain:a.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ndkim = auto:nosuch\n";
-        let errors = read(&[Source {
-            name: "c.conf".into(),
-            text: text.into(),
-        }])
-        .and_then(|ini| build(&ini))
-        .err()
-        .unwrap();
+        let errors = build_text("c.conf", text).err().unwrap();
         assert!(
-            errors[0].to_string().starts_with("c.conf:6: ")
-                && errors[0].message.contains("no [dkim:nosuch]")
+            errors[0].starts_with("c.conf:6: ") && errors[0].contains("no [dkim:nosuch]"),
+            "{errors:?}"
         );
 
         let text = format!("{DOMAIN}dkim.other = auto\n[dkim:mail]\n[dkim:other]\n");
-        let errors = read(&[Source {
-            name: "c.conf".into(),
-            text,
-        }])
-        .and_then(|ini| build(&ini))
-        .err()
-        .unwrap();
-        assert!(
-            errors[0].message.contains("both use the key file"),
-            "{errors:?}"
-        );
+        let errors = build_text("c.conf", &text).err().unwrap();
+        assert!(errors[0].contains("both use the key file"), "{errors:?}");
     }
 
     #[test]
     fn unlisted_sections_and_removed_links() {
         let text = format!("{DOMAIN}dkim -= auto:mail\n[dkim:mail]\n");
-        let c = read(&[Source {
-            name: "c.conf".into(),
-            text,
-        }])
-        .and_then(|ini| build(&ini))
-        .unwrap();
+        let c = build_text("c.conf", &text).unwrap();
         assert!(c.dkims.is_empty());
         assert!(c.warnings.iter().any(|w| w.message.contains("not listed")));
     }

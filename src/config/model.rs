@@ -100,6 +100,17 @@ pub struct ModuleSection {
     pub entries: BTreeMap<String, Value>,
 }
 
+impl ModuleSection {
+    /// Where the section's header stands, for errors about the whole section
+    /// (`<config>:0` for a section that has none).
+    pub fn header_span(&self) -> Span {
+        self.span.clone().unwrap_or_else(|| Span {
+            source: Arc::from("<config>"),
+            line: 0,
+        })
+    }
+}
+
 /// A rule with where it was written.
 #[derive(Clone, Debug)]
 pub struct SpannedRule {
@@ -185,6 +196,19 @@ fn known_keys(module: &str) -> Option<&'static [&'static str]> {
         "service" => SERVICE_KEYS,
         _ => return None,
     })
+}
+
+/// The configuration of the single text `text` named `name`, or its errors as
+/// messages (`name:line: message`).
+#[cfg(test)]
+pub fn build_text(name: &str, text: &str) -> Result<Config, Vec<String>> {
+    let sources = [super::ini::Source {
+        name: name.into(),
+        text: text.into(),
+    }];
+    super::ini::read(&sources)
+        .and_then(|ini| build(&ini))
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
 }
 
 /// Builds the typed configuration.
@@ -393,10 +417,7 @@ fn build_domain(
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<ConfigError>,
 ) -> Option<Domain> {
-    let header_span = section.span.clone().unwrap_or_else(|| Span {
-        source: Arc::from("<config>"),
-        line: 0,
-    });
+    let header_span = section.header_span();
     let name = match Name::parse(&section.name) {
         Ok(name) => name,
         Err(e) => {

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::dhparam::header_span;
+use crate::apply::command::{self, SplitError};
+
 use super::ini::{ConfigError, Span, Value};
 use super::model::ModuleSection;
 
@@ -77,7 +78,7 @@ fn build_one(
     let handler_span = entries
         .get("handler")
         .map(|v| v.span.clone())
-        .unwrap_or_else(|| header_span(section));
+        .unwrap_or_else(|| section.header_span());
 
     let (reload, used): (Option<Reload>, &[&str]) = match handler.as_str() {
         h if UNIT_HANDLERS.contains(&h) => {
@@ -197,16 +198,15 @@ fn unit_name(value: &Value, errors: &mut Vec<ConfigError>) -> Option<String> {
     Some(unit.to_string())
 }
 
-/// Splits `command` into words as a POSIX shell would (quotes and backslashes),
-/// without expanding anything: no variables, globs or redirections.
+/// `command` split into words (see [`command::split`]).
 fn command_argv(value: &Value, errors: &mut Vec<ConfigError>) -> Option<Vec<String>> {
-    match shlex::split(&value.text) {
-        Some(argv) if !argv.is_empty() => Some(argv),
-        Some(_) => {
+    match command::split(&value.text) {
+        Ok(argv) => Some(argv),
+        Err(SplitError::Empty) => {
             errors.push(ConfigError::new(&value.span, "command is empty"));
             None
         }
-        None => {
+        Err(SplitError::Unbalanced) => {
             errors.push(ConfigError::new(
                 &value.span,
                 format!("command \"{}\" has an unclosed quote", value.text.trim()),
@@ -287,19 +287,12 @@ pub fn render(services: &[ServiceSection]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ini::{Source, read};
-    use crate::config::model::{Config, build};
+    use crate::config::model::{Config, build_text};
 
     const MATERIAL: &str = "[domain:www.example.test]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\ncert = auto\n[cert:web]\n[cert:mail]\n[dhparam:dh]\n[dkim:mail]\n";
 
     fn config(text: &str) -> Result<Config, Vec<String>> {
-        let sources = [Source {
-            name: "s.conf".into(),
-            text: format!("{MATERIAL}{text}"),
-        }];
-        read(&sources)
-            .and_then(|ini| build(&ini))
-            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+        build_text("s.conf", &format!("{MATERIAL}{text}"))
     }
 
     #[test]

@@ -233,20 +233,11 @@ fn character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
                 break;
             }
             if b == b'\\' {
-                let digits = bytes
-                    .get(i + 1..i + 4)
-                    .filter(|d| d.iter().all(u8::is_ascii_digit));
-                if let Some(digits) = digits {
-                    let value = digits
-                        .iter()
-                        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-                    current.push(u8::try_from(value).map_err(|_| "escape \\DDD above 255")?);
-                    i += 4;
-                } else {
-                    let escaped = bytes.get(i + 1).ok_or("a trailing backslash")?;
-                    current.push(*escaped);
-                    i += 2;
-                }
+                let (byte, used) = unescape_one(&bytes[i + 1..])
+                    .ok_or("a trailing backslash")?
+                    .map_err(|_| "escape \\DDD above 255")?;
+                current.push(byte);
+                i += 1 + used;
                 continue;
             }
             current.push(b);
@@ -257,8 +248,25 @@ fn character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(strings)
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+/// The escape after a backslash (RFC 1035 §5.1) at the start of `rest`:
+/// `\DDD` is the decimal byte DDD, `\X` is X. The byte and how many bytes of
+/// `rest` it takes; `Err` with the value of a `\DDD` above 255; `None` when
+/// nothing follows the backslash.
+pub fn unescape_one(rest: &[u8]) -> Option<Result<(u8, usize), u32>> {
+    let digits = rest.get(..3).filter(|d| d.iter().all(u8::is_ascii_digit));
+    if let Some(digits) = digits {
+        let value = digits
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+        return Some(u8::try_from(value).map(|b| (b, 3)).map_err(|_| value));
+    }
+    rest.first().map(|&b| Ok((b, 1)))
+}
+
+/// Bytes written as hex digits (either case, no separators); `None` for
+/// anything else, the empty text included.
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.is_empty() {
         return None;
     }
     (0..text.len())
@@ -337,6 +345,47 @@ mod tests {
             RData::Txt("a bc".into())
         );
         assert!(parse_presentation(RecordType::Txt, "\"open").is_err());
+    }
+
+    #[test]
+    fn text_is_quoted_and_escaped() {
+        assert_eq!(
+            to_presentation(&RData::Txt("say \"hi\" \\ ü".into())),
+            "\"say \\\"hi\\\" \\\\ \\195\\188\""
+        );
+        assert_eq!(
+            to_presentation(&RData::Caa {
+                flags: 0,
+                tag: "issue".into(),
+                value: "letsencrypt.org".into()
+            }),
+            "0 issue \"letsencrypt.org\""
+        );
+        assert_eq!(
+            to_presentation(&RData::Tlsa {
+                usage: 3,
+                selector: 1,
+                matching: 1,
+                data: vec![0xab, 0x01]
+            }),
+            "3 1 1 ab01"
+        );
+        assert_eq!(
+            to_presentation(&RData::Txt("x".repeat(300))),
+            format!("\"{}\" \"{}\"", "x".repeat(255), "x".repeat(45))
+        );
+    }
+
+    #[test]
+    fn escapes_and_hex() {
+        assert_eq!(unescape_one(b"032x"), Some(Ok((b' ', 3))));
+        assert_eq!(unescape_one(b"\"x"), Some(Ok((b'"', 1))));
+        assert_eq!(unescape_one(b"03x"), Some(Ok((b'0', 1))));
+        assert_eq!(unescape_one(b"300"), Some(Err(300)));
+        assert_eq!(unescape_one(b""), None);
+        assert_eq!(decode_hex("aB01"), Some(vec![0xab, 0x01]));
+        assert_eq!(decode_hex(""), None);
+        assert_eq!(decode_hex("abc"), None);
     }
 
     #[test]

@@ -19,15 +19,21 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use log::{error, info, warn};
 
+use crate::apply::command as cmd;
 use crate::apply::fs::{self as afs, PUBLIC_FILE};
-use crate::apply::service::{self as cmd, CommandError};
 use crate::config::model::Config;
 use crate::config::service::{Reload, ServiceSection};
 use crate::run::PhaseFailed;
 use crate::state::{State, Store};
+
+/// How long one reload command may take before it is killed and counted as
+/// failed.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Material a rollover put in place, named by its section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,7 +214,7 @@ async fn systemd(
         );
         return Ok(());
     }
-    let active = cmd::execute(&argv("is-active"))
+    let active = cmd::execute(&argv("is-active"), RELOAD_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?
         .success;
@@ -218,10 +224,10 @@ async fn systemd(
         service.name,
         if active { "" } else { ": it is not running" }
     );
-    cmd::run(&argv(action))
+    cmd::run(&argv(action), RELOAD_TIMEOUT)
         .await
         .map(|_| ())
-        .map_err(|e: CommandError| e.to_string())
+        .map_err(|e| e.to_string())
 }
 
 async fn command(
@@ -243,7 +249,9 @@ async fn command(
         service.name,
         cmd::display(argv)
     );
-    let finished = cmd::run(argv).await.map_err(|e| e.to_string())?;
+    let finished = cmd::run(argv, RELOAD_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
     if !finished.output.is_empty() {
         info!("[service:{}] {}", service.name, finished.output);
     }

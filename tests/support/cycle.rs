@@ -14,33 +14,50 @@ pub struct CycleEnv {
     pub knot: KnotEnv,
     pub pebble: PebbleEnv,
     pub dir: tempfile::TempDir,
+    /// More lines for the base `[domain]` section (e.g. `ttl = 1\n`).
+    pub domain_keys: String,
 }
 
 impl CycleEnv {
+    /// `None` when knotd, pebble or openssl is missing outside CI;
+    /// `pebble_env` overrides Pebble's environment.
     pub fn start(pebble_env: &[(&str, &str)]) -> Option<CycleEnv> {
-        let knot = KnotEnv::start(ZONE, &minimal_zone(ZONE))?;
+        Self::start_with_zone(&minimal_zone(ZONE), pebble_env)
+    }
+
+    /// Like [`CycleEnv::start`], with Knot serving `zone` (master-file text).
+    pub fn start_with_zone(zone: &str, pebble_env: &[(&str, &str)]) -> Option<CycleEnv> {
+        let knot = KnotEnv::start(ZONE, zone)?;
         let pebble = PebbleEnv::start_with_env(Some(knot.addr()), pebble_env)?;
         Some(CycleEnv {
             knot,
             pebble,
             dir: tempfile::tempdir().unwrap(),
+            domain_keys: String::new(),
         })
     }
 
+    /// Where rollover puts the certificates (`[cert] destination`).
     pub fn dest(&self) -> PathBuf {
         self.dir.path().join("certs")
     }
 
     /// `[cdm]`, `[domain]` and a `[cert]` default section for this Knot and Pebble.
     pub fn base(&self) -> String {
+        self.base_with_nameservers(&self.knot.server())
+    }
+
+    /// [`CycleEnv::base`] with `nameservers` as given.
+    pub fn base_with_nameservers(&self, nameservers: &str) -> String {
         let mut text = format!(
-            "[cdm]\nstatedir = {}\n\n[domain]\n",
-            self.dir.path().join("state").display()
+            "[cdm]\nstatedir = {}\n\n[domain]\n{}",
+            self.dir.path().join("state").display(),
+            self.domain_keys
         );
         for (key, value) in self.knot.provider_keys() {
             text.push_str(&format!("{key} = {value}\n"));
         }
-        text.push_str(&format!("nameservers = {}\n", self.knot.server()));
+        text.push_str(&format!("nameservers = {nameservers}\n"));
         text.push_str(&format!(
             "\n[cert]\nca = {}\ncacert = {}\nkeytype = ecdsa-p256\ndestination = {}\nemail = admin@example.test\n",
             self.pebble.directory_url(),
@@ -50,16 +67,25 @@ impl CycleEnv {
         text
     }
 
+    /// Writes the base sections plus `extra` to `cdm.conf` in the test directory.
     pub fn config(&self, extra: &str) -> String {
-        write_config(
-            self.dir.path(),
-            "cdm.conf",
-            &format!("{}{extra}", self.base()),
-        )
+        self.config_as("cdm.conf", extra)
+    }
+
+    /// Like [`CycleEnv::config`], into the file `name`.
+    pub fn config_as(&self, name: &str, extra: &str) -> String {
+        write_config(self.dir.path(), name, &format!("{}{extra}", self.base()))
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
         cdm(self.dir.path(), args)
+    }
+
+    /// Runs the binary and requires exit status 0.
+    pub fn run_ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "{args:?}:\n{}", run.stderr);
+        run
     }
 
     /// How many orders Pebble created so far (its request log).

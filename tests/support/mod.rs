@@ -6,7 +6,6 @@
 
 #![allow(dead_code)]
 
-pub mod acme_env;
 pub mod acme_script;
 pub mod bind;
 pub mod cdm;

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use crate::dns::presentation::unescape_one;
+
 /// One word of an entry: a bare word (escapes kept as written) or the inside
 /// of a quoted string.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,21 +177,17 @@ pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
             i += 1;
             continue;
         }
-        let digits = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(u8::is_ascii_digit));
-        if let Some(digits) = digits {
-            let value = digits
-                .iter()
-                .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
-            out.push(u8::try_from(value).map_err(|_| format!("\\{value} is not a byte"))?);
-            i += 4;
-        } else if let Some(&next) = bytes.get(i + 1) {
-            out.push(next);
-            i += 2;
-        } else {
-            out.push(b'\\');
-            i += 1;
+        match unescape_one(&bytes[i + 1..]) {
+            Some(Ok((byte, used))) => {
+                out.push(byte);
+                i += 1 + used;
+            }
+            Some(Err(value)) => return Err(format!("\\{value} is not a byte")),
+            // A backslash at the very end stands for itself.
+            None => {
+                out.push(b'\\');
+                i += 1;
+            }
         }
     }
     Ok(out)

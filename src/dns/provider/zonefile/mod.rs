@@ -82,7 +82,7 @@ impl ZoneFileProvider {
         let reload = value("reloadcommand")
             .map(command::split)
             .transpose()
-            .map_err(|e| KeyError::new("reloadcommand", e))?;
+            .map_err(|e| KeyError::new("reloadcommand", e.to_string()))?;
         let origin = value("zone")
             .map(Name::parse)
             .transpose()
@@ -151,15 +151,14 @@ impl ZoneFileProvider {
             .map_err(|e| self.error(format!("zone {zone}: {e}; nothing was changed")))
     }
 
-    /// Runs the reload command on a blocking thread.
+    /// Runs the reload command, if there is one.
     async fn reload(&self) -> Result<(), String> {
-        let Some(argv) = self.reload.clone() else {
+        let Some(argv) = &self.reload else {
             return Ok(());
         };
-        let timeout = self.reload_timeout;
-        tokio::task::spawn_blocking(move || command::run(&argv, timeout))
+        command::run(argv, self.reload_timeout)
             .await
-            .map_err(|e| format!("the reload command did not complete: {e}"))?
+            .map(|_| ())
             .map_err(|e| format!("reload command: {e}"))
     }
 }

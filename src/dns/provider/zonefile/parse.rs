@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use super::lexer::{Entry, SyntaxError, Token, entries, unescape};
+use crate::dns::presentation::decode_hex;
 use crate::dns::record::{Name, RData, Record, Soa};
 
 /// One entry of the file as understood.
@@ -470,16 +471,6 @@ fn parse_rdata(
         }
         _ => None,
     })
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.is_empty() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
