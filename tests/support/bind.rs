@@ -10,13 +10,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use super::knot::{dig, soa_answered, stop_child};
-use super::{find_binary, free_port, random_secret, require_all};
+use super::{check_config, find_binary, free_port, random_secret, require_all, spawn_until_ready};
 
 const KEY_NAME: &str = "cdm-test-key";
 const START_ATTEMPTS: usize = 5;
@@ -148,60 +147,33 @@ impl BindEnv {
     }
 
     fn conf_check(&self) {
-        let checkconf = find_binary("named-checkconf").expect("named-checkconf");
-        let out = Command::new(checkconf)
-            .arg("-z")
-            .arg(self.conf_path())
-            .output()
-            .expect("run named-checkconf");
-        assert!(
-            out.status.success(),
-            "named-checkconf failed:\n{}{}\nconfig:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.conf_path()).unwrap_or_default()
-        );
+        let mut command = Command::new(find_binary("named-checkconf").expect("named-checkconf"));
+        command.arg("-z").arg(self.conf_path());
+        check_config(command, &self.conf_path());
     }
 
     /// Spawns named in the foreground (`-g`, one worker thread) and polls an
     /// SOA query until it answers; on failure returns named's log.
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         let named = find_binary("named").ok_or("named not found")?;
-        let log = std::fs::File::create(self.log_path()).map_err(|e| e.to_string())?;
-        let mut child = Command::new(named)
+        let mut command = Command::new(named);
+        command
             .arg("-g")
             .args(["-n", "1"])
             .arg("-c")
-            .arg(self.conf_path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start named: {e}"))?;
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "named exited with {status} on port {}:\n{}",
-                    self.port,
-                    self.log()
-                ));
-            }
-            if soa_answered(self.port, &self.zone) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                stop_child(&mut child);
-                return Err(format!(
-                    "named did not answer an SOA query for {} within {READY_DEADLINE:?}:\n{}",
-                    self.zone,
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+            .arg(self.conf_path());
+        let (port, zone) = (self.port, self.zone.clone());
+        let what = format!("named on port {port} (zone {zone})");
+        let child = spawn_until_ready(
+            command,
+            &what,
+            &self.log_path(),
+            READY_DEADLINE,
+            Duration::from_millis(25),
+            || soa_answered(port, &zone),
+        )?;
+        self.child = Some(child);
+        Ok(())
     }
 }
 

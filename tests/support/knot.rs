@@ -10,12 +10,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{find_binary, free_port, random_secret, require_all};
+use super::{check_config, find_binary, free_port, random_secret, require_all, spawn_until_ready};
 
 const KEY_NAME: &str = "cdm-test-key";
 const READONLY_KEY_NAME: &str = "cdm-readonly-key";
@@ -245,59 +244,29 @@ impl KnotEnv {
     }
 
     fn conf_check(&self) {
-        let knotc = find_binary("knotc").expect("knotc");
-        let out = Command::new(knotc)
-            .arg("-c")
-            .arg(self.conf_path())
-            .arg("conf-check")
-            .output()
-            .expect("run knotc conf-check");
-        assert!(
-            out.status.success(),
-            "knotc conf-check failed:\n{}{}\nconfig:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.conf_path()).unwrap_or_default()
-        );
+        let mut command = Command::new(find_binary("knotc").expect("knotc"));
+        command.arg("-c").arg(self.conf_path()).arg("conf-check");
+        check_config(command, &self.conf_path());
     }
 
     /// Spawns knotd and polls an SOA query until it answers; on failure returns
     /// knotd's log.
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         let knotd = find_binary("knotd").ok_or("knotd not found")?;
-        let log = std::fs::File::create(self.log_path()).map_err(|e| e.to_string())?;
-        let mut child = Command::new(knotd)
-            .arg("-c")
-            .arg(self.conf_path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start knotd: {e}"))?;
-        let deadline = Instant::now() + READY_DEADLINE;
-        let zone = self.zones[0].clone();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "knotd exited with {status} on port {}:\n{}",
-                    self.port,
-                    self.log()
-                ));
-            }
-            if soa_answered(self.port, &zone) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                stop_child(&mut child);
-                return Err(format!(
-                    "knotd did not answer an SOA query for {zone} within {READY_DEADLINE:?}:\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let mut command = Command::new(knotd);
+        command.arg("-c").arg(self.conf_path());
+        let (port, zone) = (self.port, self.zones[0].clone());
+        let what = format!("knotd on port {port} (zone {zone})");
+        let child = spawn_until_ready(
+            command,
+            &what,
+            &self.log_path(),
+            READY_DEADLINE,
+            Duration::from_millis(25),
+            || soa_answered(port, &zone),
+        )?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// The file knotd loads `zone` from (zone-file text with `$ORIGIN zone.`).

@@ -135,3 +135,58 @@ pub fn deployed_pair(dir: &std::path::Path) -> Result<(Vec<u8>, Vec<u8>), String
         key.public_key_raw().to_vec(),
     ))
 }
+
+/// Runs a server's own configuration checker (`command`, naming `config`) and
+/// panics with its output and the configuration when it refuses it.
+pub fn check_config(mut command: std::process::Command, config: &std::path::Path) {
+    let out = command.output().expect("run the configuration checker");
+    assert!(
+        out.status.success(),
+        "{command:?} failed:\n{}{}\nconfig:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(config).unwrap_or_default()
+    );
+}
+
+/// Starts a server (`command`) in its own process group with stdout and stderr
+/// going to `log`, and polls `ready` until it says so. When the server exits
+/// or `deadline` passes first, it is stopped and the error carries `what` and
+/// the server's log.
+pub fn spawn_until_ready(
+    mut command: std::process::Command,
+    what: &str,
+    log: &std::path::Path,
+    deadline: std::time::Duration,
+    poll: std::time::Duration,
+    ready: impl Fn() -> bool,
+) -> Result<std::process::Child, String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let file = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(file)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let read_log = || std::fs::read_to_string(log).unwrap_or_default();
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited with {status}:\n{}", read_log()));
+        }
+        if ready() {
+            return Ok(child);
+        }
+        if std::time::Instant::now() > until {
+            knot::stop_child(&mut child);
+            return Err(format!(
+                "{what} did not become ready within {deadline:?}:\n{}",
+                read_log()
+            ));
+        }
+        std::thread::sleep(poll);
+    }
+}

@@ -12,13 +12,12 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use super::knot::{dig, soa_answered, stop_child};
-use super::{find_binary, free_port, require_all};
+use super::{find_binary, free_port, require_all, spawn_until_ready};
 
 const START_ATTEMPTS: usize = 5;
 const READY_DEADLINE: Duration = Duration::from_secs(20);
@@ -198,40 +197,26 @@ impl PdnsEnv {
         std::fs::write(self.dir.path().join("pdns.conf"), conf).expect("write pdns.conf");
     }
 
+    /// Spawns pdns_server and polls its API and an SOA query until both
+    /// answer; on failure returns its log.
     fn spawn_and_wait(&mut self, zone: &str) -> Result<(), String> {
         let binary = find_binary("pdns_server").ok_or("pdns_server not found")?;
-        let log = std::fs::File::create(self.log_path()).map_err(|e| e.to_string())?;
-        let mut child = Command::new(binary)
-            .arg(format!("--config-dir={}", self.dir.path().display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start pdns_server: {e}"))?;
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "pdns_server exited with {status} (DNS port {}, API port {}):\n{}",
-                    self.dns_port,
-                    self.api_port,
-                    self.log()
-                ));
-            }
-            if self.api_answers() && soa_answered(self.dns_port, zone) {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                stop_child(&mut child);
-                return Err(format!(
-                    "pdns_server did not answer within {READY_DEADLINE:?}:\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut command = Command::new(binary);
+        command.arg(format!("--config-dir={}", self.dir.path().display()));
+        let what = format!(
+            "pdns_server (DNS port {}, API port {})",
+            self.dns_port, self.api_port
+        );
+        let child = spawn_until_ready(
+            command,
+            &what,
+            &self.log_path(),
+            READY_DEADLINE,
+            Duration::from_millis(50),
+            || self.api_answers() && soa_answered(self.dns_port, zone),
+        )?;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// True when `GET /api/v1/servers/localhost` answers 200 with our key.
