@@ -61,6 +61,21 @@ fn assert_no_leak(run: &Run, dir: &Path, sentinels: &[&str]) {
     }
 }
 
+/// Runs `--update` (which must succeed exactly when `ok`) and `--check` at
+/// `-vv` with `conf`, and checks neither leaks a sentinel.
+fn update_and_check(dir: &Path, conf: &str, ok: bool, sentinels: &[&str]) {
+    for phase in ["--update", "--check"] {
+        let run = cdm(dir, &[phase, "-vv", conf]);
+        assert_eq!(
+            run.code == 0,
+            ok || phase == "--check",
+            "{phase}: {}",
+            run.stderr
+        );
+        assert_no_leak(&run, dir, sentinels);
+    }
+}
+
 fn write_private(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -128,16 +143,7 @@ fn powerdns_api_key_good_and_rejected() {
                 pdns.api_url()
             ),
         );
-        for phase in ["--update", "--check"] {
-            let run = cdm(dir.path(), &[phase, "-vv", &conf]);
-            assert_eq!(
-                run.code == 0,
-                ok || phase == "--check",
-                "{phase}: {}",
-                run.stderr
-            );
-            assert_no_leak(&run, dir.path(), &[&key, &wrong]);
-        }
+        update_and_check(dir.path(), &conf, ok, &[&key, &wrong]);
     }
     assert_eq!(pdns.dig("www.example.de", "A"), vec!["192.0.2.7"]);
 }
@@ -164,20 +170,12 @@ fn inwx_password_and_totp_secret_good_and_rejected() {
                 inwx.url()
             ),
         );
-        for phase in ["--update", "--check"] {
-            let run = cdm(dir.path(), &[phase, "-vv", &conf]);
-            assert_eq!(
-                run.code == 0,
-                ok || phase == "--check",
-                "{phase}: {}",
-                run.stderr
-            );
-            assert_no_leak(
-                &run,
-                dir.path(),
-                &[PASS, TOTP, WRONG_TOTP, "sentinel-wrong-pass-77"],
-            );
-        }
+        update_and_check(
+            dir.path(),
+            &conf,
+            ok,
+            &[PASS, TOTP, WRONG_TOTP, "sentinel-wrong-pass-77"],
+        );
     }
     assert_eq!(inwx.contents("www.example.de", "A"), vec!["192.0.2.9"]);
 }
