@@ -4,6 +4,7 @@
 pub mod acme;
 pub mod apply;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crashpoint;
 pub mod dns;

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::apply::fs::{self as afs, FsError, PRIVATE_DIR, PRIVATE_FILE};
 use crate::cli::Phase;
 
-/// The version of the state format this program writes.
-pub const STATE_VERSION: u32 = 1;
+/// The version of the state format this program writes. Version 1 (the first
+/// release) is read as it is: every field added since has a default.
+pub const STATE_VERSION: u32 = 2;
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
 
@@ -57,6 +58,84 @@ pub struct State {
     /// Services by `[service:NAME]` section name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceState>,
+    /// The last `--auto` run.
+    #[serde(default)]
+    pub auto: Option<AutoRun>,
+    /// Per section (`cert:web`, `dkim:mail`, ...): the last step that
+    /// succeeded and the last that failed, for `--status` and monitoring.
+    #[serde(default)]
+    pub sections: BTreeMap<String, SectionLog>,
+}
+
+/// How the last `--auto` run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoRun {
+    pub at: DateTime<Utc>,
+    /// False when a step failed.
+    pub ok: bool,
+}
+
+/// The outcome of a section's last steps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionLog {
+    #[serde(default)]
+    pub last_success: Option<LoggedStep>,
+    #[serde(default)]
+    pub last_error: Option<LoggedStep>,
+}
+
+/// One step of a section and when it ended; for an error, the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedStep {
+    pub at: DateTime<Utc>,
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// When the records of new material were first served by every authoritative
+/// server, and the TTLs that decide how long resolvers may still hold answers
+/// from before (SPEC §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Served {
+    pub at: DateTime<Utc>,
+    /// The longest TTL the servers gave the new RRsets.
+    pub ttl: u32,
+    /// The zone's negative-caching TTL (RFC 2308 §5), the longest of its zones.
+    pub negative_ttl: u32,
+    /// How many servers were asked (all of them served the records).
+    pub servers: u32,
+}
+
+/// The CA's ACME Renewal Information (RFC 9773) for the current certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AriState {
+    /// The serial of the certificate the answer is about.
+    pub serial: String,
+    /// Its RFC 9773 §4.1 identifier (`base64url(AKI).base64url(serial)`).
+    pub cert_id: String,
+    /// The suggested window; `None` while the CA gave no usable answer.
+    #[serde(default)]
+    pub window: Option<AriWindow>,
+    /// The time chosen at random within the window: renewal starts then. It
+    /// stays while later answers give a window that contains it.
+    #[serde(default)]
+    pub renew_at: Option<DateTime<Utc>>,
+    /// Not asked again before this (the CA's `Retry-After`).
+    pub next_fetch: DateTime<Utc>,
+    #[serde(default)]
+    pub explanation_url: Option<String>,
+    /// Why the last request gave no answer (prepare then falls back to
+    /// `renewdays`).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// RFC 9773 §4.2 `suggestedWindow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AriWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 /// What the program knows of one certificate section.
@@ -74,6 +153,9 @@ pub struct CertState {
     /// Replaced material whose files cleanup deletes.
     #[serde(default)]
     pub superseded: Vec<CertMaterial>,
+    /// The CA's renewal information for the current certificate.
+    #[serde(default)]
+    pub ari: Option<AriState>,
 }
 
 /// An issued certificate kept in the state directory.
@@ -93,6 +175,17 @@ pub struct CertMaterial {
     /// (rollover waits two TTLs after it, SPEC §7).
     #[serde(default)]
     pub tlsa_published_at: Option<DateTime<Utc>>,
+    /// The longest TTL of the TLSA RRsets its records joined, as the zone held
+    /// them before (a resolver may hold those until it expires).
+    #[serde(default)]
+    pub tlsa_joined_ttl: Option<u32>,
+    /// When every authoritative server first served its TLSA records.
+    #[serde(default)]
+    pub tlsa_served: Option<Served>,
+    /// The certificate key's type (`ecdsa-p256`, `rsa-4096`); `None` in state
+    /// from before it was recorded.
+    #[serde(default)]
+    pub key_type: Option<String>,
 }
 
 /// An issuance started: the key is already in `dir`; `order_url` once the CA
@@ -145,6 +238,12 @@ pub struct DkimKeyState {
     /// counts from here.
     #[serde(default)]
     pub retired: Option<DateTime<Utc>>,
+    /// The longest TTL of the RRsets its records joined, before they did.
+    #[serde(default)]
+    pub joined_ttl: Option<u32>,
+    /// When every authoritative server first served its records.
+    #[serde(default)]
+    pub served: Option<Served>,
 }
 
 /// What the program knows of one `[dhparam:NAME]` section.
@@ -195,6 +294,8 @@ impl Default for State {
             dkim: BTreeMap::new(),
             dhparams: BTreeMap::new(),
             services: BTreeMap::new(),
+            auto: None,
+            sections: BTreeMap::new(),
         }
     }
 }
@@ -279,10 +380,13 @@ pub fn load(statedir: &Path) -> Result<State, StateError> {
             found: u32::try_from(found).unwrap_or(u32::MAX),
         });
     }
-    serde_json::from_value(version).map_err(|e| StateError::Corrupt {
+    let mut state: State = serde_json::from_value(version).map_err(|e| StateError::Corrupt {
         path,
         reason: e.to_string(),
-    })
+    })?;
+    // Older versions lack fields that have defaults: nothing else to convert.
+    state.version = STATE_VERSION;
+    Ok(state)
 }
 
 /// Replaces `STATEDIR/state.json` atomically (mode 0600).

@@ -33,6 +33,9 @@ pub struct CertSection {
     /// `extraflags = -x`: renew on every prepare.
     pub force: bool,
     pub renew_days: u32,
+    /// `ari`: ask the CA's renewal information (RFC 9773); `renewdays` is the
+    /// fallback when it gives none.
+    pub ari: bool,
     /// The longest `Retry-After` of a rate-limited CA that is waited for.
     pub rate_limit_wait: std::time::Duration,
     /// The names on the certificate, with the domain section each comes from.
@@ -212,6 +215,17 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
             DEFAULT_RATE_LIMIT_WAIT
         }),
     };
+    let ari = match entries.get("ari") {
+        None => true,
+        Some(value) => match value.text.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" => true,
+            "no" | "false" | "off" | "0" => false,
+            other => {
+                err(value, format!("ari \"{other}\" is neither yes nor no"));
+                true
+            }
+        },
+    };
     let eab = match (text("eabkid"), text("eabhmackey")) {
         (None, None) => None,
         (Some(kid), Some(key)) => Some(Eab {
@@ -239,6 +253,7 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
         destination: text("destination").map(PathBuf::from),
         force,
         renew_days,
+        ari,
         rate_limit_wait: std::time::Duration::from_secs(rate_limit_wait),
         domains: Vec::new(),
     })

@@ -9,6 +9,8 @@ use crate::material::dhparam::{FFDHE_SIZES, MAX_BITS, MIN_BITS};
 
 pub const DEFAULT_KEYSIZE: usize = 2048;
 pub const DEFAULT_FILENAME: &str = "/etc/myssl/dh2048.pem";
+/// How old generated parameters get before `--auto` makes new ones.
+pub const DEFAULT_ROTATE_DAYS: u32 = 90;
 
 /// How the parameters are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub struct DhParamSection {
     pub bits: usize,
     /// Where rollover puts the PEM file.
     pub filename: PathBuf,
+    /// `--auto` makes new generated parameters when the current ones are this
+    /// many days old (explicit `--prepare` makes new ones every cycle).
+    pub rotate_days: u32,
 }
 
 /// Builds the `[dhparam:NAME]` sections.
@@ -145,6 +150,22 @@ fn build_one(
         }
         Some(value) => PathBuf::from(value.text.trim()),
     };
+    let rotate_days = match entries.get("rotatedays") {
+        None => DEFAULT_ROTATE_DAYS,
+        Some(value) => match value.text.trim().parse::<u32>() {
+            Ok(days) if days > 0 => days,
+            _ => {
+                errors.push(ConfigError::new(
+                    &value.span,
+                    format!(
+                        "rotatedays \"{}\" is not a number of days above 0",
+                        value.text
+                    ),
+                ));
+                DEFAULT_ROTATE_DAYS
+            }
+        },
+    };
     if errors.len() > before {
         return None;
     }
@@ -154,6 +175,7 @@ fn build_one(
         handler,
         bits,
         filename,
+        rotate_days,
     })
 }
 
@@ -162,11 +184,12 @@ pub fn render(dhparams: &[DhParamSection]) -> String {
     let mut out = String::new();
     for dh in dhparams {
         out.push_str(&format!(
-            "\n[dhparam:{}]\nhandler = {}\nkeysize = {}\nfilename = {}\n",
+            "\n[dhparam:{}]\nhandler = {}\nkeysize = {}\nfilename = {}\nrotatedays = {}\n",
             dh.name,
             dh.handler.name(),
             dh.bits,
-            dh.filename.display()
+            dh.filename.display(),
+            dh.rotate_days
         ));
     }
     out

@@ -32,6 +32,7 @@ const CERT_KEYS: &[&str] = &[
     "eabhmackey",
     "renewdays",
     "ratelimitwait",
+    "ari",
 ];
 const DKIM_KEYS: &[&str] = &[
     "handler",
@@ -50,7 +51,7 @@ const DKIM_KEYS: &[&str] = &[
     "signingtable",
     "signingconftemporaryfile",
 ];
-const DHPARAM_KEYS: &[&str] = &["handler", "keysize", "filename"];
+const DHPARAM_KEYS: &[&str] = &["handler", "keysize", "filename", "rotatedays"];
 const SERVICE_KEYS: &[&str] = &[
     "handler",
     "cert",

@@ -295,6 +295,9 @@ async fn prepare_one(
         issued_at: Utc::now(),
         deployed_at: None,
         tlsa_published_at: None,
+        tlsa_joined_ttl: None,
+        tlsa_served: None,
+        key_type: Some(crate::plan::cert::key_type_name(cert.key_type)),
     };
     info!(
         "[cert:{}] issued: serial {}, valid until {}, for {}",
@@ -581,6 +584,7 @@ mod tests {
             destination: None,
             force,
             renew_days,
+            ari: true,
             rate_limit_wait: std::time::Duration::from_secs(120),
             domains: Vec::new(),
         }
@@ -596,6 +600,9 @@ mod tests {
             issued_at: not_after,
             deployed_at: None,
             tlsa_published_at: None,
+            tlsa_joined_ttl: None,
+            tlsa_served: None,
+            key_type: None,
         }
     }
 

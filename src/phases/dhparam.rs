@@ -341,6 +341,7 @@ mod tests {
             handler,
             bits: 2048,
             filename: "/x".into(),
+            rotate_days: 90,
         }
     }
 

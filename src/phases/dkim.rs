@@ -142,6 +142,8 @@ async fn prepare_key(
         published: None,
         installed: None,
         retired: None,
+        joined_ttl: None,
+        served: None,
     };
     if options.dry_run {
         println!(

@@ -136,6 +136,216 @@ fn owner(selector: &str, domain: &Name) -> Result<Name, String> {
     record_name(selector, domain).map_err(|e| format!("{selector}._domainkey.{domain}: {e}"))
 }
 
+/// The time format of log lines.
+const WHEN: &str = super::timing::WHEN;
+
+/// The state of the DKIM section `name`.
+pub fn dkim_state(state: &crate::state::State, name: &str) -> DkimState {
+    state.dkim.get(name).cloned().unwrap_or_default()
+}
+
+/// The records `key` needs served at every domain of `dkim` before it signs.
+pub fn awaited(
+    dkim: &DkimSection,
+    key: &DkimKeyState,
+    ttl_of: impl Fn(&Name) -> u32,
+) -> Vec<(Name, Vec<Record>)> {
+    dkim.domains
+        .iter()
+        .filter_map(|d| record(key, d, ttl_of(d)).ok().map(|r| (d.clone(), vec![r])))
+        .collect()
+}
+
+/// Plans `dkim`'s steps of this round.
+pub fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan) {
+    use super::{Action, Deletion, NewDkimKey, Note, Request, Section, Step, When};
+    let section = Section::Dkim(dkim.name.clone());
+    let state = dkim_state(input.state, &dkim.name);
+    let now = input.now;
+    if let Some(e) = input.observed.dkim_config_errors.get(&dkim.name) {
+        plan.errors.push((section, e.clone()));
+        return;
+    }
+    if let Some(e) = input.observed.dkim_key_wrong.get(&dkim.name) {
+        plan.errors.push((section, e.clone()));
+        return;
+    }
+
+    if input.request.prepares() {
+        match (&state.prepared, input.force) {
+            (Some(prepared), false) if input.observed.dkim_key_missing.contains(&dkim.name) => {
+                plan.steps.push(Step::now(
+                    section.clone(),
+                    Action::MakeDkimKey(NewDkimKey {
+                        selector: prepared.selector.clone(),
+                        resume: true,
+                    }),
+                    format!(
+                        "the key of prepared selector {} was never written (interrupted run)",
+                        prepared.selector
+                    ),
+                ));
+            }
+            (Some(prepared), false) => plan.info.push((
+                section.clone(),
+                match prepared.published {
+                    Some(at) => format!(
+                        "kept: prepared selector {}, published {}; it waits for rollover",
+                        prepared.selector,
+                        at.format(WHEN)
+                    ),
+                    None => format!(
+                        "continuing with prepared selector {}: publishing its record",
+                        prepared.selector
+                    ),
+                },
+            )),
+            _ => match due_reason(dkim, &state, now, input.force) {
+                Some(reason) => {
+                    let taken: Vec<&str> = state
+                        .current
+                        .iter()
+                        .chain(state.prepared.iter())
+                        .chain(state.retired.iter())
+                        .map(|k| k.selector.as_str())
+                        .collect();
+                    plan.steps.push(Step::now(
+                        section.clone(),
+                        Action::MakeDkimKey(NewDkimKey {
+                            selector: unique_selector(&dkim.key_base_name, now, &taken),
+                            resume: false,
+                        }),
+                        reason,
+                    ));
+                }
+                None => {
+                    if let Some(current) = &state.current {
+                        plan.info.push((
+                            section.clone(),
+                            format!(
+                                "kept: selector {}, {} days old; a new key is due {} (rotatedays = {})",
+                                current.selector,
+                                (now - current.created).num_days(),
+                                rotation_due_at(dkim, current).format(WHEN),
+                                dkim.rotate_days
+                            ),
+                        ));
+                    }
+                }
+            },
+        }
+    }
+
+    if let Some(prepared) = &state.prepared {
+        let answers = input.observed.served.get(&section);
+        if prepared.published.is_some()
+            && prepared.served.is_none()
+            && let Some(served) = answers.and_then(|a| super::records::served_now(a, now))
+        {
+            plan.steps.push(Step::now(
+                section.clone(),
+                Action::Note(Note::Served(served)),
+                "its record is served by every authoritative server",
+            ));
+        }
+        if input.request.rolls_over() && !input.observed.dkim_key_missing.contains(&dkim.name) {
+            let r = super::timing::rollover_readiness(
+                "DKIM",
+                prepared.published,
+                prepared.served.as_ref(),
+                prepared.joined_ttl.unwrap_or(0),
+                answers,
+                now,
+            );
+            let (when, reason) = match r.when {
+                When::Now => (
+                    When::Now,
+                    format!("selector {}: {}", prepared.selector, r.why),
+                ),
+                _ if input.force => (
+                    When::Now,
+                    format!(
+                        "selector {} although mail signed with it might not verify yet (--force): {}",
+                        prepared.selector, r.why
+                    ),
+                ),
+                when => (when, r.why),
+            };
+            plan.steps.push(Step {
+                section: section.clone(),
+                action: Action::InstallDkim(prepared.clone()),
+                reason,
+                when,
+            });
+        }
+    } else if input.request == Request::Rollover {
+        plan.info.push((
+            section.clone(),
+            "nothing prepared; the current key stays".into(),
+        ));
+    }
+
+    if input.request.cleans_up() {
+        for old in &state.retired {
+            let Some(until) = drained_at(dkim, old) else {
+                continue;
+            };
+            if now < until {
+                plan.info.push((
+                    section.clone(),
+                    format!(
+                        "keeping old selector {} published until {} (dkimdrain after the rollover of {})",
+                        old.selector,
+                        until.format(WHEN),
+                        old.retired
+                            .map(|t| t.format(WHEN).to_string())
+                            .unwrap_or_default()
+                    ),
+                ));
+                continue;
+            }
+            if records_gone(input, dkim, old) {
+                plan.steps.push(Step::now(
+                    section.clone(),
+                    Action::Delete(Deletion::DkimKey(old.clone())),
+                    format!(
+                        "old selector {} is drained and its records are gone",
+                        old.selector
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// True when no observed zone holds a record of `old`'s selector at a
+/// configured domain of it (domains no longer configured are said in the log
+/// by the executor). False when a zone was not observed.
+fn records_gone(input: &super::Input<'_>, dkim: &DkimSection, old: &DkimKeyState) -> bool {
+    let mut names: Vec<Name> = dkim.domains.clone();
+    for d in &old.domains {
+        if let Ok(n) = Name::parse(d)
+            && input.config.domains.iter().any(|c| c.name == n)
+            && !names.contains(&n)
+        {
+            names.push(n);
+        }
+    }
+    names.iter().all(|domain| {
+        let Ok(owner) = owner(&old.selector, domain) else {
+            return true;
+        };
+        let scope = selector_scope(owner);
+        input.observed.zones.iter().any(|view| {
+            view.domains.contains(domain)
+                && view
+                    .records
+                    .as_ref()
+                    .is_ok_and(|records| !records.iter().any(|r| scope.contains(r)))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +382,8 @@ mod tests {
             published: None,
             installed: None,
             retired: None,
+            joined_ttl: None,
+            served: None,
         }
     }
 
