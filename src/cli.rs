@@ -70,7 +70,7 @@ pub struct Args {
     /// Run the phase after the last completed one (the default)
     #[arg(long)]
     pub next: bool,
-    /// Run whichever phase is due and safe now (for cron and timers)
+    /// Do everything that is due and safe now, for every section (for timers)
     #[arg(long)]
     pub auto: bool,
     /// Validate the configuration and print it as interpreted
@@ -79,6 +79,9 @@ pub struct Args {
     /// Print the state: last phase, next phase, material, what is due
     #[arg(long)]
     pub status: bool,
+    /// With --status: print it as JSON (for monitoring)
+    #[arg(long, requires = "status")]
+    pub json: bool,
     /// Print every change and make none
     #[arg(long)]
     pub dry_run: bool,

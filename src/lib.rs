@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -11,9 +12,10 @@ pub mod dns;
 pub mod http;
 pub mod log;
 pub mod material;
-pub mod phases;
+pub mod observe;
 pub mod plan;
 pub mod publicip;
 pub mod run;
 pub mod secret;
 pub mod state;
+pub mod status;

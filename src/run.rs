@@ -1,23 +1,29 @@
-//! One invocation: read the configuration, pick the phase, hold the state lock,
-//! run the phase, record it. Exit status 0 success, 1 a phase failed, 2 usage or
-//! configuration error (SPEC §2).
+//! One invocation: read the configuration, hold the state lock, and run the
+//! request in rounds of observe → plan → execute until nothing more is due
+//! now. Exit status 0 success, 1 a step failed, 2 usage or configuration
+//! error (docs/cli.md).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use log::{error, info, warn};
 
-use crate::cli::{Action, Args, Phase};
+use crate::apply;
+use crate::cli::{Action as CliAction, Args, Phase};
+use crate::clock;
 use crate::config::cert;
-use crate::config::dkim::{DkimHandler, DkimSection};
 use crate::config::ini::{self, Ini};
 use crate::config::model::{self, Config};
 use crate::dns::provider;
-use crate::phases;
-use crate::plan;
-use crate::state::{self, PhaseStatus, Store};
+use crate::dns::record::Name;
+use crate::observe;
+use crate::plan::observed::ZoneView;
+use crate::plan::render;
+use crate::plan::timing::refusal;
+use crate::plan::{self, Action, Input, Plan, Request, Section, When};
+use crate::state::{self, AutoRun, LoggedStep, PhaseStatus, Store};
+use crate::status;
 
 /// The process exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,35 +33,44 @@ pub enum Exit {
     ConfigError = 2,
 }
 
-/// A phase that did not complete, with the reasons (already logged).
-#[derive(Debug)]
-pub struct PhaseFailed;
+/// A run has at most this many rounds; each round's steps change the state
+/// so that they are not planned again, so a run needs about five.
+const MAX_ROUNDS: usize = 12;
 
 /// Runs the invocation described by `args`.
 pub async fn run(args: &Args) -> Exit {
     let Some(config) = load_config(args) else {
         return Exit::ConfigError;
     };
-    match args.action() {
-        Action::Check => {
-            print!("{}", render_config(&config));
+    let exit = match args.action() {
+        CliAction::Check => {
+            print!("{}", crate::check::render_config(&config));
             Exit::Success
         }
-        Action::Status => status(&config).await,
-        Action::Auto => {
-            error!(
-                "--auto chooses phases from certificate and DKIM timing, which this version does not manage yet; run --update or a phase explicitly"
-            );
-            Exit::ConfigError
-        }
-        Action::Next => match state::load(&config.cdm.statedir) {
-            Ok(state) => run_phase(&config, state.next_phase(), args).await,
+        CliAction::Status => status::print(&config, args.json).await,
+        CliAction::Auto => run_request(&config, Request::Auto, None, args).await,
+        CliAction::Next => match state::load(&config.cdm.statedir) {
+            Ok(state) => {
+                let phase = state.next_phase();
+                run_request(&config, request_of(phase), Some(phase), args).await
+            }
             Err(e) => {
                 error!("{e}");
                 Exit::PhaseFailed
             }
         },
-        Action::Run(phase) => run_phase(&config, phase, args).await,
+        CliAction::Run(phase) => run_request(&config, request_of(phase), Some(phase), args).await,
+    };
+    close_providers(&config).await;
+    exit
+}
+
+fn request_of(phase: Phase) -> Request {
+    match phase {
+        Phase::Update => Request::Update,
+        Phase::Prepare => Request::Prepare,
+        Phase::Rollover => Request::Rollover,
+        Phase::Cleanup => Request::Cleanup,
     }
 }
 
@@ -131,7 +146,8 @@ fn warn_readable_secrets(ini: &Ini) {
     }
 }
 
-async fn run_phase(config: &Config, phase: Phase, args: &Args) -> Exit {
+/// Runs `request` (a phase, or `--auto`) under the state lock.
+async fn run_request(config: &Config, request: Request, phase: Option<Phase>, args: &Args) -> Exit {
     let statedir = &config.cdm.statedir;
     // A dry run takes no lock and writes nothing; it reads the state if there is one.
     let _lock = if args.dry_run {
@@ -153,277 +169,274 @@ async fn run_phase(config: &Config, phase: Phase, args: &Args) -> Exit {
         }
     };
     let store = Store::new(statedir, state, args.dry_run);
-    if let Err(e) = store
-        .update(|s| s.record(phase, PhaseStatus::Running, Utc::now()))
-        .await
+    if let Some(phase) = phase
+        && let Err(e) = store
+            .update(|s| s.record(phase, PhaseStatus::Running, clock::now()))
+            .await
     {
         error!("{e}");
         return Exit::PhaseFailed;
     }
+    let name = phase.map_or("auto", Phase::name);
     if args.dry_run {
-        info!(
-            "Running phase: {} (dry run: nothing will be changed)",
-            phase.name()
-        );
+        info!("Running phase: {name} (dry run: nothing will be changed)");
     } else {
-        info!("Running phase: {}", phase.name());
+        info!("Running phase: {name}");
     }
-    let options = phases::Options {
-        dry_run: args.dry_run,
-        force: args.force,
-    };
-    let result = phases::run(config, phase, &store, options).await;
-    close_providers(config).await;
-    let status = if result.is_ok() {
-        PhaseStatus::Completed
-    } else {
-        PhaseStatus::Failed
-    };
-    let saved = store.update(|s| s.record(phase, status, Utc::now())).await;
+    if config.domains.iter().all(|d| !plan::zones::has_static(d)) && request == Request::Update {
+        info!("No static records configured");
+    }
+    let ok = drive(config, &store, request, args.force, args.dry_run).await;
+    let now = clock::now();
+    let saved = store
+        .update(|s| match phase {
+            Some(phase) => {
+                let status = if ok {
+                    PhaseStatus::Completed
+                } else {
+                    PhaseStatus::Failed
+                };
+                s.record(phase, status, now);
+            }
+            None => s.auto = Some(AutoRun { at: now, ok }),
+        })
+        .await;
     if let Err(e) = &saved {
         error!("{e}");
     }
-    if !config.cdm.postwait.is_zero() && !args.dry_run {
+    if phase.is_some() && !config.cdm.postwait.is_zero() && !args.dry_run {
         info!("Waiting {} s (postwait)", config.cdm.postwait.as_secs_f64());
         tokio::time::sleep(config.cdm.postwait).await;
     }
-    match (result, saved) {
-        (Ok(()), Ok(())) => Exit::Success,
-        _ => {
-            error!("phase {} failed", phase.name());
-            Exit::PhaseFailed
+    if ok && saved.is_ok() {
+        Exit::Success
+    } else {
+        match phase {
+            Some(phase) => error!("phase {} failed", phase.name()),
+            None => error!("some steps failed; the next run tries them again"),
         }
+        Exit::PhaseFailed
     }
 }
 
-async fn status(config: &Config) -> Exit {
-    let state = match state::load(&config.cdm.statedir) {
-        Ok(state) => state,
-        Err(e) => {
+/// The rounds of a run. Returns true when nothing failed.
+async fn drive(config: &Config, store: &Store, request: Request, force: bool, dry_run: bool) -> bool {
+    let mut ok = true;
+    let mut failed: BTreeSet<Section> = BTreeSet::new();
+    let mut said: BTreeSet<String> = BTreeSet::new();
+    let mut zones: Option<(Vec<ZoneView>, std::collections::BTreeMap<Name, String>)> = None;
+    for round in 0..MAX_ROUNDS {
+        let first_round = round == 0;
+        let now = clock::now();
+        let state = store.snapshot().await;
+        let mut observed = observe::material(config, &state);
+        let needs = {
+            let input = Input {
+                config,
+                state: &state,
+                observed: &observed,
+                request,
+                force,
+                now,
+                first_round,
+                failed: &failed,
+            };
+            let needs = plan::needs::needs(&input);
+            if zones.is_none() && !needs.domains.is_empty() {
+                let read = observe::zones(&input, &needs.domains).await;
+                for (domain, e) in &read.1 {
+                    error!("[domain:{domain}]: {e}; its records are left as they are");
+                    ok = false;
+                }
+                for view in &read.0 {
+                    if let Err(e) = &view.records {
+                        error!("zone {}: {e}; nothing in this zone was changed", view.zone);
+                        ok = false;
+                    }
+                }
+                zones = Some(read);
+            }
+            needs
+        };
+        if let Some((views, errors)) = &zones {
+            observed.zones = views.clone();
+            observed.zone_errors = errors.clone();
+        }
+        {
+            let input = Input {
+                config,
+                state: &state,
+                observed: &observed,
+                request,
+                force,
+                now,
+                first_round,
+                failed: &failed,
+            };
+            let mut network = observed.clone();
+            observe::network(&input, &needs, &mut network).await;
+            observed = network;
+        }
+        let input = Input {
+            config,
+            state: &state,
+            observed: &observed,
+            request,
+            force,
+            now,
+            first_round,
+            failed: &failed,
+        };
+        let plan = plan::plan(&input);
+        ok &= report(&plan, request, &mut failed, &mut said);
+        if dry_run {
+            for line in render::dry_run(config, &plan) {
+                println!("{line}");
+            }
+            return ok;
+        }
+        let progress = plan.runnable().any(|s| !log_only(s));
+        if !progress && !first_round {
+            break;
+        }
+        let outcomes = apply::execute(config, store, &plan).await;
+        let stamp = clock::now();
+        let mut log: Vec<(String, LoggedStep, bool)> = Vec::new();
+        for outcome in &outcomes {
+            let step = render::verb(&outcome.step.action).to_string();
+            match &outcome.result {
+                Ok(()) => {
+                    if let (Action::ChangeZone(change), Some((views, _))) =
+                        (&outcome.step.action, zones.as_mut())
+                    {
+                        remember(views, change);
+                    }
+                    log.push((
+                        outcome.step.section.key(),
+                        LoggedStep {
+                            at: stamp,
+                            step,
+                            error: None,
+                        },
+                        true,
+                    ));
+                }
+                Err(e) => {
+                    ok = false;
+                    failed.insert(outcome.step.section.clone());
+                    log.push((
+                        outcome.step.section.key(),
+                        LoggedStep {
+                            at: stamp,
+                            step,
+                            error: Some(e.to_string()),
+                        },
+                        false,
+                    ));
+                }
+            }
+        }
+        if !log.is_empty()
+            && let Err(e) = store
+                .update(|s| {
+                    for (key, entry, success) in log {
+                        let slot = s.sections.entry(key).or_default();
+                        if success {
+                            slot.last_success = Some(entry);
+                        } else {
+                            slot.last_error = Some(entry);
+                        }
+                    }
+                })
+                .await
+        {
             error!("{e}");
-            return Exit::PhaseFailed;
+            ok = false;
+        }
+        if !progress {
+            break;
+        }
+        if round + 1 == MAX_ROUNDS {
+            warn!("stopping after {MAX_ROUNDS} rounds; the next run goes on");
+        }
+    }
+    ok
+}
+
+/// A zone step that only logs (nothing to change).
+fn log_only(step: &plan::Step) -> bool {
+    matches!(&step.action, Action::ChangeZone(c) if c.changes.is_empty())
+}
+
+/// Logs what the plan keeps and why, its errors, and (for an explicit
+/// rollover) the deploys it refuses. Returns false when any of that is a
+/// failure of the run.
+fn report(
+    plan: &Plan,
+    request: Request,
+    failed: &mut BTreeSet<Section>,
+    said: &mut BTreeSet<String>,
+) -> bool {
+    let mut ok = true;
+    let mut once = |line: String, level: log::Level| {
+        if said.insert(line.clone()) {
+            log::log!(level, "{line}");
         }
     };
-    println!("state directory: {}", config.cdm.statedir.display());
-    match &state.cycle {
-        Some(run) => println!(
-            "last phase: {} ({:?}) at {}",
-            run.phase.name(),
-            run.status,
-            run.at.to_rfc3339()
-        ),
-        None => println!("last phase: none"),
+    for (section, message) in &plan.info {
+        once(format!("{section} {message}"), log::Level::Info);
     }
-    println!("next phase: {}", state.next_phase().name());
-    match &state.update {
-        Some(run) => println!("last update: {:?} at {}", run.status, run.at.to_rfc3339()),
-        None => println!("last update: never"),
+    for (section, message) in &plan.errors {
+        error!("{section} {message}");
+        failed.insert(section.clone());
+        ok = false;
     }
-    let now = Utc::now();
-    for cert in &config.certs {
-        println!(
-            "\ncertificate [cert:{}] for {}",
-            cert.name,
-            join(&cert.domains)
-        );
-        let entry = state.certs.get(&cert.name).cloned().unwrap_or_default();
-        for (label, material) in [("current", &entry.current), ("prepared", &entry.prepared)] {
-            match material {
-                Some(m) => println!(
-                    "  {label}: serial {}, sha256 {}, expires {} ({} days), names {}",
-                    m.serial,
-                    m.fingerprint,
-                    m.not_after.format("%Y-%m-%d %H:%M UTC"),
-                    (m.not_after - now).num_days(),
-                    m.names.join(", ")
-                ),
-                None => println!("  {label}: none"),
-            }
-            if let Some(at) = material.as_ref().and_then(|m| m.tlsa_published_at) {
-                println!(
-                    "  {label}: TLSA records published at {}",
-                    at.format("%Y-%m-%d %H:%M:%S UTC")
-                );
-            }
+    for step in plan.steps.iter().filter(|s| !s.is_now()) {
+        let refused = request == Request::Rollover && plan::deploys(&step.action);
+        if !refused {
+            once(render::summary(step), log::Level::Info);
+            continue;
         }
-        if let Some(pending) = &entry.pending {
-            println!(
-                "  interrupted issuance since {} (order {}); the next prepare continues it",
-                pending.started.to_rfc3339(),
-                pending.order_url.as_deref().unwrap_or("not yet created")
-            );
+        let why = match &step.when {
+            When::Waiting(why) => why.clone(),
+            when => refusal(when, &step.reason),
+        };
+        match &step.action {
+            Action::DeployCert(prepared) => error!(
+                "{} not rolled over: DANE clients might find no TLSA record for serial {}: {why}. Run --rollover again then, or deploy anyway with --force",
+                step.section, prepared.serial
+            ),
+            Action::InstallDkim(prepared) => error!(
+                "{} not rolled over: mail signed with selector {} might not be verified yet: {why}. Run --rollover again then, or install it anyway with --force",
+                step.section, prepared.selector
+            ),
+            _ => error!("{} not rolled over: {why}", step.section),
         }
-        let names: Vec<String> = cert.domains.iter().map(|d| d.to_string()).collect();
-        match phases::cert::renewal_reason(cert, &names, &entry, now, false) {
-            Some(reason) => println!("  due: prepare ({reason})"),
-            None => println!("  due: nothing"),
-        }
+        failed.insert(step.section.clone());
+        ok = false;
     }
-    for dkim in &config.dkims {
-        print_dkim_status(dkim, &state, now);
-    }
-    for line in phases::tlsa::status_lines(config, &state).await {
-        println!("{line}");
-    }
-    print!("{}", phases::dhparam::status(config, &state));
-    Exit::Success
+    ok
 }
 
-fn print_dkim_status(dkim: &DkimSection, state: &state::State, now: DateTime<Utc>) {
-    const WHEN: &str = "%Y-%m-%d %H:%M UTC";
-    println!(
-        "\nDKIM [dkim:{}] ({}, {}) for {}",
-        dkim.name,
-        dkim.handler.name(),
-        dkim.key_type,
-        join(&dkim.domains)
-    );
-    let entry = state.dkim.get(&dkim.name).cloned().unwrap_or_default();
-    let age = |k: &state::DkimKeyState| (now - k.created).num_days();
-    match &entry.current {
-        Some(k) => println!(
-            "  current: selector {}, {}, {} days old, installed {}",
-            k.selector,
-            k.key_type,
-            age(k),
-            k.installed
-                .map(|t| t.format(WHEN).to_string())
-                .unwrap_or_else(|| "-".into())
-        ),
-        None => println!("  current: none"),
-    }
-    match &entry.prepared {
-        Some(k) => println!(
-            "  prepared: selector {}, {}, {} days old, {}",
-            k.selector,
-            k.key_type,
-            age(k),
-            k.published
-                .map(|t| format!("published {}", t.format(WHEN)))
-                .unwrap_or_else(|| "not yet published (run prepare)".into())
-        ),
-        None => println!("  prepared: none"),
-    }
-    for old in &entry.retired {
-        if let Some(until) = plan::dkim::drained_at(dkim, old) {
-            println!(
-                "  old: selector {}, record kept until {}",
-                old.selector,
-                until.format(WHEN)
-            );
+/// Applies a zone change that succeeded to the records observed, so later
+/// rounds plan against the zone as it is now without reading it again.
+fn remember(views: &mut [ZoneView], change: &plan::ZoneChange) {
+    let Some(view) = views
+        .iter_mut()
+        .find(|v| v.provider == change.provider && v.zone == change.zone)
+    else {
+        return;
+    };
+    let Ok(records) = view.records.as_mut() else {
+        return;
+    };
+    records.retain(|r| !change.changes.deletes.iter().any(|d| d.same_as(r)));
+    for add in &change.changes.adds {
+        if add.record_type() == crate::dns::record::RecordType::Soa {
+            records.retain(|r| r.record_type() != crate::dns::record::RecordType::Soa);
+        }
+        if !records.iter().any(|r| r.same_as(add)) {
+            records.push(add.clone());
         }
     }
-    if entry.prepared.is_some() {
-        println!("  due: rollover (a prepared key waits)");
-    } else {
-        match plan::dkim::due_reason(dkim, &entry, now, false) {
-            Some(reason) => println!("  due: prepare ({reason})"),
-            None => match &entry.current {
-                Some(k) => println!(
-                    "  due: nothing until {}",
-                    plan::dkim::rotation_due_at(dkim, k).format(WHEN)
-                ),
-                None => println!("  due: nothing"),
-            },
-        }
-    }
-}
-
-fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The configuration as interpreted, for `--check`. Secrets are never shown.
-fn render_config(config: &Config) -> String {
-    let mut out = String::new();
-    out.push_str("[cdm]\n");
-    out.push_str(&format!("statedir = {}\n", config.cdm.statedir.display()));
-    out.push_str(&format!(
-        "postwait = {}\n",
-        config.cdm.postwait.as_secs_f64()
-    ));
-    for domain in &config.domains {
-        out.push_str(&format!("\n[domain:{}]\n", domain.name));
-        out.push_str(&format!(
-            "provider = {} ({})\n",
-            domain.provider.handler,
-            domain.provider.instance.describe()
-        ));
-        out.push_str(&format!("ttl = {}\n", domain.ttl));
-        if let Some(certs) = &domain.certs {
-            out.push_str(&format!("cert = {}\n", certs.names.join(", ")));
-        }
-        for rule in &domain.rules {
-            out.push_str(&format!(
-                "{} -> {:?} {:?}    # {}\n",
-                rule.rule.key, rule.rule.op, rule.rule.kind, rule.span
-            ));
-        }
-    }
-    for cert in &config.certs {
-        out.push_str(&format!("\n[cert:{}]\n", cert.name));
-        out.push_str(&format!("names = {}\n", join(&cert.domains)));
-        out.push_str(&format!("ca = {}\n", cert.directory));
-        out.push_str(&format!("key = {:?}\n", cert.key_type));
-        out.push_str(&format!("renewdays = {}\n", cert.renew_days));
-        if let Some(dest) = &cert.destination {
-            out.push_str(&format!("destination = {}\n", dest.display()));
-        }
-        if cert.eab.is_some() {
-            out.push_str("eab = *** (external account binding)\n");
-        }
-    }
-    for dkim in &config.dkims {
-        out.push_str(&format!("\n[dkim:{}]\n", dkim.name));
-        out.push_str(&format!("domains = {}\n", join(&dkim.domains)));
-        out.push_str(&format!("handler = {}\n", dkim.handler.name()));
-        match &dkim.handler {
-            DkimHandler::Rspamd { conf, template } => {
-                out.push_str(&format!(
-                    "signingconfdestinationfile = {}\n",
-                    conf.display()
-                ));
-                out.push_str(&format!(
-                    "signingconftemplatefile = {}\n",
-                    template
-                        .as_ref()
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_else(|| "built-in".into())
-                ));
-            }
-            DkimHandler::OpenDkim {
-                key_table,
-                signing_table,
-            } => {
-                out.push_str(&format!("keytable = {}\n", key_table.display()));
-                out.push_str(&format!("signingtable = {}\n", signing_table.display()));
-            }
-            DkimHandler::File => {}
-        }
-        out.push_str(&format!("key = {}\n", dkim.key_type));
-        out.push_str(&format!("selector = {}_UNIXTIME\n", dkim.key_base_name));
-        out.push_str(&format!("installed as = {}\n", dkim.key_path().display()));
-        if let Some(owner) = &dkim.owner {
-            out.push_str(&format!("keyowner = {} ({})\n", owner.name, owner.id));
-        }
-        if let Some(group) = &dkim.group {
-            out.push_str(&format!("keygroup = {} ({})\n", group.name, group.id));
-        }
-        out.push_str(&format!("dkimdrain = {} s\n", dkim.drain.as_secs()));
-        out.push_str(&format!("rotatedays = {}\n", dkim.rotate_days));
-    }
-    out.push_str(&crate::config::dhparam::render(&config.dhparams));
-    out.push_str(&crate::config::service::render(&config.services));
-    for section in &config.other_sections {
-        out.push_str(&format!("\n[{}:{}]\n", section.module, section.name));
-        let entries: BTreeMap<_, _> = section.entries.iter().collect();
-        for (key, value) in entries {
-            out.push_str(&format!("{key} = {}    # {}\n", value.text, value.span));
-        }
-    }
-    out
 }

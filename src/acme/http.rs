@@ -119,6 +119,31 @@ impl AcmeHttp {
         Ok((status, body))
     }
 
+    /// A plain GET returning the status, the raw `Retry-After` header and the
+    /// (capped) body: ACME Renewal Information, which needs the header.
+    ///
+    /// # Errors
+    /// On a transport failure or an oversized body.
+    pub async fn get_with_retry_after(
+        &self,
+        url: &str,
+    ) -> Result<(u16, Option<String>, Bytes), TransportError> {
+        let rsp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| transport(url, &e))?;
+        let status = rsp.status().as_u16();
+        let retry_after = rsp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_capped(url, rsp).await?;
+        Ok((status, retry_after, body))
+    }
+
     async fn send(
         self,
         req: http::Request<BodyWrapper<Bytes>>,

@@ -7,6 +7,7 @@
 //! order URL and the key, and implements [`Dns01`] on its DNS providers.
 
 pub mod account;
+pub mod ari;
 pub mod error;
 pub mod http;
 pub mod order;

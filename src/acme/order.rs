@@ -143,19 +143,57 @@ impl AcmeClient {
     /// # Errors
     /// When the CA refuses the order, rate-limits beyond the bound, or is unreachable.
     pub async fn new_order(&self, names: &[String]) -> Result<PendingOrder, AcmeError> {
+        self.new_order_replacing(names, None).await
+    }
+
+    /// Creates an order for `names` that renews the certificate identified by
+    /// `replaces` (RFC 9773 §5; the identifier of [`crate::acme::ari::cert_id`]).
+    /// A CA that rejects `replaces` gets the order again without it.
+    ///
+    /// # Errors
+    /// As [`AcmeClient::new_order`].
+    pub async fn new_order_replacing(
+        &self,
+        names: &[String],
+        replaces: Option<&str>,
+    ) -> Result<PendingOrder, AcmeError> {
         if names.is_empty() {
             return Err(AcmeError::Config(
                 "a certificate needs at least one name".into(),
             ));
         }
         let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-        let new = NewOrder::new(&ids);
-        let order = retry!(
-            self.http,
-            self.limits,
-            "create an order",
-            self.account.new_order(&new).await
-        )?;
+        let replaced = replaces.and_then(|id| {
+            let (aki, serial) = id.split_once('.')?;
+            Some(instant_acme::CertificateIdentifier {
+                authority_key_identifier: aki.to_string().into(),
+                serial: serial.to_string().into(),
+            })
+        });
+        let mut order = None;
+        if let Some(id) = replaced {
+            let new = NewOrder::new(&ids).replaces(id);
+            match retry!(
+                self.http,
+                self.limits,
+                "create an order",
+                self.account.new_order(&new).await
+            ) {
+                Ok(created) => order = Some(created),
+                Err(e) => log::warn!(
+                    "the CA did not take the order as a renewal ({e}); ordering without \"replaces\""
+                ),
+            }
+        }
+        let order = match order {
+            Some(order) => order,
+            None => retry!(
+                self.http,
+                self.limits,
+                "create an order",
+                self.account.new_order(&NewOrder::new(&ids)).await
+            )?,
+        };
         log::info!(
             "created ACME order {} for {}",
             order.url(),

@@ -1,4 +1,342 @@
-//! Carrying out a plan: files (the only writer) and reload commands.
+//! Carrying out a plan: the only module with side effects. Each step's own
+//! module journals its intent in the state before the effect and the result
+//! after it; this one runs a round's steps in a fixed order: state notes, zone
+//! changes (concurrently, one per zone), new material (concurrently), deploys
+//! (concurrently), service reloads (in configuration order, after the deploys),
+//! deletions. A step that fails is reported with its section; the others go on.
 
+pub mod cert;
 pub mod command;
+pub mod dhparam;
+pub mod dkim;
+pub mod dns01;
+pub mod error;
 pub mod fs;
+pub mod services;
+pub mod zones;
+
+use futures_util::future::join_all;
+use log::{error, info};
+
+use crate::clock;
+use crate::config::model::Config;
+use crate::crashpoint;
+use crate::plan::{Action, Deletion, Note, Plan, PublishMark, Section, Step, deploys};
+use crate::state::{State, Store};
+pub use error::StepError;
+
+/// What became of one step.
+#[derive(Debug)]
+pub struct Outcome {
+    pub step: Step,
+    pub result: Result<(), StepError>,
+}
+
+/// Runs the steps of `plan` that are due now, in the order described above.
+pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome> {
+    let runnable: Vec<&Step> = plan.runnable().collect();
+    let of = |pick: fn(&Action) -> bool| -> Vec<&Step> {
+        runnable.iter().copied().filter(|s| pick(&s.action)).collect()
+    };
+    let mut outcomes = Vec::new();
+
+    for step in of(|a| matches!(a, Action::Note(_))) {
+        let result = note(store, step).await;
+        outcomes.push(outcome(step, result));
+    }
+
+    let zone_steps = of(|a| matches!(a, Action::ChangeZone(_)));
+    let results = join_all(zone_steps.iter().map(|step| async move {
+        match &step.action {
+            Action::ChangeZone(change) => zones::apply(config, change).await,
+            _ => Ok(()),
+        }
+    }))
+    .await;
+    let mut changed_ok = Vec::new();
+    for (step, result) in zone_steps.into_iter().zip(results) {
+        if let (Action::ChangeZone(change), Ok(())) = (&step.action, &result) {
+            changed_ok.push((change.provider, change.zone.clone()));
+        }
+        outcomes.push(outcome(step, result));
+    }
+    for mark in &plan.marks {
+        if mark.zones.iter().all(|z| changed_ok.contains(z)) {
+            let saved = store.update(|s| publish(s, mark, clock::now())).await;
+            if let Err(e) = saved {
+                error!("{} {e}", mark.section);
+            }
+        }
+    }
+
+    let making = of(|a| {
+        matches!(
+            a,
+            Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams
+        )
+    });
+    let results = join_all(making.iter().map(|step| make(config, store, step))).await;
+    for (step, result) in making.into_iter().zip(results) {
+        outcomes.push(outcome(step, result));
+    }
+
+    let deploying = of(deploys);
+    let results = join_all(deploying.iter().map(|step| deploy(config, store, step))).await;
+    let mut deployed = Vec::new();
+    for (step, result) in deploying.into_iter().zip(results) {
+        if result.is_ok() {
+            deployed.push(step.section.clone());
+        }
+        outcomes.push(outcome(step, result));
+    }
+
+    let reloads = of(|a| matches!(a, Action::Reload(_)));
+    if !deployed.is_empty() && !reloads.is_empty() {
+        crashpoint::reached("services:before-reload");
+    }
+    let failed_deploys: Vec<Section> = outcomes
+        .iter()
+        .filter(|o| deploys(&o.step.action) && o.result.is_err())
+        .map(|o| o.step.section.clone())
+        .collect();
+    for step in reloads {
+        let Action::Reload(reload) = &step.action else {
+            continue;
+        };
+        let after: Vec<&Section> = reload
+            .after
+            .iter()
+            .filter(|s| !failed_deploys.contains(s))
+            .collect();
+        if after.is_empty() && !reload.missing_file {
+            info!(
+                "{} nothing it uses was rolled over; not reloaded",
+                step.section
+            );
+            continue;
+        }
+        let why = if after.is_empty() {
+            "its configuration file is missing".to_string()
+        } else {
+            format!(
+                "after {}",
+                after
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let result = match config
+            .services
+            .iter()
+            .find(|s| Section::Service(s.name.clone()) == step.section)
+        {
+            Some(service) => services::reload(config, store, service, &why).await,
+            None => Ok(()),
+        };
+        outcomes.push(outcome(step, result));
+    }
+
+    for step in of(|a| matches!(a, Action::Delete(_))) {
+        let result = delete(config, store, step).await;
+        outcomes.push(outcome(step, result));
+    }
+    outcomes
+}
+
+fn outcome(step: &Step, result: Result<(), StepError>) -> Outcome {
+    if let Err(e) = &result {
+        error!("{}", failure_message(step, e));
+    }
+    Outcome {
+        step: step.clone(),
+        result,
+    }
+}
+
+/// The log line of a failed step: its section, what failed, and what stays.
+pub fn failure_message(step: &Step, e: &StepError) -> String {
+    let section = &step.section;
+    match &step.action {
+        Action::ChangeZone(change) => match e {
+            StepError::Partial(message) => format!("zone {}: {message}", change.zone),
+            _ => format!(
+                "zone {}: {e}; none of the changes above were made",
+                change.zone
+            ),
+        },
+        Action::Issue(_) => {
+            format!("{section}: {e}; the current certificate and its files are unchanged")
+        }
+        Action::MakeDkimKey(_) => {
+            format!("{section} {e}; the current key and its configuration are unchanged")
+        }
+        Action::MakeDhParams => format!("{section}: {e}"),
+        Action::DeployCert(_) | Action::DeployDh { .. } => format!("{section} rollover failed: {e}"),
+        Action::InstallDkim(_) => format!(
+            "{section} rollover failed: {e}; the current key and its configuration stay in place"
+        ),
+        Action::Reload(_) => {
+            format!("{section} reload failed: {e}; the next rollover tries again")
+        }
+        Action::Delete(_) | Action::Note(_) => format!("{section} {e}"),
+    }
+}
+
+/// Records a new fact in the state.
+async fn note(store: &Store, step: &Step) -> Result<(), StepError> {
+    let Action::Note(note) = &step.action else {
+        return Ok(());
+    };
+    let section = step.section.clone();
+    let note = note.clone();
+    store
+        .update(move |s| match (&section, note) {
+            (Section::Cert(name), Note::Served(served)) => {
+                if let Some(p) = s.certs.get_mut(name).and_then(|c| c.prepared.as_mut()) {
+                    p.tlsa_served = Some(served);
+                }
+            }
+            (Section::Dkim(name), Note::Served(served)) => {
+                if let Some(p) = s.dkim.get_mut(name).and_then(|d| d.prepared.as_mut()) {
+                    p.served = Some(served);
+                }
+            }
+            (Section::Cert(name), Note::Ari(ari)) => {
+                s.certs.entry(name.clone()).or_default().ari = Some(ari);
+            }
+            (section, Note::Published { joined_ttl, domains }) => {
+                let mark = PublishMark {
+                    section: section.clone(),
+                    zones: Vec::new(),
+                    joined_ttl,
+                    domains,
+                };
+                publish(s, &mark, clock::now());
+            }
+            _ => {}
+        })
+        .await?;
+    Ok(())
+}
+
+/// Records that a section's new records are published.
+fn publish(state: &mut State, mark: &PublishMark, now: chrono::DateTime<chrono::Utc>) {
+    match &mark.section {
+        Section::Cert(name) => {
+            if let Some(p) = state.certs.get_mut(name).and_then(|c| c.prepared.as_mut()) {
+                p.tlsa_joined_ttl = Some(p.tlsa_joined_ttl.unwrap_or(0).max(mark.joined_ttl));
+                if p.tlsa_published_at.is_none() {
+                    p.tlsa_published_at = Some(now);
+                }
+            }
+        }
+        Section::Dkim(name) => {
+            let Some(entry) = state.dkim.get_mut(name) else {
+                return;
+            };
+            if let Some(current) = entry.current.as_mut() {
+                merge(&mut current.domains, &mark.domains);
+            }
+            if let Some(p) = entry.prepared.as_mut() {
+                p.joined_ttl = Some(p.joined_ttl.unwrap_or(0).max(mark.joined_ttl));
+                // A domain added later: its record must be served long enough too.
+                if merge(&mut p.domains, &mark.domains) || p.published.is_none() {
+                    p.published = Some(now);
+                    p.served = None;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Adds `names` to `into`; true when any was new.
+fn merge(into: &mut Vec<String>, names: &[String]) -> bool {
+    let mut grew = false;
+    for name in names {
+        if !into.contains(name) {
+            into.push(name.clone());
+            grew = true;
+        }
+    }
+    grew
+}
+
+async fn make(config: &Config, store: &Store, step: &Step) -> Result<(), StepError> {
+    match (&step.action, &step.section) {
+        (Action::Issue(issue), Section::Cert(name)) => {
+            let Some(cert) = config.certs.iter().find(|c| &c.name == name) else {
+                return Ok(());
+            };
+            info!(
+                "[cert:{name}] issuing a certificate for {}: {}",
+                issue.names.join(", "),
+                step.reason
+            );
+            cert::issue(config, store, cert, issue).await
+        }
+        (Action::MakeDkimKey(key), Section::Dkim(name)) => {
+            match config.dkims.iter().find(|d| &d.name == name) {
+                Some(dkim) => dkim::make(store, dkim, key, &step.reason).await,
+                None => Ok(()),
+            }
+        }
+        (Action::MakeDhParams, Section::DhParam(name)) => {
+            match config.dhparams.iter().find(|d| &d.name == name) {
+                Some(dh) => dhparam::make(store, dh, &step.reason).await,
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn deploy(config: &Config, store: &Store, step: &Step) -> Result<(), StepError> {
+    match (&step.action, &step.section) {
+        (Action::DeployCert(prepared), Section::Cert(name)) => {
+            if step.reason.contains("(--force)") {
+                log::warn!("[cert:{name}] deploying {}", step.reason);
+            }
+            match config.certs.iter().find(|c| &c.name == name) {
+                Some(c) => cert::deploy(store, c, prepared).await,
+                None => Ok(()),
+            }
+        }
+        (Action::InstallDkim(prepared), Section::Dkim(name)) => {
+            if step.reason.contains("(--force)") {
+                log::warn!("[dkim:{name}] installing {}", step.reason);
+            }
+            match config.dkims.iter().find(|d| &d.name == name) {
+                Some(d) => dkim::install(config, store, d, prepared).await,
+                None => Ok(()),
+            }
+        }
+        (Action::DeployDh { material, fresh }, Section::DhParam(name)) => {
+            match config.dhparams.iter().find(|d| &d.name == name) {
+                Some(dh) => dhparam::deploy(store, dh, material, *fresh).await,
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn delete(config: &Config, store: &Store, step: &Step) -> Result<(), StepError> {
+    let Action::Delete(deletion) = &step.action else {
+        return Ok(());
+    };
+    match (deletion, &step.section) {
+        (Deletion::CertFiles(old), Section::Cert(name)) => cert::delete(store, name, old).await,
+        (Deletion::CertVersions { dir }, _) => cert::prune_versions(dir),
+        (Deletion::DhFile(old), Section::DhParam(name)) => dhparam::delete(store, name, old).await,
+        (Deletion::DkimKey(old), Section::Dkim(name)) => {
+            match config.dkims.iter().find(|d| &d.name == name) {
+                Some(d) => dkim::delete(config, store, d, old).await,
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}

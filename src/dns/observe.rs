@@ -154,10 +154,23 @@ pub async fn zone_nameservers(
 /// The server cannot be asked, answers with an error, or is not authoritative
 /// for a name.
 pub async fn served_by(server: SocketAddr, records: &[Record]) -> Result<bool, ProviderError> {
+    served_ttl(server, records).await.map(|ttl| ttl.is_some())
+}
+
+/// Like [`served_by`], with the longest TTL the server gives the RRsets of
+/// `records` when it serves them all (`None` when it does not).
+///
+/// # Errors
+/// As [`served_by`].
+pub async fn served_ttl(
+    server: SocketAddr,
+    records: &[Record],
+) -> Result<Option<u32>, ProviderError> {
+    let mut longest = 0;
     for ((name, rtype), wanted) in questions(records) {
         let (exchange, answer) = ask(server, &name, &name, rtype).await?;
         if answer.response_code == ResponseCode::NXDomain {
-            return Ok(false);
+            return Ok(None);
         }
         if !answer.authoritative {
             return Err(ProviderError::NotAuthoritative {
@@ -165,11 +178,17 @@ pub async fn served_by(server: SocketAddr, records: &[Record]) -> Result<bool, P
                 zone: name.to_string(),
             });
         }
-        if !all_served(&wanted, &from_wire_all(&answer.answers)) {
-            return Ok(false);
+        let served = from_wire_all(&answer.answers);
+        if !all_served(&wanted, &served) {
+            return Ok(None);
         }
+        longest = served
+            .iter()
+            .filter(|r| r.name == name && r.record_type() == rtype)
+            .map(|r| r.ttl)
+            .fold(longest, u32::max);
     }
-    Ok(true)
+    Ok(Some(longest))
 }
 
 /// The SOA TTL and MINIMUM of `zone` as `server` serves them; see

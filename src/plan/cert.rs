@@ -366,7 +366,7 @@ fn cleanup(input: &Input<'_>, cert: &CertSection, state: &CertState, plan: &mut 
     let when = not_before.map_or(When::Now, When::At);
     let statedir_certs = input.config.cdm.statedir.join("certs");
     for old in &state.superseded {
-        if !old.dir.starts_with(&statedir_certs) || input.observed.gone.contains(&old.dir) {
+        if !old.dir.starts_with(&statedir_certs) {
             continue;
         }
         plan.steps.push(Step {

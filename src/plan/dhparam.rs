@@ -124,7 +124,7 @@ pub fn plan(input: &Input<'_>, dh: &DhParamSection, plan: &mut Plan) {
     if input.request.cleans_up() {
         let base = input.config.cdm.statedir.join("dhparams");
         for old in &state.superseded {
-            if old.file.starts_with(&base) && !input.observed.gone.contains(&old.file) {
+            if old.file.starts_with(&base) {
                 plan.steps.push(Step::now(
                     section.clone(),
                     Action::Delete(Deletion::DhFile(old.clone())),

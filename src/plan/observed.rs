@@ -47,8 +47,6 @@ pub struct Observed {
     pub traefik_missing: BTreeSet<String>,
     /// Destination directories holding versions other than the deployed one.
     pub old_versions: BTreeSet<PathBuf>,
-    /// Superseded material files that no longer exist.
-    pub gone: BTreeSet<PathBuf>,
 }
 
 /// One zone as a provider holds it.

@@ -13,12 +13,12 @@ use log::{debug, info};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::records::authoritative_servers;
 use crate::acme::{ChallengeRecord, Dns01, Dns01Error};
 use crate::config::model::Domain;
 use crate::dns::observe::served_by;
 use crate::dns::provider::{ChangeSet, DnsProvider};
 use crate::dns::record::{Name, RData, Record};
+use crate::observe::authoritative_servers;
 
 /// How long to wait for the authoritative servers to serve a challenge.
 const SERVED_DEADLINE: Duration = Duration::from_secs(300);

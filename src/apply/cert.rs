@@ -1,0 +1,387 @@
+//! Certificate steps: an ACME order (journalled so that an interrupted run
+//! continues it), deploying to the destinations, deleting superseded files.
+//!
+//! The key is written (0600) and the order URL recorded in the state before the
+//! CA is asked to finalize, so a re-run after a crash resumes that order
+//! instead of making a second one. At the destination the files are symlinks
+//! into `..data`, itself a symlink to a versioned directory swapped in one
+//! rename, so key and certificate change together.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use log::{info, warn};
+
+use super::dns01::ProviderDns01;
+use super::error::StepError;
+use super::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
+use crate::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
+use crate::clock;
+use crate::config::cert::CertSection;
+use crate::config::model::{Config, Domain};
+use crate::crashpoint;
+use crate::material::cert::{KeyPem, generate_key};
+use crate::plan::Issue;
+use crate::plan::cert::key_type_name;
+use crate::state::{CertMaterial, PendingIssue, Store};
+
+/// The files of a certificate, in the state directory and at the destination.
+const KEY_FILE: &str = "privkey.pem";
+const CERT_FILE: &str = "cert.pem";
+const CHAIN_FILE: &str = "chain.pem";
+const FULLCHAIN_FILE: &str = "fullchain.pem";
+const FILES: [&str; 4] = [CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE];
+/// The symlink at the destination naming the deployed version.
+const DATA_LINK: &str = "..data";
+
+/// Orders a certificate for `cert` (or continues the order an interrupted run
+/// left) and keeps it in the state directory as the prepared one.
+///
+/// # Errors
+/// The CA, the DNS provider or the disk failed; the current certificate and
+/// its files are unchanged.
+pub async fn issue(
+    config: &Config,
+    store: &Store,
+    cert: &CertSection,
+    issue: &Issue,
+) -> Result<(), StepError> {
+    let names = &issue.names;
+    let acme_config = AcmeConfig {
+        ca: cert.directory.clone(),
+        email: cert.email.clone(),
+        eab: cert.eab.clone(),
+        cacert: cert.cacert.clone(),
+        account_dir: store.statedir().join("accounts"),
+        limits: Limits {
+            max_retry_after: cert.rate_limit_wait,
+            ..Limits::default()
+        },
+    };
+    let client = AcmeClient::connect(&acme_config).await?;
+    let domains: Vec<Domain> = config
+        .domains
+        .iter()
+        .filter(|d| cert.domains.contains(&d.name))
+        .cloned()
+        .collect();
+    let dns = ProviderDns01::new(domains);
+
+    let resumable = issue
+        .resume
+        .as_ref()
+        .and_then(|p| read_key(&p.dir).map(|key| (p.clone(), key)));
+    let (pending_dir, key, order) = match resumable {
+        Some((pending, key)) => {
+            let order = match &pending.order_url {
+                Some(url) => match client.resume_order(url, names).await {
+                    Ok(order) => {
+                        info!("[cert:{}] resuming order {url}", cert.name);
+                        Some(order)
+                    }
+                    Err(e) => {
+                        warn!(
+                            "[cert:{}] cannot resume order {url} ({e}); making a new one",
+                            cert.name
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            (pending.dir, key, order)
+        }
+        None => {
+            let dir = new_material_dir(store.statedir(), &cert.name)?;
+            let key = generate_key(cert.key_type)?;
+            afs::write_atomic(&dir.join(KEY_FILE), key.expose().as_bytes(), PRIVATE_FILE)?;
+            crashpoint::reached("prepare:key-written");
+            let pending = PendingIssue {
+                dir: dir.clone(),
+                names: names.clone(),
+                order_url: None,
+                started: clock::now(),
+            };
+            store
+                .update(|s| s.certs.entry(cert.name.clone()).or_default().pending = Some(pending))
+                .await?;
+            (dir, key, None)
+        }
+    };
+    let order = match order {
+        Some(order) => order,
+        None => {
+            let order = client
+                .new_order_replacing(names, issue.replaces.as_deref())
+                .await?;
+            let url = order.url().to_string();
+            store
+                .update(|s| {
+                    if let Some(p) = s
+                        .certs
+                        .entry(cert.name.clone())
+                        .or_default()
+                        .pending
+                        .as_mut()
+                    {
+                        p.order_url = Some(url);
+                    }
+                })
+                .await?;
+            order
+        }
+    };
+    crashpoint::reached("prepare:order-created");
+
+    let issued = match client.complete(order, &key, &dns).await {
+        Ok(issued) => issued,
+        Err(e) => {
+            // A dead order cannot be resumed; the next run starts a new one.
+            if matches!(
+                e,
+                AcmeError::ChallengeInvalid { .. } | AcmeError::OrderInvalid { .. }
+            ) {
+                store
+                    .update(|s| {
+                        if let Some(p) = s.certs.get_mut(&cert.name).and_then(|c| c.pending.as_mut())
+                        {
+                            p.order_url = None;
+                        }
+                    })
+                    .await?;
+            }
+            return Err(e.into());
+        }
+    };
+    crashpoint::reached("prepare:issued");
+    for warning in &issued.warnings {
+        warn!("[cert:{}] {warning}", cert.name);
+    }
+
+    let blocks = pem_blocks(&issued.chain_pem);
+    let leaf = blocks.first().cloned().unwrap_or_default();
+    let issuers: String = blocks.iter().skip(1).cloned().collect();
+    for (file, contents) in [
+        (CERT_FILE, leaf.as_str()),
+        (CHAIN_FILE, issuers.as_str()),
+        (FULLCHAIN_FILE, issued.chain_pem.as_str()),
+    ] {
+        afs::write_atomic(&pending_dir.join(file), contents.as_bytes(), PUBLIC_FILE)?;
+    }
+    let material = CertMaterial {
+        dir: pending_dir,
+        names: names.clone(),
+        serial: issued.info.serial.clone(),
+        fingerprint: issued.info.sha256_fingerprint.clone(),
+        not_after: timestamp(issued.info.not_after),
+        issued_at: clock::now(),
+        deployed_at: None,
+        tlsa_published_at: None,
+        tlsa_joined_ttl: None,
+        tlsa_served: None,
+        key_type: Some(key_type_name(cert.key_type)),
+    };
+    info!(
+        "[cert:{}] issued: serial {}, valid until {}, for {}",
+        cert.name,
+        material.serial,
+        material.not_after.format("%Y-%m-%d %H:%M:%S UTC"),
+        names.join(", ")
+    );
+    store
+        .update(|s| {
+            let entry = s.certs.entry(cert.name.clone()).or_default();
+            if let Some(old) = entry.prepared.replace(material) {
+                entry.superseded.push(old);
+            }
+            entry.pending = None;
+        })
+        .await?;
+    Ok(())
+}
+
+fn read_key(dir: &Path) -> Option<KeyPem> {
+    std::fs::read_to_string(dir.join(KEY_FILE))
+        .ok()
+        .map(KeyPem::new)
+}
+
+/// A fresh directory `STATEDIR/certs/<section>/<time>` (0700) for new material.
+fn new_material_dir(statedir: &Path, section: &str) -> Result<PathBuf, StepError> {
+    let base = statedir.join("certs").join(section);
+    afs::create_dir(&base, PRIVATE_DIR)?;
+    let stamp = clock::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    for n in 0u32..100 {
+        let dir = if n == 0 {
+            base.join(&stamp)
+        } else {
+            base.join(format!("{stamp}-{n}"))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                afs::create_dir(&dir, PRIVATE_DIR)?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(afs::FsError {
+                    action: "creating",
+                    path: dir,
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    Err(StepError::Mismatch(format!(
+        "no free directory name for {stamp} in {}",
+        base.display()
+    )))
+}
+
+/// The PEM blocks of a chain, each with its END line and a newline.
+fn pem_blocks(chain: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    chain
+        .split_inclusive(END)
+        .filter(|block| block.contains("-----BEGIN CERTIFICATE-----"))
+        .map(|block| format!("{}\n", block.trim_start()))
+        .collect()
+}
+
+fn timestamp(unix: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(unix, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Puts the prepared certificate `prepared` of `cert` in place at every
+/// destination and makes it the current one.
+///
+/// # Errors
+/// A file could not be written; the current certificate stays in place.
+pub async fn deploy(
+    store: &Store,
+    cert: &CertSection,
+    prepared: &CertMaterial,
+) -> Result<(), StepError> {
+    if let Some(dest) = &cert.destination {
+        for name in &prepared.names {
+            deploy_to(prepared, &dest.join(name))?;
+        }
+    }
+    crashpoint::reached("rollover:deployed");
+    let now = clock::now();
+    store
+        .update(|s| {
+            let entry = s.certs.entry(cert.name.clone()).or_default();
+            let mut material = prepared.clone();
+            material.deployed_at = Some(now);
+            if let Some(old) = entry.current.replace(material) {
+                entry.superseded.push(old);
+            }
+            entry.prepared = None;
+        })
+        .await?;
+    info!(
+        "[cert:{}] rolled over to serial {}{}",
+        cert.name,
+        prepared.serial,
+        cert.destination
+            .as_ref()
+            .map(|d| format!(" in {}", d.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Deploys `material` into `dir` (`DESTINATION/<name>`).
+fn deploy_to(material: &CertMaterial, dir: &Path) -> Result<(), StepError> {
+    afs::create_dir(dir, 0o755)?;
+    let version = format!("..{}", material.serial.to_ascii_lowercase());
+    if !version[2..].bytes().all(|b| b.is_ascii_hexdigit()) || version.len() < 3 {
+        return Err(StepError::Mismatch(format!(
+            "serial {:?} is not hexadecimal",
+            material.serial
+        )));
+    }
+    let version_dir = dir.join(&version);
+    // A re-run after a crash finds a half-written version of its own: start over.
+    afs::remove_tree(&version_dir)?;
+    afs::create_dir(&version_dir, PRIVATE_DIR)?;
+    for file in FILES {
+        let source = material.dir.join(file);
+        let contents = std::fs::read(&source).map_err(StepError::read(&source))?;
+        let mode = if file == KEY_FILE {
+            PRIVATE_FILE
+        } else {
+            PUBLIC_FILE
+        };
+        afs::write_atomic(&version_dir.join(file), &contents, mode)?;
+    }
+    crashpoint::reached("rollover:version-written");
+    afs::swap_symlink(&dir.join(DATA_LINK), Path::new(&version))?;
+    for file in FILES {
+        let link = dir.join(file);
+        let target = Path::new(DATA_LINK).join(file);
+        if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+            afs::swap_symlink(&link, &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a superseded certificate's directory and forgets it.
+///
+/// # Errors
+/// The directory could not be removed (a later run retries).
+pub async fn delete(store: &Store, cert: &str, old: &CertMaterial) -> Result<(), StepError> {
+    afs::remove_tree(&old.dir)?;
+    info!(
+        "[cert:{cert}] deleted superseded certificate serial {}",
+        old.serial
+    );
+    crashpoint::reached("cleanup:removed");
+    store
+        .update(|s| {
+            if let Some(c) = s.certs.get_mut(cert) {
+                c.superseded.retain(|m| m.dir != old.dir);
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// Deletes versioned directories in `dir` other than the deployed one.
+///
+/// # Errors
+/// The directory cannot be read or a version removed.
+pub fn prune_versions(dir: &Path) -> Result<(), StepError> {
+    let Ok(current) = std::fs::read_link(dir.join(DATA_LINK)) else {
+        return Ok(());
+    };
+    let entries = std::fs::read_dir(dir).map_err(StepError::read(dir))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with("..") || name == DATA_LINK || Path::new(name.as_ref()) == current {
+            continue;
+        }
+        afs::remove_tree(&entry.path())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_splits_into_blocks() {
+        let chain = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        let blocks = pem_blocks(chain);
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks[0].contains("AAA") && blocks[1].contains("BBB"));
+        assert!(blocks[1].starts_with("-----BEGIN") && blocks[1].ends_with("-----\n"));
+    }
+}

@@ -1,0 +1,106 @@
+//! `--check`: the configuration as the program interprets it, secrets shown
+//! as `***`.
+
+use std::collections::BTreeMap;
+
+use crate::config::dkim::DkimHandler;
+use crate::config::model::Config;
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The configuration as interpreted, for `--check`. Secrets are never shown.
+pub fn render_config(config: &Config) -> String {
+    let mut out = String::new();
+    out.push_str("[cdm]\n");
+    out.push_str(&format!("statedir = {}\n", config.cdm.statedir.display()));
+    out.push_str(&format!(
+        "postwait = {}\n",
+        config.cdm.postwait.as_secs_f64()
+    ));
+    for domain in &config.domains {
+        out.push_str(&format!("\n[domain:{}]\n", domain.name));
+        out.push_str(&format!(
+            "provider = {} ({})\n",
+            domain.provider.handler,
+            domain.provider.instance.describe()
+        ));
+        out.push_str(&format!("ttl = {}\n", domain.ttl));
+        if let Some(certs) = &domain.certs {
+            out.push_str(&format!("cert = {}\n", certs.names.join(", ")));
+        }
+        for rule in &domain.rules {
+            out.push_str(&format!(
+                "{} -> {:?} {:?}    # {}\n",
+                rule.rule.key, rule.rule.op, rule.rule.kind, rule.span
+            ));
+        }
+    }
+    for cert in &config.certs {
+        out.push_str(&format!("\n[cert:{}]\n", cert.name));
+        out.push_str(&format!("names = {}\n", join(&cert.domains)));
+        out.push_str(&format!("ca = {}\n", cert.directory));
+        out.push_str(&format!("key = {:?}\n", cert.key_type));
+        out.push_str(&format!("renewdays = {}\n", cert.renew_days));
+        if let Some(dest) = &cert.destination {
+            out.push_str(&format!("destination = {}\n", dest.display()));
+        }
+        if cert.eab.is_some() {
+            out.push_str("eab = *** (external account binding)\n");
+        }
+    }
+    for dkim in &config.dkims {
+        out.push_str(&format!("\n[dkim:{}]\n", dkim.name));
+        out.push_str(&format!("domains = {}\n", join(&dkim.domains)));
+        out.push_str(&format!("handler = {}\n", dkim.handler.name()));
+        match &dkim.handler {
+            DkimHandler::Rspamd { conf, template } => {
+                out.push_str(&format!(
+                    "signingconfdestinationfile = {}\n",
+                    conf.display()
+                ));
+                out.push_str(&format!(
+                    "signingconftemplatefile = {}\n",
+                    template
+                        .as_ref()
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_else(|| "built-in".into())
+                ));
+            }
+            DkimHandler::OpenDkim {
+                key_table,
+                signing_table,
+            } => {
+                out.push_str(&format!("keytable = {}\n", key_table.display()));
+                out.push_str(&format!("signingtable = {}\n", signing_table.display()));
+            }
+            DkimHandler::File => {}
+        }
+        out.push_str(&format!("key = {}\n", dkim.key_type));
+        out.push_str(&format!("selector = {}_UNIXTIME\n", dkim.key_base_name));
+        out.push_str(&format!("installed as = {}\n", dkim.key_path().display()));
+        if let Some(owner) = &dkim.owner {
+            out.push_str(&format!("keyowner = {} ({})\n", owner.name, owner.id));
+        }
+        if let Some(group) = &dkim.group {
+            out.push_str(&format!("keygroup = {} ({})\n", group.name, group.id));
+        }
+        out.push_str(&format!("dkimdrain = {} s\n", dkim.drain.as_secs()));
+        out.push_str(&format!("rotatedays = {}\n", dkim.rotate_days));
+    }
+    out.push_str(&crate::config::dhparam::render(&config.dhparams));
+    out.push_str(&crate::config::service::render(&config.services));
+    for section in &config.other_sections {
+        out.push_str(&format!("\n[{}:{}]\n", section.module, section.name));
+        let entries: BTreeMap<_, _> = section.entries.iter().collect();
+        for (key, value) in entries {
+            out.push_str(&format!("{key} = {}    # {}\n", value.text, value.span));
+        }
+    }
+    out
+}
