@@ -9,7 +9,7 @@ use log::{error, info};
 use tokio::task::JoinSet;
 
 use crate::config::model::Domain;
-use crate::dns::provider::{ChangeSet, DnsProvider};
+use crate::dns::provider::{ChangeSet, DnsProvider, ProviderError};
 use crate::dns::record::{Name, Record, RecordType};
 use crate::plan::update::DomainPlan;
 
@@ -83,7 +83,9 @@ where
 /// Reads the zone once (at least the RRsets `wanted`: providers that cannot
 /// list a zone read just those), plans every item against it with `plan`, and
 /// applies all plans as one change set (adds before deletes); logs each item's
-/// lines. A dry run prints the change set instead.
+/// lines. A dry run prints the change set instead. When a provider without
+/// transactions refused some changes, each is logged with the provider's
+/// answer; the others were made, and the next run retries what is missing.
 pub async fn apply_zone<T, P>(
     work: ZoneWork<T>,
     wanted: &[(Name, RecordType)],
@@ -157,9 +159,30 @@ where
             println!("zone {zone}: no changes");
         }
     }
-    if let Err(e) = applied {
-        error!("zone {zone}: {e}; none of the changes above were made");
-        failed = true;
+    match applied {
+        Ok(()) => {}
+        Err(ProviderError::Partial {
+            server,
+            applied,
+            refused,
+            ..
+        }) => {
+            for refusal in &refused {
+                error!(
+                    "zone {zone}: {server} did not make the change \"{}\": {}",
+                    refusal.change, refusal.answer
+                );
+            }
+            error!(
+                "zone {zone}: {} change(s) not made, {applied} made; the next run retries what is missing",
+                refused.len()
+            );
+            failed = true;
+        }
+        Err(e) => {
+            error!("zone {zone}: {e}; none of the changes above were made");
+            failed = true;
+        }
     }
     ZoneOutcome { failed, delegated }
 }
