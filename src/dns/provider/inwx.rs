@@ -265,6 +265,15 @@ impl Inwx {
             .text()
             .await
             .map_err(|e| self.error(format!("{method}: reading the answer failed: {e}")))?;
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(ProviderError::AuthRefused {
+                provider: NAME.into(),
+                endpoint: crate::http::endpoint(&self.endpoint),
+                what: format!("calling {method}"),
+                detail: format!("HTTP {}", status.as_u16()),
+                keys: "user and passwd".into(),
+            });
+        }
         if !status.is_success() {
             let start: String = text.trim().chars().take(200).collect();
             return Err(ProviderError::HttpStatus {

@@ -93,7 +93,7 @@ pub enum ProviderError {
         status: u16,
         message: String,
     },
-    #[error("{provider}: {endpoint} refused the credentials ({detail}) {what}: check {keys}")]
+    #[error("{provider}: {endpoint} refused the credentials ({detail}) when {what}: check {keys}")]
     AuthRefused {
         provider: String,
         endpoint: String,
