@@ -189,23 +189,20 @@ impl CrateProvider {
         }
     }
 
+    /// The records of one RRset, or the crate's error.
     async fn list(
         &self,
         zone: &Name,
         name: &Name,
         rtype: RecordType,
-    ) -> Result<Vec<Record>, ProviderError> {
+    ) -> Result<Vec<Record>, dns_update::Error> {
         let Some(crate_type) = crate_type(rtype) else {
             return Ok(Vec::new());
         };
-        let listed = match self
+        let listed = self
             .updater
             .list_rrset(name.as_str(), crate_type, zone.as_str())
-            .await
-        {
-            Ok(listed) => listed,
-            Err(e) => return Err(self.error(&format!("reading {name} {rtype}"), &e).await),
-        };
+            .await?;
         let mut records = Vec::new();
         for record in listed {
             match from_crate(&record) {
@@ -286,13 +283,15 @@ impl DnsProvider for CrateProvider {
         for (name, rtype) in wanted {
             match self.list(zone, name, *rtype).await {
                 Ok(found) => records.extend(found),
-                Err(e) if *rtype == RecordType::Ns && !is_failure(&e) => {
+                Err(e)
+                    if *rtype == RecordType::Ns && matches!(Self::meaning(&e), Meaning::Answer) =>
+                {
                     debug!(
                         "{}: NS of {name} not readable, taken as none: {e}",
                         self.handler
                     )
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.error(&format!("reading {name} {rtype}"), &e).await),
             }
         }
         Ok(records)
@@ -390,18 +389,6 @@ impl DnsProvider for CrateProvider {
         }
         steps.finish()
     }
-}
-
-/// True for an error that says nothing about the data asked for.
-fn is_failure(error: &ProviderError) -> bool {
-    !matches!(
-        error,
-        ProviderError::Api { .. }
-            | ProviderError::HttpStatus {
-                status: 400..=499,
-                ..
-            }
-    ) || matches!(error, ProviderError::HttpStatus { status: 403, .. })
 }
 
 fn crate_type(rtype: RecordType) -> Option<DnsRecordType> {
