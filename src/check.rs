@@ -14,6 +14,24 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
         .join(", ")
 }
 
+/// What each provider in use can do (once per provider instance).
+fn render_providers(config: &Config, out: &mut String) {
+    let mut shown = Vec::new();
+    for domain in &config.domains {
+        let provider = &domain.provider;
+        if shown.contains(&provider.id) {
+            continue;
+        }
+        shown.push(provider.id);
+        let caps = &provider.capabilities;
+        out.push_str(&format!("\n[provider:{}]\n", provider.handler));
+        out.push_str(&format!("api = {}\n", provider.instance.describe()));
+        out.push_str(&format!("record types = {}\n", caps.types_text()));
+        out.push_str(&format!("soa fields = {}\n", caps.soa_text()));
+        out.push_str(&format!("changes = {}\n", caps.application));
+    }
+}
+
 /// The configuration as interpreted, for `--check`. Secrets are never shown.
 pub fn render_config(config: &Config) -> String {
     let mut out = String::new();
@@ -41,6 +59,7 @@ pub fn render_config(config: &Config) -> String {
             ));
         }
     }
+    render_providers(config, &mut out);
     for cert in &config.certs {
         out.push_str(&format!("\n[cert:{}]\n", cert.name));
         out.push_str(&format!("names = {}\n", join(&cert.domains)));
@@ -103,4 +122,40 @@ pub fn render_config(config: &Config) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model;
+
+    #[test]
+    fn check_shows_what_each_provider_can_do() {
+        let config = model::build_text(
+            "t.conf",
+            "[domain:a.example]\nhandler = inwx\nuser = u\npasswd = p\n\
+             [domain:b.example]\nhandler = cloudflare\napitoken = t\n\
+             [domain:c.example]\nhandler = inwx\nuser = u\npasswd = p\n",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let text = render_config(&config);
+        assert_eq!(text.matches("[provider:inwx]").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "[provider:inwx]\napi = inwx https://api.domrobot.com/jsonrpc/ (user u)\n\
+                 record types = A, AAAA, CNAME, NS, MX, TXT, SRV, TLSA, CAA\n\
+                 soa fields = primns, hostmaster, refresh, retry, expire, ncttl\n\
+                 changes = per record"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("[provider:cloudflare]\napi = cloudflare (dns-update)\nrecord types = A, AAAA, CNAME, NS, MX, TXT, SRV, TLSA, CAA\nsoa fields = none\nchanges = per RRset"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("apitoken") && !text.contains("= t\n"),
+            "{text}"
+        );
+    }
 }

@@ -22,10 +22,10 @@ use crate::dns::provider::DnsProvider;
 use crate::dns::record::{Name, RecordType};
 use crate::material::cert::{CertInfo, hex, parse_chain};
 use crate::material::dhparam;
+use crate::plan::Input;
 use crate::plan::needs::{Needs, rrsets};
 use crate::plan::observed::{AriAnswer, AriWindowAnswer, Observed, ServedAnswers, ZoneView};
 use crate::plan::records::Awaited;
-use crate::plan::Input;
 use crate::state::State;
 
 /// The chain file of a certificate in the state directory.
@@ -260,6 +260,12 @@ pub async fn served(config: &Config, awaited: &Awaited) -> ServedAnswers {
         servers: Vec::new(),
         negative_ttl: Ok(0),
         unknown: Vec::new(),
+        records: awaited
+            .domains
+            .iter()
+            .flat_map(|(_, records)| records.iter())
+            .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+            .collect(),
     };
     for (name, records) in &awaited.domains {
         let Some(domain) = config.domains.iter().find(|d| &d.name == name) else {
@@ -289,7 +295,9 @@ pub async fn served(config: &Config, awaited: &Awaited) -> ServedAnswers {
             }
         };
         for server in &servers {
-            let answer = served_ttl(*server, records).await.map_err(|e| e.to_string());
+            let answer = served_ttl(*server, records)
+                .await
+                .map_err(|e| e.to_string());
             debug!("{} at {server}: {answer:?}", awaited.section);
             answers.servers.push((*server, answer));
         }

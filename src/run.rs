@@ -220,13 +220,22 @@ async fn run_request(config: &Config, request: Request, phase: Option<Phase>, ar
 }
 
 /// The rounds of a run. Returns true when nothing failed.
-async fn drive(config: &Config, store: &Store, request: Request, force: bool, dry_run: bool) -> bool {
+async fn drive(
+    config: &Config,
+    store: &Store,
+    request: Request,
+    force: bool,
+    dry_run: bool,
+) -> bool {
     let mut ok = true;
     let mut failed: BTreeSet<Section> = BTreeSet::new();
     let mut said: BTreeSet<String> = BTreeSet::new();
     let mut zones: Option<(Vec<ZoneView>, std::collections::BTreeMap<Name, String>)> = None;
     for round in 0..MAX_ROUNDS {
         let first_round = round == 0;
+        // --force is for this run's first decision on each section, not for
+        // the material that decision made.
+        let force = force && first_round;
         let now = clock::now();
         let state = store.snapshot().await;
         let mut observed = observe::material(config, &state);

@@ -116,13 +116,22 @@ fn next_line(plan: &Plan, section: &Section, idle: impl FnOnce() -> String) -> S
     }
 }
 
-fn text(config: &Config, state: &State, observed: &Observed, plan: &Plan, now: DateTime<Utc>) -> String {
+fn text(
+    config: &Config,
+    state: &State,
+    observed: &Observed,
+    plan: &Plan,
+    now: DateTime<Utc>,
+) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
         out.push('\n');
     };
-    line(format!("state directory: {}", config.cdm.statedir.display()));
+    line(format!(
+        "state directory: {}",
+        config.cdm.statedir.display()
+    ));
     match &state.cycle {
         Some(run) => line(format!(
             "last phase: {} ({:?}) at {}",
@@ -134,7 +143,11 @@ fn text(config: &Config, state: &State, observed: &Observed, plan: &Plan, now: D
     }
     line(format!("next phase: {}", state.next_phase().name()));
     match &state.update {
-        Some(run) => line(format!("last update: {:?} at {}", run.status, run.at.to_rfc3339())),
+        Some(run) => line(format!(
+            "last update: {:?} at {}",
+            run.status,
+            run.at.to_rfc3339()
+        )),
         None => line("last update: never".into()),
     }
     match &state.auto {
@@ -295,7 +308,10 @@ fn text(config: &Config, state: &State, observed: &Observed, plan: &Plan, now: D
         let section = Section::Service(service.name.clone());
         line(String::new());
         line(format!("service [service:{}]", service.name));
-        let reloaded = state.services.get(&service.name).and_then(|s| s.reloaded_at);
+        let reloaded = state
+            .services
+            .get(&service.name)
+            .and_then(|s| s.reloaded_at);
         line(format!(
             "  last reload: {}",
             reloaded.map_or("never".to_string(), |t| t.format(WHEN).to_string())
@@ -311,7 +327,11 @@ fn section_log(state: &State, section: &Section, line: &mut impl FnMut(String)) 
         return;
     };
     if let Some(ok) = &log.last_success {
-        line(format!("  last success: {} at {}", ok.step, ok.at.format(WHEN)));
+        line(format!(
+            "  last success: {} at {}",
+            ok.step,
+            ok.at.format(WHEN)
+        ));
     }
     if let Some(err) = &log.last_error
         && log.last_success.as_ref().is_none_or(|ok| ok.at < err.at)
@@ -352,7 +372,9 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
                         role,
                         info,
                     }),
-                    Some(Err(e)) => lines.push(format!("  [cert:{section}] ({}): {e}", role.as_str())),
+                    Some(Err(e)) => {
+                        lines.push(format!("  [cert:{section}] ({}): {e}", role.as_str()))
+                    }
                     None => {}
                 }
             }
@@ -478,9 +500,10 @@ fn step_json(step: &Step) -> Value {
 }
 
 fn logged(step: Option<&LoggedStep>) -> Value {
-    step.map_or(Value::Null, |s| {
-        json!({ "at": s.at.to_rfc3339(), "step": s.step, "error": s.error })
-    })
+    step.map_or(
+        Value::Null,
+        |s| json!({ "at": s.at.to_rfc3339(), "step": s.step, "error": s.error }),
+    )
 }
 
 fn cert_json(m: &CertMaterial, now: DateTime<Utc>) -> Value {
@@ -498,7 +521,13 @@ fn cert_json(m: &CertMaterial, now: DateTime<Utc>) -> Value {
 }
 
 /// The `--status --json` document (docs/status-json.md).
-fn document(config: &Config, state: &State, _observed: &Observed, plan: &Plan, now: DateTime<Utc>) -> Value {
+fn document(
+    config: &Config,
+    state: &State,
+    _observed: &Observed,
+    plan: &Plan,
+    now: DateTime<Utc>,
+) -> Value {
     let mut sections = Vec::new();
     let base = |section: &Section, kind: &str, name: &str, stage: &str| {
         let log = state.sections.get(&section.key());
@@ -523,8 +552,14 @@ fn document(config: &Config, state: &State, _observed: &Observed, plan: &Plan, n
             (None, None) => "none",
         };
         let mut value = base(&section, "cert", &cert.name, stage);
-        value["current"] = entry.current.as_ref().map_or(Value::Null, |m| cert_json(m, now));
-        value["prepared"] = entry.prepared.as_ref().map_or(Value::Null, |m| cert_json(m, now));
+        value["current"] = entry
+            .current
+            .as_ref()
+            .map_or(Value::Null, |m| cert_json(m, now));
+        value["prepared"] = entry
+            .prepared
+            .as_ref()
+            .map_or(Value::Null, |m| cert_json(m, now));
         value["expires"] = time(entry.current.as_ref().map(|m| m.not_after));
         value["days_left"] = entry
             .current
@@ -583,9 +618,7 @@ fn document(config: &Config, state: &State, _observed: &Observed, plan: &Plan, n
             (Some(_), None) => "deployed",
             (None, None) => "none",
         };
-        let params = |m: &state::DhMaterial| {
-            json!({"bits": m.bits, "sha256": m.fingerprint, "created": m.created_at.to_rfc3339(), "deployed_at": time(m.deployed_at)})
-        };
+        let params = |m: &state::DhMaterial| json!({"bits": m.bits, "sha256": m.fingerprint, "created": m.created_at.to_rfc3339(), "deployed_at": time(m.deployed_at)});
         let mut value = base(&section, "dhparam", &dh.name, stage);
         value["current"] = entry.current.as_ref().map_or(Value::Null, params);
         value["prepared"] = entry.prepared.as_ref().map_or(Value::Null, params);
@@ -594,7 +627,12 @@ fn document(config: &Config, state: &State, _observed: &Observed, plan: &Plan, n
     for service in &config.services {
         let section = Section::Service(service.name.clone());
         let mut value = base(&section, "service", &service.name, "configured");
-        value["reloaded_at"] = time(state.services.get(&service.name).and_then(|s| s.reloaded_at));
+        value["reloaded_at"] = time(
+            state
+                .services
+                .get(&service.name)
+                .and_then(|s| s.reloaded_at),
+        );
         sections.push(value);
     }
     json!({

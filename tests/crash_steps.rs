@@ -92,6 +92,8 @@ fn crash_then_rerun(phase: &str, step: &str) {
     for args in before(phase) {
         let mut args = args.to_vec();
         args.push(&conf);
+        // An hour between runs: every DNS wait has passed.
+        env.advance(3600);
         let run = env.run(&args);
         assert_eq!(run.code, 0, "{step}: setup {args:?}: {}", run.stderr);
     }
@@ -104,8 +106,10 @@ fn crash_then_rerun(phase: &str, step: &str) {
         .then(|| watch_pairs(site.clone(), stop.clone()));
 
     let phase_flag = format!("--{phase}");
+    env.advance(3600);
     let crashed = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
         .args([phase_flag.as_str(), &conf])
+        .envs(env.clock_env())
         .env("CRYPTDOMAINMGR_CRASH_AT", step)
         .current_dir(env.dir.path())
         .output()
@@ -129,6 +133,7 @@ fn crash_then_rerun(phase: &str, step: &str) {
             "{step}: --next would not repeat the phase: {shown}"
         );
     }
+    env.advance(60);
     let run = env.run(&[phase_flag.as_str(), &conf]);
     assert_eq!(run.code, 0, "{step}: the re-run failed: {}", run.stderr);
     let shown = status(&env);

@@ -1,15 +1,16 @@
 //! The adapter to the `dns-update` crate, through the crate's PowerDNS client,
 //! against a real PowerDNS server (sqlite3 backend, HTTP API) started by the
 //! test: zone lookup, reading only the RRsets asked for, adds before deletes
-//! that keep the rest of each RRset, record forms through a real API, and
-//! errors without secrets. Assertions on what PowerDNS serves (`dig`).
+//! that keep the rest of each RRset, record forms through a real API, a
+//! refused RRset that does not block the others, and errors without secrets.
+//! Assertions on what PowerDNS serves (`dig`) and holds (`pdnsutil`).
 
 mod support;
 
 use std::time::Duration;
 
 use cryptdomainmgr::dns::provider::dnsupdate::CrateProvider;
-use cryptdomainmgr::dns::provider::{ChangeSet, DnsProvider};
+use cryptdomainmgr::dns::provider::{ChangeSet, DnsProvider, ProviderError};
 use cryptdomainmgr::dns::record::{Name, RData, Record, RecordType, Soa};
 use cryptdomainmgr::secret::Secret;
 use dns_update::DnsUpdater;
@@ -35,7 +36,8 @@ fn adapter(pdns: &PdnsEnv, key: &str) -> CrateProvider {
         Some(Duration::from_secs(10)),
     )
     .unwrap();
-    CrateProvider::new("pdns", updater, None, vec![Secret::new(key)])
+    CrateProvider::new("pdns", updater, vec![Secret::new(key)])
+        .with_timeout(Duration::from_secs(10))
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -165,6 +167,67 @@ async fn zone_lookup_reads_and_changes_through_the_crate() {
         .to_string();
     assert!(error.contains("SOA") && error.contains("pdns"), "{error}");
     assert_eq!(sorted(pdns.dig(NAME, "A")), vec!["192.0.2.2", "192.0.2.3"]);
+}
+
+/// PowerDNS refuses the add to one RRset (an A record next to a CNAME, HTTP
+/// 422): the other RRsets are changed, the refused add is named with
+/// PowerDNS's answer, and the delete of the same RRset is held back, so the
+/// name keeps its old record. With the CNAME gone, the same changes complete.
+#[tokio::test]
+async fn a_refused_rrset_does_not_block_the_others_and_keeps_the_old_record() {
+    let Some(pdns) = PdnsEnv::start(
+        ZONE,
+        &format!(
+            "{}www CNAME www.example.net.\nwww A 192.0.2.1\nmail A 192.0.2.25\n",
+            minimal_zone(ZONE)
+        ),
+    ) else {
+        return;
+    };
+    let provider = adapter(&pdns, pdns.api_key());
+    let zone = provider.find_zone(&name(NAME)).await.unwrap();
+    let a = |owner: &str, ip: &str| record(owner, RData::A(ip.parse().unwrap()));
+    let changes = ChangeSet {
+        adds: vec![
+            a(NAME, "192.0.2.9"),
+            a("mail.example.de", "192.0.2.26"),
+            record(
+                ZONE,
+                RData::Mx {
+                    preference: 10,
+                    exchange: name("mail.example.de"),
+                },
+            ),
+        ],
+        deletes: vec![a(NAME, "192.0.2.1"), a("mail.example.de", "192.0.2.25")],
+    };
+    let Err(ProviderError::Partial {
+        applied, refused, ..
+    }) = provider.apply(&zone, &changes).await
+    else {
+        panic!("not a partial application")
+    };
+    assert_eq!(applied, 3, "{refused:?}");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert_eq!(refused[0].change, format!("add {NAME} 300 A 192.0.2.9"));
+    assert!(
+        refused[0]
+            .answer
+            .contains("Conflicts with pre-existing RRset"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].change == format!("delete {NAME} 300 A 192.0.2.1")
+            && refused[1].answer.starts_with("not sent"),
+        "{refused:?}"
+    );
+    assert_eq!(pdns.dig("mail.example.de", "A"), vec!["192.0.2.26"]);
+    assert_eq!(pdns.dig(ZONE, "MX"), vec!["10 mail.example.de."]);
+    assert_eq!(pdns.stored(ZONE, NAME, "A"), vec!["192.0.2.1"]);
+
+    pdns.delete_rrset(ZONE, NAME, "CNAME");
+    provider.apply(&zone, &changes).await.unwrap();
+    assert_eq!(pdns.dig(NAME, "A"), vec!["192.0.2.9"]);
 }
 
 #[tokio::test]

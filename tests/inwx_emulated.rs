@@ -224,11 +224,11 @@ fn a_wrong_password_is_a_clear_error_without_the_password() {
     );
 }
 
-/// INWX shows the SOA as `primary hostmaster serial` and keeps the timers:
-/// `soa.hostmaster` is set through `nameserver.updateRecord` in that form,
-/// `soa.refresh` is refused with an error naming the domain, changing nothing.
+/// INWX's SOA as its knowledge base describes it: seven fields, the
+/// hostmaster as a name. `soa.hostmaster` and `soa.refresh` are written with
+/// `nameserver.updateRecord`; INWX counts the serial, one up per change.
 #[test]
-fn the_soa_hostmaster_is_set_and_its_timers_are_left_to_inwx() {
+fn the_soa_hostmaster_and_timers_are_written() {
     let inwx = emulation(None);
     let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
     let run = update(
@@ -239,23 +239,144 @@ fn the_soa_hostmaster_is_set_and_its_timers_are_left_to_inwx() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         inwx.contents(ZONE, "SOA"),
-        vec![format!("ns.inwx.de admin@{ZONE} 2024010102")]
+        vec![format!(
+            "ns.inwx.de admin.{ZONE} 2024010102 10800 3600 604800 3600"
+        )]
     );
-    assert!(!run.stderr.contains("skipped"), "{}", run.stderr);
 
-    let run = update(
-        &dir,
-        &creds,
-        &format!("[domain:{ZONE}]\nsoa.refresh = 7200\n"),
+    let config = format!("[domain:{ZONE}]\nsoa.refresh = 7200\nsoa.ncttl = 300\n");
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        inwx.served(ZONE, "SOA"),
+        vec![format!(
+            "ns.inwx.de. admin.{ZONE}. 2024010103 7200 3600 604800 300"
+        )]
     );
-    assert_ne!(run.code, 0);
+
+    // Written as asked: the same keys again change nothing.
+    let before = count(&inwx.calls(), "nameserver.updateRecord");
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count(&inwx.calls(), "nameserver.updateRecord"), before);
+}
+
+/// The original's example style: `soa.refresh` in the zone apex section next
+/// to the other record keys, and a second section in the same zone. Every
+/// record is written, the SOA timer included.
+#[test]
+fn the_soa_timer_goes_out_with_the_other_records_of_the_zone() {
+    let inwx = emulation(None);
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
+    let config = format!(
+        "[domain:{ZONE}]\nsoa.refresh = 7200\nip4 = 192.0.2.10\nip6 = 2001:db8::10\n\
+         mx = mail.{ZONE}:10\ncaa = 0 issue letsencrypt.org\nspf = +mx, -all\n\
+         dmarc.p = quarantine\nadsp = all\nacme = token-1\nsrv.imap.tcp.143 = mail.{ZONE}:11:19\n\
+         [domain:{NAME}]\nip4 = 192.0.2.11\n"
+    );
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let soa = inwx.contents(ZONE, "SOA");
+    assert!(soa[0].ends_with(" 7200 3600 604800 3600"), "{soa:?}");
+    assert_eq!(inwx.contents(ZONE, "A"), vec!["192.0.2.10"]);
+    assert_eq!(inwx.contents(ZONE, "AAAA"), vec!["2001:db8::10"]);
+    assert_eq!(inwx.records(ZONE, "MX"), vec![(format!("mail.{ZONE}"), 10)]);
+    assert_eq!(
+        inwx.contents(ZONE, "CAA"),
+        vec!["0 issue \"letsencrypt.org\""]
+    );
+    assert_eq!(inwx.contents(ZONE, "TXT"), vec!["v=spf1 +mx -all"]);
+    assert_eq!(
+        inwx.contents(&format!("_dmarc.{ZONE}"), "TXT"),
+        vec!["v=DMARC1; p=quarantine"]
+    );
+    assert_eq!(
+        inwx.contents(&format!("_adsp._domainkey.{ZONE}"), "TXT"),
+        vec!["dkim=all"]
+    );
+    assert_eq!(
+        inwx.contents(&format!("_acme-challenge.{ZONE}"), "TXT"),
+        vec!["token-1"]
+    );
+    assert_eq!(
+        inwx.records(&format!("_imap._tcp.{ZONE}"), "SRV"),
+        vec![(format!("19 143 mail.{ZONE}"), 11)]
+    );
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.11"]);
+}
+
+/// Data INWX refuses a record for (a CNAME at the name: RFC 1034 §3.6.2): the
+/// other records of the zone still go out, the refused one is named with
+/// INWX's answer, the run exits 1, and the old record stays (its delete is
+/// held back). With the CNAME gone, the next run sends only what is missing.
+#[test]
+fn a_refused_record_does_not_block_the_zone_and_keeps_the_old_one() {
+    let inwx = emulation(None);
+    inwx.add_record(ZONE, NAME, "CNAME", "www.example.net", 0);
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
+    let config = format!(
+        "[domain:{NAME}]\nip4 = 192.0.2.9\n\
+         [domain:{ZONE}]\nmx = mail.{ZONE}:10\n[domain:mail.{ZONE}]\nip4 = 192.0.2.25\n"
+    );
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains(ZONE) && run.stderr.contains("INWX keeps the SOA timers"),
+        run.stderr.contains(&format!("add {NAME} 300 A 192.0.2.9"))
+            && run.stderr.contains("2308 Data management policy violation")
+            && run.stderr.contains("has a CNAME record"),
         "{}",
         run.stderr
     );
     assert_eq!(
-        inwx.contents(ZONE, "SOA"),
-        vec![format!("ns.inwx.de admin@{ZONE} 2024010102")]
+        inwx.contents(NAME, "A"),
+        vec!["192.0.2.1"],
+        "the old record stays"
     );
+    assert_eq!(
+        inwx.contents(&format!("mail.{ZONE}"), "A"),
+        vec!["192.0.2.25"]
+    );
+    assert_eq!(inwx.records(ZONE, "MX"), vec![(format!("mail.{ZONE}"), 10)]);
+
+    inwx.remove_records(NAME, "CNAME");
+    let before = inwx.calls();
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.9"]);
+    let after = inwx.calls();
+    let sent = |method| count(&after, method) - count(&before, method);
+    assert_eq!(
+        (
+            sent("nameserver.createRecord"),
+            sent("nameserver.deleteRecord")
+        ),
+        (1, 1),
+        "only the refused add and its held-back delete are sent again"
+    );
+}
+
+/// A key the chosen provider cannot honour is a configuration error (exit 2,
+/// the key and the provider named) found before any request: INWX, the
+/// provider of the other section, receives nothing.
+#[test]
+fn a_key_a_provider_cannot_honour_stops_the_run_before_any_request() {
+    let inwx = emulation(None);
+    let (dir, creds) = credentials(&inwx, &format!("passwd = {PASS}\n"));
+    let run = update(
+        &dir,
+        &creds,
+        &format!(
+            "[domain:{NAME}]\nip4 = 192.0.2.9\n\
+             [domain:example.org]\nhandler = cloudflare\napitoken = t\nsoa.refresh = 7200\n"
+        ),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("soa.refresh: handler cloudflare cannot write an SOA record"),
+        "{}",
+        run.stderr
+    );
+    assert!(inwx.calls().is_empty(), "{:?}", inwx.calls());
+    assert_eq!(inwx.contents(NAME, "A"), vec!["192.0.2.1"]);
 }

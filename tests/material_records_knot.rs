@@ -1,21 +1,26 @@
-//! Material records (TLSA, DKIM TXT) through `phases::records` against a real
-//! Knot: added next to what is there, pruned to what is still wanted, one
-//! UPDATE per zone, and the "served by every authoritative server" check.
+//! Material records (TLSA, DKIM TXT) planned as contributions against the zone
+//! and applied as one zone change, against a real Knot: added next to what is
+//! there, pruned to what is still wanted, one UPDATE per zone, and the "served
+//! by every authoritative server" observation.
 
 mod support;
 
+use cryptdomainmgr::apply;
 use cryptdomainmgr::config::ini::{self, Source};
-use cryptdomainmgr::config::model::{self, Domain};
+use cryptdomainmgr::config::model::{self, Config, Domain};
 use cryptdomainmgr::config::records::Op;
+use cryptdomainmgr::dns::provider::ChangeSet;
 use cryptdomainmgr::dns::record::{Name, RData, Record, RecordType};
-use cryptdomainmgr::phases::records::{self, DomainRecords};
+use cryptdomainmgr::observe;
+use cryptdomainmgr::plan::records::Awaited;
 use cryptdomainmgr::plan::scope::{Names, Scope};
-use cryptdomainmgr::plan::update::Contribution;
+use cryptdomainmgr::plan::update::{Contribution, plan_contributions};
+use cryptdomainmgr::plan::{Section, ZoneChange};
 use support::knot::{KnotEnv, minimal_zone};
 
 const ZONE: &str = "example.test";
 
-fn domains(knot: &KnotEnv) -> Vec<Domain> {
+fn config(knot: &KnotEnv) -> Config {
     let text = format!(
         "[domain]\nhandler = rfc2136\nserver = {}\nkeyname = {}\nsecret = {}\nnameservers = {}\n\
          [domain:{ZONE}]\n[domain:mail.{ZONE}]\n",
@@ -29,7 +34,40 @@ fn domains(knot: &KnotEnv) -> Vec<Domain> {
         text,
     }])
     .unwrap();
-    model::build(&ini).unwrap().domains
+    model::build(&ini).unwrap()
+}
+
+/// Plans the contributions of each domain against the zone as Knot holds it
+/// and, unless `dry_run`, applies them as one zone change.
+async fn apply_work(config: &Config, work: Vec<(&Domain, Contribution)>, dry_run: bool) {
+    let provider = &config.domains[0].provider;
+    let zone = provider.instance.find_zone(&work[0].0.name).await.unwrap();
+    let existing = provider.instance.read_zone(&zone).await.unwrap();
+    let mut changes = ChangeSet::default();
+    for (_, contribution) in work {
+        let planned = plan_contributions(&[contribution], &existing);
+        changes.adds.extend(planned.changes.adds);
+        changes.deletes.extend(planned.changes.deletes);
+    }
+    if !dry_run {
+        let change = ZoneChange {
+            provider: provider.id,
+            zone,
+            changes,
+            domains: Vec::new(),
+        };
+        apply::zones::apply(config, &change).await.unwrap();
+    }
+}
+
+async fn served_everywhere(config: &Config, domain: &Domain, record: Record) -> bool {
+    let awaited = Awaited {
+        section: Section::Cert("test".into()),
+        domains: vec![(domain.name.clone(), vec![record])],
+    };
+    let answers = observe::served(config, &awaited).await;
+    assert_eq!(answers.servers.len(), 1, "{answers:?}");
+    answers.all_served()
 }
 
 fn tlsa(owner: &Name, byte: u8) -> Record {
@@ -77,42 +115,44 @@ async fn adds_next_to_existing_then_prunes_to_wanted_with_one_update_per_zone() 
     let Some(knot) = KnotEnv::start(ZONE, &minimal_zone(ZONE)) else {
         return;
     };
-    let doms = domains(&knot);
-    let apex = doms.iter().find(|d| d.name.as_str() == ZONE).unwrap();
-    let mail = doms.iter().find(|d| d.name.as_str() != ZONE).unwrap();
+    let config = config(&knot);
+    let apex = config
+        .domains
+        .iter()
+        .find(|d| d.name.as_str() == ZONE)
+        .unwrap();
+    let mail = config
+        .domains
+        .iter()
+        .find(|d| d.name.as_str() != ZONE)
+        .unwrap();
     let at_apex = apex.name.prepend("_443._tcp").unwrap();
     let at_mail = mail.name.prepend("_25._tcp").unwrap();
     let work = |op, a: Vec<Record>, m: Vec<Record>| {
         vec![
-            DomainRecords {
-                domain: apex.clone(),
-                contributions: vec![contribution(op, apex, a)],
-            },
-            DomainRecords {
-                domain: mail.clone(),
-                contributions: vec![contribution(op, mail, m)],
-            },
+            (apex, contribution(op, apex, a)),
+            (mail, contribution(op, mail, m)),
         ]
     };
 
     // Two names in one zone: one UPDATE (one serial step).
     let serial = knot.serial(ZONE);
-    records::apply(
+    apply_work(
+        &config,
         work(Op::Add, vec![tlsa(&at_apex, 1)], vec![tlsa(&at_mail, 1)]),
         false,
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(knot.serial(ZONE), serial + 1);
     assert_eq!(served(&knot, at_apex.as_str()), vec![hex_line(1)]);
 
     // Add keeps what is there.
-    records::apply(
+    apply_work(
+        &config,
         work(Op::Add, vec![tlsa(&at_apex, 2)], vec![tlsa(&at_mail, 2)]),
         false,
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         served(&knot, at_apex.as_str()),
         vec![hex_line(1), hex_line(2)]
@@ -123,34 +163,42 @@ async fn adds_next_to_existing_then_prunes_to_wanted_with_one_update_per_zone() 
     );
 
     // The records are served by the configured authoritative server.
-    let answers = records::served_everywhere(apex, &[tlsa(&at_apex, 2)])
-        .await
-        .unwrap();
-    assert_eq!(answers.len(), 1);
-    assert!(answers[0].1, "Knot serves the record");
-    let answers = records::served_everywhere(apex, &[tlsa(&at_apex, 9)])
-        .await
-        .unwrap();
-    assert!(!answers[0].1, "Knot does not serve a record never added");
+    assert!(
+        served_everywhere(&config, apex, tlsa(&at_apex, 2)).await,
+        "Knot serves the record"
+    );
+    assert!(
+        !served_everywhere(&config, apex, tlsa(&at_apex, 9)).await,
+        "Knot does not serve a record never added"
+    );
 
     // A dry run changes nothing.
     let serial = knot.serial(ZONE);
-    records::apply(work(Op::Set, vec![tlsa(&at_apex, 2)], vec![]), true)
-        .await
-        .unwrap();
+    apply_work(
+        &config,
+        work(Op::Set, vec![tlsa(&at_apex, 2)], vec![]),
+        true,
+    )
+    .await;
     assert_eq!(knot.serial(ZONE), serial);
 
     // Set prunes the scope to what is wanted.
-    records::apply(work(Op::Set, vec![tlsa(&at_apex, 2)], vec![]), false)
-        .await
-        .unwrap();
+    apply_work(
+        &config,
+        work(Op::Set, vec![tlsa(&at_apex, 2)], vec![]),
+        false,
+    )
+    .await;
     assert_eq!(served(&knot, at_apex.as_str()), vec![hex_line(2)]);
     assert!(served(&knot, at_mail.as_str()).is_empty());
 
     // Nothing to change: no UPDATE.
     let serial = knot.serial(ZONE);
-    records::apply(work(Op::Set, vec![tlsa(&at_apex, 2)], vec![]), false)
-        .await
-        .unwrap();
+    apply_work(
+        &config,
+        work(Op::Set, vec![tlsa(&at_apex, 2)], vec![]),
+        false,
+    )
+    .await;
     assert_eq!(knot.serial(ZONE), serial);
 }

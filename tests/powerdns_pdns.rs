@@ -137,6 +137,48 @@ fn a_name_deep_in_a_delegated_subzone_is_changed_there() {
     assert_eq!(pdns.dig(&format!("x.{ZONE}"), "A"), vec!["192.0.2.8"]);
 }
 
+/// PowerDNS refuses an RRset for its data: an A record next to a CNAME
+/// (HTTP 422 "Conflicts with pre-existing RRset"; the zone was loaded with
+/// both). The zone's PATCH is refused, so the RRsets go one PATCH each: the
+/// others are served, the refused one is named with PowerDNS's answer, the
+/// run exits 1, and the name keeps its old A record (the refused REPLACE
+/// changed nothing). With the CNAME gone, the next run completes.
+#[test]
+fn a_refused_rrset_does_not_block_the_zone_and_keeps_the_old_records() {
+    let Some(pdns) = pdns("www CNAME www.example.net.\nwww A 192.0.2.1\nmail A 192.0.2.25\n")
+    else {
+        return;
+    };
+    let (dir, creds) = credentials(&pdns.api_url(), pdns.api_key());
+    let config = format!(
+        "[domain:{NAME}]\nip4 = 192.0.2.9\n\
+         [domain:{ZONE}]\nmx = mail.{ZONE}:10\n[domain:mail.{ZONE}]\nip4 = 192.0.2.26\n"
+    );
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "add {NAME} 300 A 192.0.2.9; delete {NAME} 300 A 192.0.2.1"
+        )) && run.stderr.contains("HTTP 422")
+            && run.stderr.contains("Conflicts with pre-existing RRset"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(pdns.dig(&format!("mail.{ZONE}"), "A"), vec!["192.0.2.26"]);
+    assert_eq!(pdns.dig(ZONE, "MX"), vec![format!("10 mail.{ZONE}.")]);
+    assert_eq!(
+        pdns.stored(ZONE, NAME, "A"),
+        vec!["192.0.2.1"],
+        "the old record stays"
+    );
+
+    pdns.delete_rrset(ZONE, NAME, "CNAME");
+    let run = update(&dir, &creds, &config);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(pdns.dig(NAME, "A"), vec!["192.0.2.9"]);
+    assert_no_secret(&run, pdns.api_key());
+}
+
 #[test]
 fn a_wrong_api_key_is_a_clear_error_without_the_key() {
     let Some(pdns) = pdns("www A 192.0.2.1\n") else {
@@ -149,7 +191,8 @@ fn a_wrong_api_key_is_a_clear_error_without_the_key() {
     assert!(
         run.stderr.contains("powerdns")
             && run.stderr.contains(NAME)
-            && run.stderr.contains("API key was rejected"),
+            && run.stderr.contains("refused the credentials (HTTP 401)")
+            && run.stderr.contains("check apikey"),
         "{}",
         run.stderr
     );
@@ -224,7 +267,7 @@ fn api_faults_are_clear_errors_and_change_nothing() {
             Response::text(500, "Internal Server Error"),
             zone.clone(),
             Response::text(500, ""),
-            "HTTP 500: Internal Server Error",
+            "answered HTTP 500 to listing zones for www.example.de: Internal Server Error",
             false,
         ),
         (
@@ -238,7 +281,7 @@ fn api_faults_are_clear_errors_and_change_nothing() {
             zone_list.clone(),
             zone.clone(),
             Response::json(500, &serde_json::json!({"error": "Backend error"})),
-            "HTTP 500: Backend error",
+            "answered HTTP 500 to changing zone example.de: Backend error",
             true,
         ),
     ];

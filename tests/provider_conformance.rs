@@ -20,9 +20,7 @@
 //! [`Backend`] impl: start it with the initial zone text (a server seeded
 //! through an API can read that text with `zonefile::parse_zone_text`), give
 //! its provider keys, say what it serves; then one `conformance!` line runs
-//! every case against it. A case that cannot apply to a provider is skipped
-//! for it by a `supports_*` method of [`Backend`] saying why, and the skip is
-//! printed.
+//! every case against it.
 
 mod support;
 
@@ -76,11 +74,6 @@ trait Backend: Sized {
     /// Checks after every applied change (the file backend: the server loaded
     /// the file, and the file kept its comment).
     fn after_apply(&self) {}
-    /// Whether the provider can replace the zone's SOA with one of the
-    /// program's making (the `soa` case).
-    fn supports_soa_replacement() -> bool {
-        true
-    }
 }
 
 struct KnotRfc2136(KnotEnv);
@@ -181,7 +174,8 @@ impl Backend for PowerDnsServer {
 /// INWX's JSON-RPC API, emulated from its documentation: INWX itself cannot
 /// be reached from here, so `served` reads the emulation's record store
 /// (rendered as `dig` would print it), not a name server. The zone is seeded
-/// with the records of the zone text, except its SOA: INWX keeps its own.
+/// with the records of the zone text, except its SOA: INWX makes its own (and
+/// counts its serial).
 struct InwxEmulated(InwxEmulation);
 
 impl Backend for InwxEmulated {
@@ -198,14 +192,6 @@ impl Backend for InwxEmulated {
     }
     fn served(&self, name: &str, rtype: &str) -> Vec<String> {
         self.0.served(name, rtype)
-    }
-    /// INWX runs the SOA of its zones: its API shows it as `primary
-    /// hostmaster serial`, counts the serial itself and keeps the timers, so
-    /// the case, which sets `refresh`, cannot apply. What INWX does allow (a
-    /// new hostmaster) and the refusal of a timer change are tested in
-    /// `tests/inwx_emulated.rs`.
-    fn supports_soa_replacement() -> bool {
-        false
     }
 }
 
@@ -692,10 +678,6 @@ mod cases {
     /// A new SOA replaces the old one: the changed field is served and the
     /// serial has grown.
     pub async fn soa<B: Backend>() {
-        if !B::supports_soa_replacement() {
-            eprintln!("SKIPPED: the provider does not replace the SOA (see its Backend impl)");
-            return;
-        }
         let Some((backend, provider)) = setup::<B>() else {
             return;
         };

@@ -99,7 +99,9 @@ async fn renewal_info_url(http: &AcmeHttp, directory_url: &str) -> Result<String
         .await
         .map_err(|e| format!("cannot fetch the directory {directory_url}: {}", e.reason))?;
     if status != 200 {
-        return Err(format!("the directory {directory_url} answered HTTP {status}"));
+        return Err(format!(
+            "the directory {directory_url} answered HTTP {status}"
+        ));
     }
     let doc: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| format!("the directory {directory_url} is not JSON: {e}"))?;
@@ -138,13 +140,15 @@ pub fn parse(body: &[u8]) -> Result<RenewalInfo, String> {
     let start = time(&doc.suggested_window.start)?;
     let end = time(&doc.suggested_window.end)?;
     if end < start {
-        return Err(format!("the window ends ({end}) before it starts ({start})"));
+        return Err(format!(
+            "the window ends ({end}) before it starts ({start})"
+        ));
     }
     // A URL the CA gives is only shown to the operator, never followed; keep it
     // printable.
-    let explanation_url = doc
-        .explanation_url
-        .filter(|u| u.len() <= 512 && u.starts_with("https://") && !u.chars().any(char::is_control));
+    let explanation_url = doc.explanation_url.filter(|u| {
+        u.len() <= 512 && u.starts_with("https://") && !u.chars().any(char::is_control)
+    });
     Ok(RenewalInfo {
         start,
         end,
@@ -161,8 +165,12 @@ mod tests {
         let ok = br#"{"suggestedWindow":{"start":"2026-01-02T04:00:00Z","end":"2026-01-03T04:00:00Z"},"explanationURL":"https://ca.example/why"}"#;
         let info = parse(ok).unwrap();
         assert_eq!(info.start.to_rfc3339(), "2026-01-02T04:00:00+00:00");
-        assert_eq!(info.explanation_url.as_deref(), Some("https://ca.example/why"));
-        let backwards = br#"{"suggestedWindow":{"start":"2026-01-03T04:00:00Z","end":"2026-01-02T04:00:00Z"}}"#;
+        assert_eq!(
+            info.explanation_url.as_deref(),
+            Some("https://ca.example/why")
+        );
+        let backwards =
+            br#"{"suggestedWindow":{"start":"2026-01-03T04:00:00Z","end":"2026-01-02T04:00:00Z"}}"#;
         assert!(parse(backwards).unwrap_err().contains("before it starts"));
         assert!(parse(b"{}").is_err());
         assert!(parse(br#"{"suggestedWindow":{"start":"soon","end":"later"}}"#).is_err());

@@ -143,7 +143,8 @@ pub async fn issue(
             ) {
                 store
                     .update(|s| {
-                        if let Some(p) = s.certs.get_mut(&cert.name).and_then(|c| c.pending.as_mut())
+                        if let Some(p) =
+                            s.certs.get_mut(&cert.name).and_then(|c| c.pending.as_mut())
                         {
                             p.order_url = None;
                         }

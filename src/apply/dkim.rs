@@ -150,9 +150,11 @@ fn install_prepared(state: &mut State, section: &str, entry: DkimKeyState, now: 
 
 /// Generates a key off the async threads (RSA-4096 takes seconds).
 async fn generate(kind: DkimKeyType) -> Result<key_material::DkimKey, StepError> {
-    Ok(tokio::task::spawn_blocking(move || key_material::generate(kind))
-        .await
-        .map_err(|e| StepError::Panicked(e.to_string()))??)
+    Ok(
+        tokio::task::spawn_blocking(move || key_material::generate(kind))
+            .await
+            .map_err(|e| StepError::Panicked(e.to_string()))??,
+    )
 }
 
 fn write_key(path: &Path, pem: &str) -> Result<(), StepError> {
@@ -176,8 +178,8 @@ pub async fn install(
     prepared: &DkimKeyState,
 ) -> Result<(), StepError> {
     let state = store.snapshot().await;
-    let pem = std::fs::read_to_string(&prepared.key_file)
-        .map_err(StepError::read(&prepared.key_file))?;
+    let pem =
+        std::fs::read_to_string(&prepared.key_file).map_err(StepError::read(&prepared.key_file))?;
     let key = key_material::from_pem(&pem)?;
     if key.txt != prepared.txt {
         return Err(StepError::Mismatch(format!(

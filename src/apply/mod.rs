@@ -21,6 +21,7 @@ use log::{error, info};
 use crate::clock;
 use crate::config::model::Config;
 use crate::crashpoint;
+use crate::dns::provider::ProviderError;
 use crate::plan::{Action, Deletion, Note, Plan, PublishMark, Section, Step, deploys};
 use crate::state::{State, Store};
 pub use error::StepError;
@@ -36,7 +37,11 @@ pub struct Outcome {
 pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome> {
     let runnable: Vec<&Step> = plan.runnable().collect();
     let of = |pick: fn(&Action) -> bool| -> Vec<&Step> {
-        runnable.iter().copied().filter(|s| pick(&s.action)).collect()
+        runnable
+            .iter()
+            .copied()
+            .filter(|s| pick(&s.action))
+            .collect()
     };
     let mut outcomes = Vec::new();
 
@@ -46,13 +51,7 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
     }
 
     let zone_steps = of(|a| matches!(a, Action::ChangeZone(_)));
-    let results = join_all(zone_steps.iter().map(|step| async move {
-        match &step.action {
-            Action::ChangeZone(change) => zones::apply(config, change).await,
-            _ => Ok(()),
-        }
-    }))
-    .await;
+    let results = zones::apply_all(config, &zone_steps).await;
     let mut changed_ok = Vec::new();
     for (step, result) in zone_steps.into_iter().zip(results) {
         if let (Action::ChangeZone(change), Ok(())) = (&step.action, &result) {
@@ -147,7 +146,9 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
 
 fn outcome(step: &Step, result: Result<(), StepError>) -> Outcome {
     if let Err(e) = &result {
-        error!("{}", failure_message(step, e));
+        for line in failure_message(step, e).lines() {
+            error!("{line}");
+        }
     }
     Outcome {
         step: step.clone(),
@@ -161,6 +162,28 @@ pub fn failure_message(step: &Step, e: &StepError) -> String {
     match &step.action {
         Action::ChangeZone(change) => match e {
             StepError::Partial(message) => format!("zone {}: {message}", change.zone),
+            StepError::Provider(ProviderError::Partial {
+                server,
+                applied,
+                refused,
+                ..
+            }) => {
+                let mut lines: Vec<String> = refused
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "zone {}: {server} did not make the change \"{}\": {}",
+                            change.zone, r.change, r.answer
+                        )
+                    })
+                    .collect();
+                lines.push(format!(
+                    "zone {}: {} change(s) not made, {applied} made; the next run retries what is missing",
+                    change.zone,
+                    refused.len()
+                ));
+                lines.join("\n")
+            }
             _ => format!(
                 "zone {}: {e}; none of the changes above were made",
                 change.zone
@@ -173,7 +196,9 @@ pub fn failure_message(step: &Step, e: &StepError) -> String {
             format!("{section} {e}; the current key and its configuration are unchanged")
         }
         Action::MakeDhParams => format!("{section}: {e}"),
-        Action::DeployCert(_) | Action::DeployDh { .. } => format!("{section} rollover failed: {e}"),
+        Action::DeployCert(_) | Action::DeployDh { .. } => {
+            format!("{section} rollover failed: {e}")
+        }
         Action::InstallDkim(_) => format!(
             "{section} rollover failed: {e}; the current key and its configuration stay in place"
         ),
@@ -206,7 +231,13 @@ async fn note(store: &Store, step: &Step) -> Result<(), StepError> {
             (Section::Cert(name), Note::Ari(ari)) => {
                 s.certs.entry(name.clone()).or_default().ari = Some(ari);
             }
-            (section, Note::Published { joined_ttl, domains }) => {
+            (
+                section,
+                Note::Published {
+                    joined_ttl,
+                    domains,
+                },
+            ) => {
                 let mark = PublishMark {
                     section: section.clone(),
                     zones: Vec::new(),

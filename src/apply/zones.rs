@@ -4,13 +4,61 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+use futures_util::future::join_all;
 use log::{error, info};
 
 use super::error::StepError;
 use crate::config::model::Config;
 use crate::crashpoint;
 use crate::dns::provider::DnsProvider;
-use crate::plan::ZoneChange;
+use crate::plan::{Action, Step, ZoneChange};
+
+/// How many changes go to one provider at once when it changes each zone
+/// atomically (RFC 2136, zone files); APIs without transactions get one at a
+/// time, so that their rate limits and backends are not raced.
+const PER_PROVIDER: usize = 8;
+
+/// Applies the zone changes of `steps`: providers concurrently, the zones of
+/// one provider one at a time (or a few at a time for atomic providers).
+/// Returns the results in the order of `steps`.
+pub async fn apply_all(config: &Config, steps: &[&Step]) -> Vec<Result<(), StepError>> {
+    let mut providers: Vec<usize> = Vec::new();
+    for step in steps {
+        if let Action::ChangeZone(change) = &step.action
+            && !providers.contains(&change.provider)
+        {
+            providers.push(change.provider);
+        }
+    }
+    let groups = join_all(providers.iter().map(|id| async move {
+        let atomic = config
+            .domains
+            .iter()
+            .find(|d| d.provider.id == *id)
+            .is_some_and(|d| d.provider.capabilities.application.is_atomic());
+        let mine: Vec<(usize, &ZoneChange)> = steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| match &step.action {
+                Action::ChangeZone(change) if change.provider == *id => Some((i, change)),
+                _ => None,
+            })
+            .collect();
+        let limit = if atomic { PER_PROVIDER } else { 1 };
+        futures_util::stream::iter(mine)
+            .map(|(i, change)| async move { (i, apply(config, change).await) })
+            .buffer_unordered(limit)
+            .collect::<Vec<_>>()
+            .await
+    }))
+    .await;
+    let mut results: Vec<Option<Result<(), StepError>>> = steps.iter().map(|_| None).collect();
+    for (i, result) in groups.into_iter().flatten() {
+        results[i] = Some(result);
+    }
+    results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+}
 
 /// The provider with identity `id` in `config`.
 pub fn provider(config: &Config, id: usize) -> Option<Arc<dyn DnsProvider>> {

@@ -12,10 +12,10 @@ use super::cert::{CertSection, build_certs};
 use super::dhparam::{DhParamSection, build_dhparams};
 use super::dkim::{DkimSection, build_dkims};
 use super::ini::{ConfigError, Ini, Span, Value};
-use super::records::{Op, RecordRule, parse_rule};
+use super::records::{Op, RecordKind, RecordRule, SoaField, parse_rule};
 use super::service::{Known, ServiceSection, build_services};
-use crate::dns::provider::{self, DnsProvider, KeyValues};
-use crate::dns::record::Name;
+use crate::dns::provider::{self, DnsProvider, KeyValues, ProviderSpec};
+use crate::dns::record::{Name, RecordType};
 
 /// Modules the program knows, and the keys of those not described elsewhere.
 const CDM_KEYS: &[&str] = &["statedir", "postwait"];
@@ -123,6 +123,8 @@ pub struct SpannedRule {
 #[derive(Clone)]
 pub struct ProviderRef {
     pub handler: &'static str,
+    /// What it can do (from the registry).
+    pub capabilities: provider::Capabilities,
     pub instance: Arc<dyn DnsProvider>,
     /// Equal for domains configured with identical provider settings.
     pub id: usize,
@@ -513,6 +515,7 @@ fn build_domain(
             Ok(instance) => {
                 let built = ProviderRef {
                     handler: spec.name,
+                    capabilities: spec.capabilities,
                     instance,
                     id: providers.built.len(),
                 };
@@ -532,6 +535,8 @@ fn build_domain(
             }
         }
     };
+
+    check_capabilities(&name, spec, &rules, certs.as_ref(), errors);
 
     let mut nameservers = Vec::new();
     if let Some(value) = entries.get("nameservers") {
@@ -562,6 +567,94 @@ fn build_domain(
         rules,
         certs,
     })
+}
+
+/// A record key the provider cannot honour (a record type it does not write,
+/// an SOA field it cannot change) is a configuration error at the key's line,
+/// naming the key and the provider: found before any change is made. So is a
+/// `cert` key with a provider that cannot write the challenge's TXT record.
+fn check_capabilities(
+    name: &Name,
+    spec: &ProviderSpec,
+    rules: &[SpannedRule],
+    certs: Option<&CertList>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let caps = &spec.capabilities;
+    for spanned in rules {
+        let problem = match &spanned.rule.kind {
+            RecordKind::Soa { field, .. } => {
+                let field = soa_capability(*field);
+                match (caps.changes_soa(field), caps.soa.is_empty()) {
+                    (true, _) => None,
+                    (false, true) => Some("cannot write an SOA record".to_string()),
+                    (false, false) => Some(format!(
+                        "cannot change the SOA field {field} (it changes {})",
+                        caps.soa_text()
+                    )),
+                }
+            }
+            kind => {
+                let rtype = record_type_of(kind);
+                (!caps.writes(rtype)).then(|| {
+                    format!(
+                        "cannot write {rtype} records (it writes {})",
+                        caps.types_text()
+                    )
+                })
+            }
+        };
+        if let Some(problem) = problem {
+            errors.push(ConfigError::new(
+                &spanned.span,
+                format!(
+                    "[domain:{name}] {}: handler {} {problem}",
+                    spanned.rule.key, spec.name
+                ),
+            ));
+        }
+    }
+    if let Some(certs) = certs
+        && !caps.writes(RecordType::Txt)
+    {
+        errors.push(ConfigError::new(
+            &certs.span,
+            format!(
+                "[domain:{name}] cert: handler {} cannot write the TXT record of the ACME DNS-01 challenge (it writes {})",
+                spec.name,
+                caps.types_text()
+            ),
+        ));
+    }
+}
+
+/// The record type a (non-SOA) record key writes.
+fn record_type_of(kind: &RecordKind) -> RecordType {
+    match kind {
+        RecordKind::Ip4(_) => RecordType::A,
+        RecordKind::Ip6(_) => RecordType::Aaaa,
+        RecordKind::Mx { .. } => RecordType::Mx,
+        RecordKind::Srv { .. } => RecordType::Srv,
+        RecordKind::Caa(_) => RecordType::Caa,
+        RecordKind::Tlsa { .. } => RecordType::Tlsa,
+        RecordKind::Soa { .. } => RecordType::Soa,
+        RecordKind::Dkim { .. }
+        | RecordKind::Spf(_)
+        | RecordKind::Dmarc { .. }
+        | RecordKind::Adsp(_)
+        | RecordKind::Acme(_) => RecordType::Txt,
+    }
+}
+
+fn soa_capability(field: SoaField) -> provider::SoaField {
+    match field {
+        SoaField::PrimaryNs => provider::SoaField::PrimaryNs,
+        SoaField::Hostmaster => provider::SoaField::Hostmaster,
+        SoaField::Refresh => provider::SoaField::Refresh,
+        SoaField::Retry => provider::SoaField::Retry,
+        SoaField::Expire => provider::SoaField::Expire,
+        SoaField::NegativeTtl => provider::SoaField::NegativeTtl,
+    }
 }
 
 /// The original's handler spellings: `dnsuptools/inwx` is `inwx`.
@@ -755,6 +848,51 @@ mod tests {
                 "{text}: {text_errors:?}"
             );
         }
+    }
+
+    /// What a provider cannot do is an error at the key's line naming the key
+    /// and the provider, before anything is built to run.
+    #[test]
+    fn keys_a_provider_cannot_honour_are_errors() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "handler = cloudflare\napitoken = t\nsoa.refresh = 7200\n",
+                "f0.conf:5:",
+                "soa.refresh: handler cloudflare cannot write an SOA record",
+            ),
+            (
+                "handler = digitalocean\nauthtoken = t\ntlsa.tcp.443 = auto\ncert = auto\n",
+                "f0.conf:5:",
+                "tlsa.tcp.443: handler digitalocean cannot write TLSA records (it writes A, AAAA",
+            ),
+            (
+                "handler = nifcloud\naccesskey = a\nsecretkey = s\nsrv.imap.tcp.143 = mail.a.example\n",
+                "f0.conf:6:",
+                "handler nifcloud cannot write SRV records",
+            ),
+            (
+                "handler = duckdns\ntoken = t\ncert = auto\n",
+                "f0.conf:5:",
+                "cert: handler duckdns cannot write the TXT record of the ACME DNS-01 challenge (it writes none)",
+            ),
+        ];
+        for (keys, at, what) in cases {
+            let text = format!("[cert:c]\n[domain:a.example]\n{keys}");
+            let errors = build_from(&[&text])
+                .err()
+                .unwrap_or_else(|| panic!("{text}: no error"));
+            let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            assert!(
+                errors.iter().any(|e| e.starts_with(at) && e.contains(what)),
+                "{text}: {errors:?}"
+            );
+        }
+        // INWX writes the SOA timers; the same keys are fine there.
+        let config = build_from(&[
+            "[domain:a.example]\nhandler = inwx\nuser = u\npasswd = p\nsoa.refresh = 7200\ntlsa.tcp.443 = auto\ncert = auto\n[cert:c]\n",
+        ])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.domains.len(), 1);
     }
 
     #[test]

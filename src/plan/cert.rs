@@ -41,7 +41,8 @@ pub fn same_names(a: &[String], b: &[String]) -> bool {
 
 /// Why prepare orders a certificate, or `None` when the current (or prepared)
 /// one is kept. With the CA's renewal information (ARI) the CA's window
-/// decides; without it, `renewdays`.
+/// decides; without it, `renewdays`. `force`: `--force`, or `extraflags = -x`
+/// in an explicit prepare.
 pub fn renewal_reason(
     cert: &CertSection,
     state: &CertState,
@@ -63,7 +64,7 @@ pub fn renewal_reason(
     if let Some(kind) = material.key_type.as_ref().filter(|k| **k != wanted) {
         return Some(format!("its key type changed from {kind} to {wanted}"));
     }
-    if force || cert.force {
+    if force {
         return Some("renewal is forced".into());
     }
     if state.prepared.is_some() {
@@ -235,7 +236,11 @@ pub fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
     }
 
     if input.request.prepares() {
-        match renewal_reason(cert, &state, now, input.force) {
+        // `extraflags = -x` renews in every explicit prepare (as the original
+        // did); `--auto` renews when due.
+        let force = input.force
+            || (cert.force && input.first_round && input.request == super::Request::Prepare);
+        match renewal_reason(cert, &state, now, force) {
             Some(reason) => {
                 let names = names_of(cert);
                 let resume = state
@@ -300,7 +305,7 @@ pub fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
                 answers,
             ));
         }
-    } else if input.request == super::Request::Rollover {
+    } else if input.request == super::Request::Rollover && input.first_round {
         plan.info.push((
             section.clone(),
             "nothing prepared; the current certificate stays".into(),
@@ -479,11 +484,11 @@ mod tests {
         let cases: [(&str, CertSection, CertState, bool, Option<&str>); 10] = [
             ("kept", cert(30, false, true), fresh.clone(), false, None),
             (
-                "-x",
+                "-x alone (the planner turns it into force)",
                 cert(30, true, true),
                 fresh.clone(),
                 false,
-                Some("forced"),
+                None,
             ),
             (
                 "--force",

@@ -115,7 +115,7 @@ pub fn plan(input: &Input<'_>, dh: &DhParamSection, plan: &mut Plan) {
                 ))
             }
             (None, Some(_)) => {}
-            (None, None) if input.request == Request::Rollover => {
+            (None, None) if input.request == Request::Rollover && input.first_round => {
                 plan.info.push((section.clone(), "nothing prepared".into()));
             }
             (None, None) => {}

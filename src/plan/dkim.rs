@@ -278,7 +278,7 @@ pub fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan
                 when,
             });
         }
-    } else if input.request == Request::Rollover {
+    } else if input.request == Request::Rollover && input.first_round {
         plan.info.push((
             section.clone(),
             "nothing prepared; the current key stays".into(),

@@ -79,10 +79,15 @@ pub fn needs(input: &Input<'_>) -> Needs {
 /// The sections whose records are to be asked about: published and not yet
 /// seen served, or (for a rollover) due now, to see they are still served.
 fn served(input: &Input<'_>, needs: &mut Needs) {
-    let rollover = input.request.rolls_over();
+    // An explicit rollover always asks: the servers it names may differ from
+    // those that served the records first. `--auto` asks again only once the
+    // wait is over.
     let due = |served: Option<&crate::state::Served>, joined: Option<u32>| match served {
         None => true,
-        Some(s) => rollover && rollover_safe_at(s, joined.unwrap_or(0)) <= input.now,
+        Some(_) if input.request == super::Request::Rollover => true,
+        Some(s) => {
+            input.request.rolls_over() && rollover_safe_at(s, joined.unwrap_or(0)) <= input.now
+        }
     };
     for cert in &input.config.certs {
         let state = cert_state(input.state, &cert.name);

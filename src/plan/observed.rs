@@ -73,6 +73,8 @@ pub struct ServedAnswers {
     pub negative_ttl: Result<u32, String>,
     /// Zones whose servers could not be found, with the reason.
     pub unknown: Vec<String>,
+    /// The records asked about, for messages (`owner TYPE data`).
+    pub records: Vec<String>,
 }
 
 impl ServedAnswers {
@@ -92,7 +94,8 @@ impl ServedAnswers {
             .unwrap_or(0)
     }
 
-    /// Why the records do not count as served, for the log.
+    /// Why the records do not count as served, for the log: the servers that
+    /// do not serve them (or could not be asked), and the records.
     pub fn missing(&self) -> String {
         let mut parts: Vec<String> = self.unknown.clone();
         let not: Vec<String> = self
@@ -105,11 +108,11 @@ impl ServedAnswers {
             })
             .collect();
         if !not.is_empty() {
-            let serving = self.servers.len() - not.len();
             parts.push(format!(
-                "{serving}/{} servers serve them; not yet: {}",
-                self.servers.len(),
-                not.join(", ")
+                "{} do{} not serve all of: {}",
+                not.join(", "),
+                if not.len() == 1 { "es" } else { "" },
+                self.records.join("; ")
             ));
         }
         if self.servers.is_empty() && self.unknown.is_empty() {

@@ -51,7 +51,7 @@ pub fn plan(input: &Input<'_>, service: &ServiceSection, deploying: &[Section], 
     let after = due(service, deploying, input.state);
     let missing_file = input.observed.traefik_missing.contains(&service.name);
     if after.is_empty() && !missing_file {
-        if input.request == super::Request::Rollover {
+        if input.request == super::Request::Rollover && input.first_round {
             plan.info.push((
                 section,
                 "nothing it uses was rolled over; not reloaded".into(),

@@ -80,16 +80,13 @@ pub fn rollover_readiness(
             "its {what} records have not been published yet (run --prepare)"
         ));
     }
+    if let Some(answers) = answers.filter(|a| !a.all_served()) {
+        return waiting(answers.missing());
+    }
     let Some(served) = served else {
-        return waiting(match answers {
-            Some(answers) => format!(
-                "its {what} records are not yet served by every authoritative server: {}",
-                answers.missing()
-            ),
-            None => format!(
-                "its {what} records have not yet been seen served by every authoritative server"
-            ),
-        });
+        return waiting(format!(
+            "its {what} records have not yet been seen served by every authoritative server"
+        ));
     };
     let safe = rollover_safe_at(served, joined_ttl);
     let why = format!(
@@ -105,15 +102,9 @@ pub fn rollover_readiness(
             why,
         };
     }
-    match answers {
-        Some(answers) if !answers.all_served() => waiting(format!(
-            "its {what} records are no longer served everywhere: {}",
-            answers.missing()
-        )),
-        _ => Readiness {
-            when: When::Now,
-            why,
-        },
+    Readiness {
+        when: When::Now,
+        why,
     }
 }
 
@@ -146,6 +137,7 @@ mod tests {
                 .collect(),
             negative_ttl: Ok(60),
             unknown: Vec::new(),
+            records: vec!["www.example.test TLSA 3 1 1 00".into()],
         }
     }
 
@@ -175,16 +167,23 @@ mod tests {
         let all = answers(&[true, true]);
         let one = answers(&[true, false]);
         // (published, served, answers, now) -> when
-        let cases: [(
+        type Case<'a> = (
             Option<i64>,
-            Option<&Served>,
-            Option<&ServedAnswers>,
+            Option<&'a Served>,
+            Option<&'a ServedAnswers>,
             i64,
-            &str,
-        ); 7] = [
+            &'a str,
+        );
+        let cases: [Case<'_>; 7] = [
             (None, None, None, 0, "waiting: not been published"),
             (Some(0), None, None, 0, "waiting: not yet been seen"),
-            (Some(0), None, Some(&one), 0, "waiting: 1/2 servers"),
+            (
+                Some(0),
+                None,
+                Some(&one),
+                0,
+                "waiting: 127.0.0.2:53 does not serve",
+            ),
             (Some(0), Some(&s), None, 3599, "at 3600"),
             (Some(0), Some(&s), Some(&all), 3600, "now"),
             (Some(0), Some(&s), None, 3600, "now"),
@@ -193,7 +192,7 @@ mod tests {
                 Some(&s),
                 Some(&one),
                 3600,
-                "waiting: no longer served",
+                "waiting: does not serve all of",
             ),
         ];
         for (published, served, answers, now, expected) in cases {

@@ -52,6 +52,11 @@ pub fn plan(input: &Input<'_>, plan: &mut Plan) {
             unreadable.extend(view.domains.iter().cloned());
             continue;
         };
+        // A zone whose change failed in this run is left alone until the next.
+        if input.failed.contains(&Section::Zone(view.zone.clone())) {
+            unreadable.extend(view.domains.iter().cloned());
+            continue;
+        }
         let mut changes = ChangeSet::default();
         let mut domains = Vec::new();
         for name in &view.domains {
@@ -102,7 +107,7 @@ pub fn plan(input: &Input<'_>, plan: &mut Plan) {
         changes
             .deletes
             .retain(|d| !adds.iter().any(|a| a.same_as(d)));
-        if changes.is_empty() && !(input.first_round && !domains.is_empty()) {
+        if changes.is_empty() && (domains.is_empty() || !input.first_round) {
             continue;
         }
         let reason = if changes.is_empty() {

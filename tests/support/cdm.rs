@@ -35,6 +35,25 @@ pub fn cdm(cwd: &Path, args: &[&str]) -> Run {
     Run::from(output)
 }
 
+/// The environment variable that starts the program's clock at another time
+/// (builds with test hooks only).
+pub const CLOCK: &str = "CRYPTDOMAINMGR_TEST_NOW";
+
+/// The time `seconds` from now, as [`CLOCK`] takes it.
+pub fn time_in(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
+}
+
+/// Runs the binary with `args` in `cwd` and the extra environment `env`.
+pub fn cdm_env(cwd: &Path, args: &[&str], env: &[(&str, String)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"));
+    command.args(args).current_dir(cwd);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Run::from(command.output().expect("run cryptdomainmgr"))
+}
+
 /// Runs the binary with `args` in `cwd`, with `PATH` starting with `path_first`
 /// (where a test puts stand-ins for programs such as `systemctl`).
 pub fn cdm_with_path(cwd: &Path, path_first: &Path, args: &[&str]) -> Run {
@@ -114,10 +133,13 @@ impl Drop for HttpAnswer {
 }
 
 /// Runs the binary with `args` in `cwd` under `umask`.
-pub fn cdm_with_umask(cwd: &Path, args: &[&str], umask: u32) -> Run {
+pub fn cdm_with_umask(cwd: &Path, args: &[&str], umask: u32, env: &[(&str, String)]) -> Run {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"));
     command.args(args).current_dir(cwd);
+    for (key, value) in env {
+        command.env(key, value);
+    }
     // SAFETY: umask is async-signal-safe and touches no memory.
     unsafe {
         command.pre_exec(move || {

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use super::cdm::{Run, cdm, write_config};
+use std::cell::Cell;
+
+use super::cdm::{CLOCK, Run, cdm_env, time_in, write_config};
 use super::knot::{KnotEnv, minimal_zone};
 use super::pebble::PebbleEnv;
 
@@ -16,6 +18,9 @@ pub struct CycleEnv {
     pub dir: tempfile::TempDir,
     /// More lines for the base `[domain]` section (e.g. `ttl = 1\n`).
     pub domain_keys: String,
+    /// Seconds the program's clock runs ahead of the real one, once a test
+    /// has moved it ([`CycleEnv::advance`]).
+    pub clock: Cell<Option<i64>>,
 }
 
 impl CycleEnv {
@@ -34,6 +39,7 @@ impl CycleEnv {
             pebble,
             dir: tempfile::tempdir().unwrap(),
             domain_keys: String::new(),
+            clock: Cell::new(None),
         })
     }
 
@@ -78,7 +84,22 @@ impl CycleEnv {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        cdm(self.dir.path(), args)
+        cdm_env(self.dir.path(), args, &self.clock_env())
+    }
+
+    /// Moves the program's clock `seconds` further ahead for the following
+    /// runs (time for DNS caches to expire, without waiting).
+    pub fn advance(&self, seconds: i64) {
+        self.clock
+            .set(Some(self.clock.get().unwrap_or(0) + seconds));
+    }
+
+    /// The environment that sets the program's clock, if it was moved.
+    pub fn clock_env(&self) -> Vec<(&'static str, String)> {
+        self.clock
+            .get()
+            .map(|offset| vec![(CLOCK, time_in(offset))])
+            .unwrap_or_default()
     }
 
     /// Runs the binary and requires exit status 0.

@@ -1,7 +1,9 @@
 //! A tiny HTTP/1.1 server on loopback for API fakes and emulations: each request
 //! (method, path, headers, body) goes to a handler that returns the answer. One
 //! thread per connection, `Connection: close` on every answer; stopped when
-//! dropped.
+//! dropped. Also stand-ins for endpoints that fail before any answer: a TLS
+//! server with a certificate nobody trusts, a port that never answers, and a
+//! closed port.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -171,4 +173,94 @@ fn serve(stream: TcpStream, handler: &Handler) {
     let mut stream = stream;
     let _ = stream.write_all(out.as_bytes());
     let _ = stream.flush();
+}
+
+/// A TLS server on loopback whose certificate nobody trusts (self-signed,
+/// made for the test), so a client's handshake fails. Stopped when dropped.
+pub struct UntrustedTlsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl UntrustedTlsServer {
+    pub fn start() -> Self {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".into()])
+                .expect("a self-signed certificate");
+        let key =
+            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key.into())
+        .expect("the server's certificate");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (Ok(stream), Ok(connection)) =
+                    (stream, rustls::ServerConnection::new(config.clone()))
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let mut tls = rustls::StreamOwned::new(connection, stream);
+                    let mut byte = [0u8; 1];
+                    let _ = tls.read(&mut byte);
+                });
+            }
+        });
+        UntrustedTlsServer { addr, stop }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+}
+
+impl Drop for UntrustedTlsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// A port where connections are accepted by the kernel but never answered
+/// (the listener never takes them): a request waits until its timeout.
+pub struct SilentServer {
+    listener: TcpListener,
+}
+
+impl SilentServer {
+    pub fn start() -> Self {
+        SilentServer {
+            listener: TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!(
+            "http://{}",
+            self.listener.local_addr().expect("local address")
+        )
+    }
+}
+
+/// `http://127.0.0.1:PORT` of a port nothing listens on (bound, then closed).
+pub fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    drop(listener);
+    format!("http://{addr}")
 }

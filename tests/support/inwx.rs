@@ -15,6 +15,8 @@
 //! | 2200 | Authentication error | wrong user/password, wrong TAN, no session |
 //! | 2302 | Object exists | `nameserver.createRecord` of a record already there |
 //! | 2303 | Object does not exist | unknown domain or record id |
+//! | 2005 | Parameter value syntax error | an SOA content that is not `primary hostmaster serial [refresh retry expire minimum]` |
+//! | 2308 | Data management policy violation | a record next to a CNAME, or a CNAME next to other data (RFC 1034 §3.6.2); the answer's `reason` says which (the wording is the emulation's) |
 //! | 2400, 2500, 2502 | Command failed; (session limit / closing connection) | injected with [`InwxEmulation::fail_next`] |
 //!
 //! Methods: `account.login` (`user`, `pass`; `resData.tfa` is `GOOGLE-AUTH` for
@@ -27,9 +29,13 @@
 //!
 //! Record content is INWX's: names without the final dot, MX and SRV priority
 //! in `prio`, SRV content `weight port target`, TXT as plain text, and the SOA
-//! as `primary hostmaster serial` with the hostmaster as an e-mail address (the
-//! form of INWX's own API client examples; the SOA timers are INWX's and not
-//! shown).
+//! as INWX's knowledge base describes it ("How can I adapt the SOA entry in the
+//! INWX name server"): `primary hostmaster serial refresh retry expire
+//! minimum`, the hostmaster as a name, by default `ns.inwx.de
+//! hostmaster.inwx.de SERIAL 10800 3600 604800 3600`. The timers may be changed
+//! with `nameserver.updateRecord`; INWX counts the serial itself, one up on
+//! every change of the zone (a serial in an update is ignored). An update with
+//! only `primary hostmaster serial` keeps the timers.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -112,15 +118,24 @@ impl InwxEmulation {
     pub fn add_domain(&self, domain: &str) {
         let mut state = self.state.lock().unwrap();
         state.domains.insert(domain.to_string(), Vec::new());
-        // As INWX lists an SOA: primary, hostmaster (an e-mail address),
-        // serial; the timers are INWX's and not shown.
-        let soa = "ns.inwx.de hostmaster@inwx.de 2024010101";
+        // INWX's default SOA.
+        let soa = "ns.inwx.de hostmaster.inwx.de 2024010101 10800 3600 604800 3600";
         for (rtype, content) in [("SOA", soa), ("NS", "ns.inwx.de"), ("NS", "ns2.inwx.de")] {
             insert(&mut state, domain, domain, rtype, content, 86400, 0);
         }
     }
 
-    /// Adds a record (name absolute) to `domain`.
+    /// Removes the records at `name` of type `rtype` (as a user would in INWX's
+    /// web interface).
+    pub fn remove_records(&self, name: &str, rtype: &str) {
+        let mut state = self.state.lock().unwrap();
+        for records in state.domains.values_mut() {
+            records.retain(|r| !(r.name == name && r.rtype == rtype));
+        }
+    }
+
+    /// Adds a record (name absolute) to `domain`, unchecked (data that is
+    /// already there, however it got there).
     pub fn add_record(&self, domain: &str, name: &str, rtype: &str, content: &str, prio: u16) {
         let mut state = self.state.lock().unwrap();
         insert(&mut state, domain, name, rtype, content, 300, prio);
@@ -250,6 +265,13 @@ fn dig_form(rtype: &str, content: &str, prio: u16) -> String {
             .parse::<std::net::Ipv6Addr>()
             .map_or_else(|_| content.to_string(), |a| a.to_string()),
         "NS" | "CNAME" => format!("{content}."),
+        "SOA" => {
+            let mut fields: Vec<String> = content.split_whitespace().map(str::to_string).collect();
+            for name in fields.iter_mut().take(2) {
+                name.push('.');
+            }
+            fields.join(" ")
+        }
         "MX" => format!("{prio} {content}."),
         "SRV" => format!("{prio} {content}."),
         "TXT" => content
@@ -281,6 +303,8 @@ fn message(code: i64) -> &'static str {
         2200 => "Authentication error",
         2302 => "Object exists",
         2303 => "Object does not exist",
+        2005 => "Parameter value syntax error",
+        2308 => "Data management policy violation",
         2400 => "Command failed",
         2500 => "Command failed; server closing connection",
         2502 => "Session limit exceeded; server closing connection",
@@ -294,6 +318,77 @@ fn fail(code: i64) -> Response {
 
 fn ok(res_data: Value) -> Response {
     answer(1000, message(1000), res_data)
+}
+
+/// A refusal with INWX's `reason` field.
+fn refuse(code: i64, reason: &str) -> Response {
+    let body = json!({ "code": code, "msg": message(code), "reason": reason });
+    Response::json(200, &body)
+}
+
+/// The CNAME rule (RFC 1034 §3.6.2): a CNAME shares its name with no other
+/// data. The reason of a refusal, if `rtype` at `name` would break it.
+fn cname_conflict(records: &[InwxRecord], name: &str, rtype: &str) -> Option<String> {
+    let at_name = records.iter().filter(|r| r.name == name);
+    if rtype == "CNAME" {
+        at_name
+            .clone()
+            .any(|r| r.rtype != "CNAME")
+            .then(|| format!("{name} has other records; a CNAME must be alone"))
+    } else {
+        at_name
+            .clone()
+            .any(|r| r.rtype == "CNAME")
+            .then(|| format!("{name} has a CNAME record; no other record may be added to it"))
+    }
+}
+
+/// One up on the serial of `domain`'s SOA, as INWX does on every change.
+fn bump_serial(state: &mut State, domain: &str) {
+    let Some(soa) = state
+        .domains
+        .get_mut(domain)
+        .and_then(|records| records.iter_mut().find(|r| r.rtype == "SOA"))
+    else {
+        return;
+    };
+    let mut fields: Vec<String> = soa.content.split_whitespace().map(str::to_string).collect();
+    if let Some(serial) = fields.get_mut(2)
+        && let Ok(number) = serial.parse::<u64>()
+    {
+        *serial = (number + 1).to_string();
+    }
+    soa.content = fields.join(" ");
+}
+
+/// An SOA update's content over the old one: the primary and hostmaster
+/// (and the timers, if given) from `new`, the serial kept (INWX counts it).
+fn soa_update(old: &str, new: &str) -> Option<String> {
+    let old: Vec<&str> = old.split_whitespace().collect();
+    let new: Vec<&str> = new.split_whitespace().collect();
+    if (new.len() != 3 && new.len() != 7) || old.len() != 7 {
+        return None;
+    }
+    if new[2..].iter().any(|f| f.parse::<u32>().is_err()) {
+        return None;
+    }
+    let timers = if new.len() == 7 { &new[3..] } else { &old[3..] };
+    Some(format!(
+        "{} {} {} {}",
+        new[0],
+        new[1],
+        old[2],
+        timers.join(" ")
+    ))
+}
+
+/// The domain a record id belongs to.
+fn domain_of(state: &State, id: u64) -> Option<String> {
+    state
+        .domains
+        .iter()
+        .find(|(_, records)| records.iter().any(|r| r.id == id))
+        .map(|(domain, _)| domain.clone())
 }
 
 fn handle(state: &Mutex<State>, request: &Request) -> Response {
@@ -409,9 +504,13 @@ fn handle(state: &Mutex<State>, request: &Request) -> Response {
             if exists {
                 return fail(2302);
             }
+            if let Some(reason) = cname_conflict(&state.domains[&domain], &name, &rtype) {
+                return refuse(2308, &reason);
+            }
             let ttl = number("ttl").unwrap_or(3600) as u32;
             insert(&mut state, &domain, &name, &rtype, &content, ttl, prio);
             let id = state.next_id - 1;
+            bump_serial(&mut state, &domain);
             ok(json!({ "id": id }))
         }
         "nameserver.updateRecord" => {
@@ -419,11 +518,25 @@ fn handle(state: &Mutex<State>, request: &Request) -> Response {
                 return fail(2003);
             };
             let (content, ttl, prio) = (text("content"), number("ttl"), number("prio"));
-            let Some(record) = state.domains.values_mut().flatten().find(|r| r.id == id) else {
+            let Some(domain) = domain_of(&state, id) else {
+                return fail(2303);
+            };
+            let Some(record) = state
+                .domains
+                .get_mut(&domain)
+                .and_then(|records| records.iter_mut().find(|r| r.id == id))
+            else {
                 return fail(2303);
             };
             if let Some(content) = content {
-                record.content = content;
+                if record.rtype == "SOA" {
+                    let Some(updated) = soa_update(&record.content, &content) else {
+                        return fail(2005);
+                    };
+                    record.content = updated;
+                } else {
+                    record.content = content;
+                }
             }
             if let Some(ttl) = ttl {
                 record.ttl = ttl as u32;
@@ -431,19 +544,21 @@ fn handle(state: &Mutex<State>, request: &Request) -> Response {
             if let Some(prio) = prio {
                 record.prio = prio as u16;
             }
+            bump_serial(&mut state, &domain);
             ok(Value::Null)
         }
         "nameserver.deleteRecord" => {
             let Some(id) = number("id") else {
                 return fail(2003);
             };
-            for records in state.domains.values_mut() {
-                if let Some(position) = records.iter().position(|r| r.id == id) {
-                    records.remove(position);
-                    return ok(Value::Null);
-                }
+            let Some(domain) = domain_of(&state, id) else {
+                return fail(2303);
+            };
+            if let Some(records) = state.domains.get_mut(&domain) {
+                records.retain(|r| r.id != id);
             }
-            fail(2303)
+            bump_serial(&mut state, &domain);
+            ok(Value::Null)
         }
         _ => fail(2400),
     }

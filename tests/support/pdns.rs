@@ -148,6 +148,51 @@ impl PdnsEnv {
         );
     }
 
+    /// The contents of `name rtype` as the server holds them (`pdnsutil
+    /// list-zone`), sorted: also where `dig` would follow a CNAME instead.
+    pub fn stored(&self, zone: &str, name: &str, rtype: &str) -> Vec<String> {
+        let out = self.pdnsutil(&["list-zone", zone.trim_end_matches('.')]);
+        let name = name.trim_end_matches('.');
+        let mut found: Vec<String> = out
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.len() > 4 && fields[0].trim_end_matches('.') == name && fields[3] == rtype)
+                    .then(|| fields[4..].join(" "))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Deletes the RRset `name rtype` (`pdnsutil delete-rrset`, which takes
+    /// the name relative to the zone), as an administrator would.
+    pub fn delete_rrset(&self, zone: &str, name: &str, rtype: &str) {
+        let (zone, name) = (zone.trim_end_matches('.'), name.trim_end_matches('.'));
+        let relative = match name.strip_suffix(zone) {
+            Some("") => "@",
+            Some(rest) => rest.trim_end_matches('.'),
+            None => panic!("{name} is not in zone {zone}"),
+        };
+        self.pdnsutil(&["delete-rrset", zone, relative, rtype]);
+    }
+
+    /// Runs `pdnsutil` on this server's configuration; its standard output.
+    fn pdnsutil(&self, args: &[&str]) -> String {
+        let out = Command::new(find_binary("pdnsutil").expect("pdnsutil"))
+            .arg(format!("--config-dir={}", self.dir.path().display()))
+            .args(args)
+            .output()
+            .expect("run pdnsutil");
+        assert!(
+            out.status.success(),
+            "pdnsutil {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// pdns_server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()

@@ -1,15 +1,22 @@
 //! The adapter from our provider trait to the `dns-update` crate, which speaks
 //! to some seventy DNS hosting APIs through one RRset interface (`list_rrset`,
 //! `add_to_rrset`, `remove_from_rrset`). The registry entries, one per crate
-//! provider with its config keys, are in [`super::dnsupdate_registry`].
+//! provider with its config keys and record types, are in
+//! [`super::dnsupdate_registry`].
 //!
 //! The crate cannot list a zone, so the update reads only the RRsets in scope
-//! ([`DnsProvider::read_rrsets`]) and has no SOA: `soa.*` keys are not available
-//! with these providers. The zone of a name is the `zone` key, or else the
-//! longest of the name and its parents for which the API lists the apex NS
-//! RRset. Changes go RRset by RRset, every add before any delete; APIs have no
-//! transaction across RRsets, so a run that fails half-way is finished by the
-//! next one (adds of what is there and deletes of what is gone are no-ops).
+//! ([`DnsProvider::read_rrsets`]) and has no SOA: `soa.*` keys are a
+//! configuration error with these providers. The zone of a name is the `zone`
+//! key, or else the longest of the name and its parents for which the API lists
+//! the apex NS RRset; an answer that says nothing about the zone (no connection,
+//! credentials refused, a server error) stops the search with that error.
+//! Changes go RRset by RRset, every add before any delete; APIs have no
+//! transaction across RRsets, so a refused RRset is named and the others still
+//! go out (see [`super::partial`]); the next run completes what is missing.
+//!
+//! The crate passes on a failed request as text only, so when a request got no
+//! answer the adapter asks the endpoint once more itself to say why
+//! ([`crate::http::probe`]).
 
 use std::time::Duration;
 
@@ -20,6 +27,7 @@ use dns_update::{
 };
 use log::debug;
 
+use super::partial::{Steps, change_text};
 use super::{ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, RRsetChange};
 use crate::dns::record::{Name, RData, Record, RecordType};
 use crate::secret::Secret;
@@ -35,6 +43,9 @@ pub const ZONE_KEY: KeySpec = KeySpec {
     doc: "the zone (as the provider names it); otherwise the longest of the name and its parents the API knows",
 };
 
+/// The prefix of the crate's message for a request that got no answer.
+const NOT_SENT: &str = "Failed to send request to ";
+
 /// A provider of the `dns-update` crate.
 pub struct CrateProvider {
     handler: &'static str,
@@ -42,21 +53,50 @@ pub struct CrateProvider {
     zone: Option<Name>,
     /// The configured secrets, to keep them out of error messages.
     secrets: Vec<Secret>,
+    /// The timeout the crate's client was built with.
+    timeout: Duration,
+    /// The credential keys, named in an error when they are refused.
+    credential_keys: String,
+}
+
+/// What a crate error says about the zone asked for.
+enum Meaning {
+    /// The request failed or was not allowed: it says nothing about the zone.
+    Failure,
+    /// The API answered: no such RRset or zone, or a refusal of the data.
+    Answer,
 }
 
 impl CrateProvider {
-    pub fn new(
-        handler: &'static str,
-        updater: DnsUpdater,
-        zone: Option<Name>,
-        secrets: Vec<Secret>,
-    ) -> Self {
+    /// The adapter for `updater` (built with the crate's default timeout,
+    /// [`TIMEOUT`]; see [`Self::with_timeout`]).
+    pub fn new(handler: &'static str, updater: DnsUpdater, secrets: Vec<Secret>) -> Self {
         CrateProvider {
             handler,
             updater,
-            zone,
+            zone: None,
             secrets,
+            timeout: TIMEOUT.unwrap_or(Duration::from_secs(30)),
+            credential_keys: "the provider's credential keys".into(),
         }
+    }
+
+    /// The zone all names are in (the `zone` key).
+    pub fn with_zone(mut self, zone: Option<Name>) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// The timeout the crate's client was built with.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The keys to check when the credentials are refused (`apitoken`).
+    pub fn with_credential_keys(mut self, keys: String) -> Self {
+        self.credential_keys = keys;
+        self
     }
 
     fn redact(&self, mut text: String) -> String {
@@ -68,33 +108,101 @@ impl CrateProvider {
         text
     }
 
-    fn error(&self, what: &str, error: &dns_update::Error) -> ProviderError {
-        let reason = match error {
-            dns_update::Error::Unauthorized => {
-                "the credentials were rejected (unauthorized): check the provider's keys".into()
+    fn meaning(error: &dns_update::Error) -> Meaning {
+        match error {
+            dns_update::Error::Unauthorized | dns_update::Error::Client(_) => Meaning::Failure,
+            dns_update::Error::Api(text)
+                if text.starts_with(NOT_SENT)
+                    || text.starts_with("Failed to read response")
+                    || text.starts_with("HTTP 5")
+                    || text.starts_with("HTTP 403") =>
+            {
+                Meaning::Failure
             }
-            other => other.to_string(),
-        };
-        ProviderError::Api {
-            provider: self.describe(),
-            message: self.redact(format!("{what}: {reason}")),
+            _ => Meaning::Answer,
         }
     }
 
+    /// Our error for a crate error of a request made for `what`; for a
+    /// request that got no answer, the endpoint is asked once more to say why.
+    async fn error(&self, what: &str, error: &dns_update::Error) -> ProviderError {
+        let provider = self.describe();
+        let api = "its API".to_string();
+        match error {
+            dns_update::Error::Unauthorized => ProviderError::AuthRefused {
+                provider,
+                endpoint: api,
+                what: what.to_string(),
+                detail: "unauthorized".into(),
+                keys: self.credential_keys.clone(),
+            },
+            dns_update::Error::Api(text) if text.starts_with(NOT_SENT) => {
+                let rest = &text[NOT_SENT.len()..];
+                let url = rest.split(": ").next().unwrap_or(rest);
+                match crate::http::probe(url, self.timeout).await {
+                    Some(crate::http::Failure::Other(reason)) => ProviderError::network(
+                        &provider,
+                        url,
+                        what,
+                        self.timeout,
+                        crate::http::Failure::Other(self.redact(reason)),
+                    ),
+                    Some(failure) => {
+                        ProviderError::network(&provider, url, what, self.timeout, failure)
+                    }
+                    None => ProviderError::Unreachable {
+                        server: format!("{provider} at {}", crate::http::endpoint(url)),
+                        reason: format!("{what}: {}", self.redact(text.clone())),
+                    },
+                }
+            }
+            dns_update::Error::Api(text) if text.starts_with("HTTP ") => {
+                let (status, message) = split_status(&text[5..]);
+                ProviderError::HttpStatus {
+                    provider,
+                    endpoint: api,
+                    what: what.to_string(),
+                    status,
+                    message: self.redact(message),
+                }
+            }
+            dns_update::Error::BadRequest => ProviderError::HttpStatus {
+                provider,
+                endpoint: api,
+                what: what.to_string(),
+                status: 400,
+                message: "bad request".into(),
+            },
+            dns_update::Error::Api(text) if text.starts_with("BadRequest") => {
+                ProviderError::HttpStatus {
+                    provider,
+                    endpoint: api,
+                    what: what.to_string(),
+                    status: 400,
+                    message: self.redact(text["BadRequest".len()..].trim().to_string()),
+                }
+            }
+            other => ProviderError::Api {
+                provider,
+                message: self.redact(format!("{what}: {other}")),
+            },
+        }
+    }
+
+    /// The records of one RRset, or the crate's error.
     async fn list(
         &self,
         zone: &Name,
         name: &Name,
         rtype: RecordType,
-    ) -> Result<Vec<Record>, ProviderError> {
+    ) -> Result<Vec<Record>, dns_update::Error> {
         let Some(crate_type) = crate_type(rtype) else {
             return Ok(Vec::new());
         };
         let listed = self
             .updater
             .list_rrset(name.as_str(), crate_type, zone.as_str())
-            .await
-            .map_err(|e| self.error(&format!("reading {name} {rtype}"), &e))?;
+            .await?;
         let mut records = Vec::new();
         for record in listed {
             match from_crate(&record) {
@@ -103,6 +211,15 @@ impl CrateProvider {
             }
         }
         Ok(records)
+    }
+}
+
+/// `422: {"error": ...}` as (422, the rest); a status-less text as (0, text).
+fn split_status(text: &str) -> (u16, String) {
+    let (code, rest) = text.split_once(':').unwrap_or((text, ""));
+    match code.trim().parse() {
+        Ok(status) => (status, rest.trim().to_string()),
+        Err(_) => (0, text.to_string()),
     }
 }
 
@@ -116,7 +233,7 @@ impl DnsProvider for CrateProvider {
         if let Some(zone) = &self.zone {
             return Ok(zone.clone());
         }
-        let mut last_error = String::new();
+        let mut last_answer = String::new();
         let mut candidate = Some(name.clone());
         while let Some(zone) = candidate {
             if zone.parent().is_none() {
@@ -128,10 +245,14 @@ impl DnsProvider for CrateProvider {
                 .await
             {
                 Ok(_) => return Ok(zone),
-                Err(e @ dns_update::Error::Unauthorized) => {
-                    return Err(self.error(&format!("looking up the zone of {name}"), &e));
-                }
-                Err(e) => last_error = self.redact(e.to_string()),
+                Err(e) => match Self::meaning(&e) {
+                    Meaning::Failure => {
+                        return Err(self
+                            .error(&format!("looking up the zone of {name}"), &e)
+                            .await);
+                    }
+                    Meaning::Answer => last_answer = self.redact(e.to_string()),
+                },
             }
             candidate = zone.parent();
         }
@@ -139,16 +260,16 @@ impl DnsProvider for CrateProvider {
             name: name.to_string(),
             server: self.describe(),
             reason: format!(
-                "the API knows none of its parent zones (last answer: {last_error}); set zone = ... if the provider names it differently"
+                "the API knows none of its parent zones (last answer: {last_answer}); set zone = ... if the provider names it differently"
             ),
         })
     }
 
     async fn read_zone(&self, zone: &Name) -> Result<Vec<Record>, ProviderError> {
-        Err(self.error(
-            &format!("reading zone {zone}"),
-            &dns_update::Error::Unsupported("the API cannot list a whole zone".into()),
-        ))
+        Err(ProviderError::Api {
+            provider: self.describe(),
+            message: format!("reading zone {zone}: the API cannot list a whole zone"),
+        })
     }
 
     /// One `list_rrset` per wanted RRset. NS RRsets below the apex (wanted to
@@ -162,13 +283,15 @@ impl DnsProvider for CrateProvider {
         for (name, rtype) in wanted {
             match self.list(zone, name, *rtype).await {
                 Ok(found) => records.extend(found),
-                Err(e) if *rtype == RecordType::Ns => {
+                Err(e)
+                    if *rtype == RecordType::Ns && matches!(Self::meaning(&e), Meaning::Answer) =>
+                {
                     debug!(
                         "{}: NS of {name} not readable, taken as none: {e}",
                         self.handler
                     )
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.error(&format!("reading {name} {rtype}"), &e).await),
             }
         }
         Ok(records)
@@ -207,47 +330,64 @@ impl DnsProvider for CrateProvider {
                     .collect()
             };
             if !a.is_empty() {
-                adds.push((name.clone(), crate_type, a[0].ttl, convert(&a)?));
+                adds.push((name.clone(), crate_type, convert(&a)?, a));
             }
             if !d.is_empty() {
-                deletes.push((name, crate_type, convert(&d)?));
+                deletes.push((name, crate_type, convert(&d)?, d));
             }
         }
-        for (name, rtype, ttl, records) in adds {
+        let mut steps = Steps::new(self.describe(), zone);
+        for (name, rtype, records, ours) in adds {
             debug!(
                 "{}: add {} {name} {}",
                 self.handler,
                 records.len(),
                 rtype.as_str()
             );
-            self.updater
+            let ttl = ours.first().map_or(300, |r| r.ttl);
+            match self
+                .updater
                 .add_to_rrset(name.as_str(), rtype, ttl, records, zone.as_str())
                 .await
-                .map_err(|e| {
-                    self.error(
-                        &format!("zone {zone}: adding to {name} {}", rtype.as_str()),
-                        &e,
-                    )
-                })?;
+            {
+                Ok(()) => steps.applied(),
+                Err(e) => {
+                    let what = change_text("adding", &ours);
+                    match Self::meaning(&e) {
+                        Meaning::Failure => return Err(steps.stop(self.error(&what, &e).await)),
+                        Meaning::Answer => steps.refused_add(&ours, self.redact(e.to_string())),
+                    }
+                }
+            }
         }
-        for (name, rtype, records) in deletes {
+        for (name, rtype, records, ours) in deletes {
+            if steps.hold_back(&ours) {
+                continue;
+            }
             debug!(
                 "{}: remove {} {name} {}",
                 self.handler,
                 records.len(),
                 rtype.as_str()
             );
-            self.updater
+            match self
+                .updater
                 .remove_from_rrset(name.as_str(), rtype, records, zone.as_str())
                 .await
-                .map_err(|e| {
-                    self.error(
-                        &format!("zone {zone}: removing from {name} {}", rtype.as_str()),
-                        &e,
-                    )
-                })?;
+            {
+                Ok(()) => steps.applied(),
+                Err(e) => {
+                    let what = change_text("deleting", &ours);
+                    match Self::meaning(&e) {
+                        Meaning::Failure => return Err(steps.stop(self.error(&what, &e).await)),
+                        Meaning::Answer => {
+                            steps.refused(change_text("delete", &ours), self.redact(e.to_string()))
+                        }
+                    }
+                }
+            }
         }
-        Ok(())
+        steps.finish()
     }
 }
 
@@ -503,12 +643,17 @@ impl<'a> Keys<'a> {
                 Name::parse(&z).map_err(|e| KeyError::new("zone", format!("not a zone name: {e}")))
             })
             .transpose()?;
-        Ok(std::sync::Arc::new(CrateProvider::new(
-            self.handler,
-            updater,
-            zone,
-            secrets,
-        )))
+        let credential_keys: Vec<&str> = self
+            .specs
+            .iter()
+            .filter(|k| k.secret)
+            .map(|k| k.name)
+            .collect();
+        Ok(std::sync::Arc::new(
+            CrateProvider::new(self.handler, updater, secrets)
+                .with_zone(zone)
+                .with_credential_keys(credential_keys.join(", ")),
+        ))
     }
 }
 

@@ -5,6 +5,7 @@
 
 use dns_update::{DnsUpdater, providers};
 
+use super::capability::{Application, Capabilities};
 use super::dnsupdate::{Keys, TIMEOUT, ZONE_KEY};
 use super::{KeyError, KeySpec, ProviderSpec};
 
@@ -13,11 +14,15 @@ const OPTIONAL: bool = false;
 const SECRET: bool = true;
 const PLAIN: bool = false;
 
-/// One registry entry: name, aliases, keys (name, required, secret, doc), and
-/// the constructor call with `k` the [`Keys`] of the domain. Every entry also
-/// takes `zone`.
+/// One registry entry: name, aliases, keys (name, required, secret, doc), the
+/// constructor call with `k` the [`Keys`] of the domain, and the record types
+/// the crate's client for it writes (default: all nine, see [`types`]). Every
+/// entry also takes `zone`.
 macro_rules! provider {
-    ($name:literal, [$($alias:literal),*], [$(($key:literal, $required:expr, $secret:expr, $doc:literal)),* $(,)?], |$k:ident| $body:expr) => {{
+    ($name:literal, [$($alias:literal),*], [$(($key:literal, $required:expr, $secret:expr, $doc:literal)),* $(,)?], |$k:ident| $body:expr) => {
+        provider!($name, [$($alias),*], [$(($key, $required, $secret, $doc)),*], |$k| $body, types = types::ALL)
+    };
+    ($name:literal, [$($alias:literal),*], [$(($key:literal, $required:expr, $secret:expr, $doc:literal)),* $(,)?], |$k:ident| $body:expr, types = $types:expr) => {{
         const KEYS: &[KeySpec] = &[
             $(KeySpec { name: $key, required: $required, secret: $secret, doc: $doc },)*
             ZONE_KEY,
@@ -26,6 +31,12 @@ macro_rules! provider {
             name: $name,
             aliases: &[$($alias),*],
             keys: KEYS,
+            capabilities: Capabilities {
+                types: $types,
+                // The crate has no SOA records.
+                soa: &[],
+                application: Application::PerRRset,
+            },
             build: |values| {
                 crate::http::install_crypto_provider();
                 let $k = Keys::new($name, values, KEYS);
@@ -34,6 +45,24 @@ macro_rules! provider {
             },
         }
     }};
+}
+
+/// The record types the crate's clients write (dns-update 0.6.1: the types
+/// each client answers `Unsupported` for are left out).
+pub mod types {
+    use crate::dns::record::RecordType::{self, A, Aaaa, Caa, Cname, Mx, Ns, Srv, Tlsa, Txt};
+
+    pub const ALL: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv, Tlsa, Caa];
+    pub const NO_TLSA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv, Caa];
+    pub const NO_TLSA_CAA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv];
+    pub const NO_TLSA_SRV: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Caa];
+    pub const NO_TLSA_NS: &[RecordType] = &[A, Aaaa, Cname, Mx, Txt, Srv, Caa];
+    pub const NO_NS: &[RecordType] = &[A, Aaaa, Cname, Mx, Txt, Srv, Tlsa, Caa];
+    pub const NO_SRV_CAA_TLSA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt];
+    pub const TXT_ONLY: &[RecordType] = &[Txt];
+    /// Clients that can only replace one TXT record (`set_rrset`), which the
+    /// program does not use: they cannot add to or remove from an RRset.
+    pub const NONE: &[RecordType] = &[];
 }
 
 /// Every provider taken from the crate.
@@ -58,7 +87,8 @@ pub const SPECS: &[ProviderSpec] = &[
             SECRET,
             "personal access token with write scope"
         ),],
-        |k| DnsUpdater::new_digitalocean(k.req("authtoken")?, TIMEOUT)
+        |k| DnsUpdater::new_digitalocean(k.req("authtoken")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "desec",
@@ -73,7 +103,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("apikey", REQUIRED, SECRET, "API key"),
             ("secretkey", REQUIRED, SECRET, "secret key"),
         ],
-        |k| DnsUpdater::new_constellix(k.req("apikey")?, k.req("secretkey")?, TIMEOUT)
+        |k| DnsUpdater::new_constellix(k.req("apikey")?, k.req("secretkey")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "dnsmadeeasy",
@@ -82,7 +113,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("apikey", REQUIRED, SECRET, "API key"),
             ("apisecret", REQUIRED, SECRET, "API secret"),
         ],
-        |k| DnsUpdater::new_dnsmadeeasy(k.req("apikey")?, k.req("apisecret")?, TIMEOUT)
+        |k| DnsUpdater::new_dnsmadeeasy(k.req("apikey")?, k.req("apisecret")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "ovh",
@@ -144,7 +176,8 @@ pub const SPECS: &[ProviderSpec] = &[
         "linode",
         [],
         [("authtoken", REQUIRED, SECRET, "personal access token"),],
-        |k| DnsUpdater::new_linode(k.req("authtoken")?, TIMEOUT)
+        |k| DnsUpdater::new_linode(k.req("authtoken")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "porkbun",
@@ -162,7 +195,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("apikey", REQUIRED, SECRET, "API key"),
             ("apisecret", REQUIRED, SECRET, "API secret"),
         ],
-        |k| DnsUpdater::new_exoscale(k.req("apikey")?, k.req("apisecret")?, TIMEOUT)
+        |k| DnsUpdater::new_exoscale(k.req("apikey")?, k.req("apisecret")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "nifcloud",
@@ -171,7 +205,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("accesskey", REQUIRED, PLAIN, "access key"),
             ("secretkey", REQUIRED, SECRET, "secret key"),
         ],
-        |k| DnsUpdater::new_nifcloud(k.req("accesskey")?, k.req("secretkey")?, TIMEOUT)
+        |k| DnsUpdater::new_nifcloud(k.req("accesskey")?, k.req("secretkey")?, TIMEOUT),
+        types = types::NO_SRV_CAA_TLSA
     ),
     provider!(
         "websupport",
@@ -180,7 +215,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("apikey", REQUIRED, SECRET, "API key"),
             ("secret", REQUIRED, SECRET, "API secret"),
         ],
-        |k| DnsUpdater::new_websupport(k.req("apikey")?, k.req("secret")?, TIMEOUT)
+        |k| DnsUpdater::new_websupport(k.req("apikey")?, k.req("secret")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "spaceship",
@@ -218,7 +254,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("apikey", REQUIRED, SECRET, "API key"),
             ("apisecret", REQUIRED, SECRET, "API secret"),
         ],
-        |k| DnsUpdater::new_godaddy(k.req("apikey")?, k.req("apisecret")?, TIMEOUT)
+        |k| DnsUpdater::new_godaddy(k.req("apikey")?, k.req("apisecret")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "hetzner",
@@ -238,37 +275,43 @@ pub const SPECS: &[ProviderSpec] = &[
             ("username", REQUIRED, PLAIN, "account name"),
             ("apitoken", REQUIRED, SECRET, "API token"),
         ],
-        |k| DnsUpdater::new_namedotcom(k.req("username")?, k.req("apitoken")?, TIMEOUT)
+        |k| DnsUpdater::new_namedotcom(k.req("username")?, k.req("apitoken")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "namesilo",
         [],
         [("apikey", REQUIRED, SECRET, "API key"),],
-        |k| DnsUpdater::new_namesilo(k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_namesilo(k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA_NS
     ),
     provider!(
         "duckdns",
         [],
         [("token", REQUIRED, SECRET, "account token"),],
-        |k| DnsUpdater::new_duckdns(k.req("token")?, TIMEOUT)
+        |k| DnsUpdater::new_duckdns(k.req("token")?, TIMEOUT),
+        types = types::NONE
     ),
     provider!(
         "freemyip",
         [],
         [("token", REQUIRED, SECRET, "domain token"),],
-        |k| DnsUpdater::new_freemyip(k.req("token")?, TIMEOUT)
+        |k| DnsUpdater::new_freemyip(k.req("token")?, TIMEOUT),
+        types = types::TXT_ONLY
     ),
     provider!(
         "ipv64",
         [],
         [("apikey", REQUIRED, SECRET, "API key"),],
-        |k| DnsUpdater::new_ipv64(k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_ipv64(k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA_CAA
     ),
     provider!(
         "ddnss",
         [],
         [("key", REQUIRED, SECRET, "update key"),],
-        |k| DnsUpdater::new_ddnss(k.req("key")?, TIMEOUT)
+        |k| DnsUpdater::new_ddnss(k.req("key")?, TIMEOUT),
+        types = types::NONE
     ),
     provider!(
         "dynu",
@@ -339,7 +382,8 @@ pub const SPECS: &[ProviderSpec] = &[
         "vultr",
         [],
         [("apikey", REQUIRED, SECRET, "API key"),],
-        |k| DnsUpdater::new_vultr(k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_vultr(k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "scaleway",
@@ -362,7 +406,8 @@ pub const SPECS: &[ProviderSpec] = &[
             k.req("accountid")?,
             k.req("projectid")?,
             TIMEOUT
-        )
+        ),
+        types = types::NO_TLSA
     ),
     provider!(
         "gcore",
@@ -377,13 +422,15 @@ pub const SPECS: &[ProviderSpec] = &[
             ("authtoken", REQUIRED, SECRET, "access token"),
             ("teamid", OPTIONAL, PLAIN, "team id"),
         ],
-        |k| DnsUpdater::new_vercel(k.req("authtoken")?, k.opt("teamid"), TIMEOUT)
+        |k| DnsUpdater::new_vercel(k.req("authtoken")?, k.opt("teamid"), TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "ionos",
         [],
         [("apikey", REQUIRED, SECRET, "API key (prefix.secret)"),],
-        |k| DnsUpdater::new_ionos(k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_ionos(k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "hostingde",
@@ -398,7 +445,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("apitoken", REQUIRED, SECRET, "API token"),
             ("apisecret", REQUIRED, SECRET, "API secret"),
         ],
-        |k| DnsUpdater::new_domeneshop(k.req("apitoken")?, k.req("apisecret")?, TIMEOUT)
+        |k| DnsUpdater::new_domeneshop(k.req("apitoken")?, k.req("apisecret")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "simplycom",
@@ -413,7 +461,8 @@ pub const SPECS: &[ProviderSpec] = &[
         "safedns",
         [],
         [("authtoken", REQUIRED, SECRET, "API key"),],
-        |k| DnsUpdater::new_safedns(k.req("authtoken")?, TIMEOUT)
+        |k| DnsUpdater::new_safedns(k.req("authtoken")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "arvancloud",
@@ -458,7 +507,8 @@ pub const SPECS: &[ProviderSpec] = &[
         "netlify",
         [],
         [("accesstoken", REQUIRED, SECRET, "personal access token"),],
-        |k| DnsUpdater::new_netlify(k.req("accesstoken")?, TIMEOUT)
+        |k| DnsUpdater::new_netlify(k.req("accesstoken")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "alidns",
@@ -477,7 +527,8 @@ pub const SPECS: &[ProviderSpec] = &[
             k.opt("securitytoken"),
             k.opt("line"),
             TIMEOUT
-        )
+        ),
+        types = types::NO_TLSA
     ),
     provider!(
         "huaweicloud",
@@ -492,7 +543,8 @@ pub const SPECS: &[ProviderSpec] = &[
             k.req("secretkey")?,
             k.req("region")?,
             TIMEOUT
-        )
+        ),
+        types = types::NO_TLSA
     ),
     provider!(
         "cloudns",
@@ -529,7 +581,8 @@ pub const SPECS: &[ProviderSpec] = &[
             k.opt("region"),
             k.opt("sessiontoken"),
             TIMEOUT
-        )
+        ),
+        types = types::NO_TLSA
     ),
     provider!(
         "baiducloud",
@@ -538,7 +591,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("accesskey", REQUIRED, PLAIN, "access key"),
             ("secretkey", REQUIRED, SECRET, "secret key"),
         ],
-        |k| DnsUpdater::new_baiducloud(k.req("accesskey")?, k.req("secretkey")?, TIMEOUT)
+        |k| DnsUpdater::new_baiducloud(k.req("accesskey")?, k.req("secretkey")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "easydns",
@@ -547,7 +601,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("token", REQUIRED, SECRET, "API token"),
             ("key", REQUIRED, SECRET, "API key"),
         ],
-        |k| DnsUpdater::new_easydns(k.req("token")?, k.req("key")?, TIMEOUT)
+        |k| DnsUpdater::new_easydns(k.req("token")?, k.req("key")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "joker",
@@ -562,7 +617,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("username", OPTIONAL, PLAIN, "account name"),
             ("password", OPTIONAL, SECRET, "its password"),
         ],
-        |k| DnsUpdater::new_joker(joker_auth(&k)?, TIMEOUT)
+        |k| DnsUpdater::new_joker(joker_auth(&k)?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "mythicbeasts",
@@ -598,7 +654,8 @@ pub const SPECS: &[ProviderSpec] = &[
             k.req("clientip")?,
             k.opt("username"),
             TIMEOUT
-        )
+        ),
+        types = types::NO_TLSA_SRV
     ),
     provider!(
         "transip",
@@ -649,7 +706,8 @@ pub const SPECS: &[ProviderSpec] = &[
             view_name: k.req("viewname")?,
             skip_deploy: k.flag("skipdeploy")?,
             request_timeout: TIMEOUT
-        })
+        }),
+        types = types::NO_TLSA
     ),
     provider!(
         "glesys",
@@ -658,13 +716,15 @@ pub const SPECS: &[ProviderSpec] = &[
             ("apiuser", REQUIRED, PLAIN, "API user"),
             ("apikey", REQUIRED, SECRET, "API key"),
         ],
-        |k| DnsUpdater::new_glesys(k.req("apiuser")?, k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_glesys(k.req("apiuser")?, k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "dreamhost",
         [],
         [("apikey", REQUIRED, SECRET, "API key"),],
-        |k| DnsUpdater::new_dreamhost(k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_dreamhost(k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA_CAA
     ),
     provider!(
         "volcengine",
@@ -683,7 +743,8 @@ pub const SPECS: &[ProviderSpec] = &[
             host: k.opt("host"),
             scheme: k.opt("scheme"),
             request_timeout: TIMEOUT
-        })
+        }),
+        types = types::NO_TLSA
     ),
     provider!(
         "yandexcloud",
@@ -701,7 +762,8 @@ pub const SPECS: &[ProviderSpec] = &[
             iam_token_b64: k.req("iamtokenb64")?,
             folder_id: k.req("folderid")?,
             request_timeout: TIMEOUT
-        })
+        }),
+        types = types::NO_TLSA
     ),
     provider!(
         "azuredns",
@@ -729,7 +791,8 @@ pub const SPECS: &[ProviderSpec] = &[
                 &k.opt("environment").unwrap_or_default()
             ),
             request_timeout: TIMEOUT
-        })
+        }),
+        types = types::NO_TLSA
     ),
     provider!(
         "ibmcloud",
@@ -738,7 +801,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ("username", REQUIRED, PLAIN, "API user name"),
             ("apikey", REQUIRED, SECRET, "API key"),
         ],
-        |k| DnsUpdater::new_ibmcloud(k.req("username")?, k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_ibmcloud(k.req("username")?, k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA_CAA
     ),
     provider!(
         "hurricane",
@@ -752,7 +816,8 @@ pub const SPECS: &[ProviderSpec] = &[
         |k| DnsUpdater::new_hurricane(
             std::collections::HashMap::from([(k.req("zone")?, k.req("password")?)]),
             TIMEOUT
-        )
+        ),
+        types = types::NONE
     ),
     provider!(
         "hostinger",
@@ -787,7 +852,8 @@ pub const SPECS: &[ProviderSpec] = &[
             ),
             ("apikey", REQUIRED, SECRET, "API key"),
         ],
-        |k| DnsUpdater::new_plesk(k.req("baseurl")?, k.req("apikey")?, TIMEOUT)
+        |k| DnsUpdater::new_plesk(k.req("baseurl")?, k.req("apikey")?, TIMEOUT),
+        types = types::NO_TLSA
     ),
     provider!(
         "cpanel",
@@ -807,7 +873,8 @@ pub const SPECS: &[ProviderSpec] = &[
             k.req("username")?,
             k.req("token")?,
             TIMEOUT
-        )
+        ),
+        types = types::NO_TLSA
     ),
     provider!(
         "lightsail",
@@ -826,7 +893,8 @@ pub const SPECS: &[ProviderSpec] = &[
             region: k.opt("region"),
             domain: k.opt("domain"),
             request_timeout: TIMEOUT
-        })
+        }),
+        types = types::NO_TLSA_CAA
     ),
     provider!(
         "edgedns",
@@ -845,7 +913,8 @@ pub const SPECS: &[ProviderSpec] = &[
             access_token: k.req("accesstoken")?,
             account_switch_key: k.opt("accountswitchkey"),
             request_timeout: TIMEOUT
-        })
+        }),
+        types = types::NO_TLSA
     ),
     provider!(
         "ultradns",
@@ -881,7 +950,8 @@ pub const SPECS: &[ProviderSpec] = &[
             wapi_version: k.opt("wapiversion"),
             dns_view: k.opt("dnsview"),
             request_timeout: TIMEOUT
-        })
+        }),
+        types = types::NO_NS
     ),
     provider!(
         "zoneeu",
@@ -918,8 +988,9 @@ fn joker_auth(k: &Keys<'_>) -> Result<providers::joker::JokerAuth, KeyError> {
 /// The README's table of these providers and their keys (a unit test keeps the
 /// README equal to it).
 pub fn markdown_table() -> String {
-    let mut text =
-        String::from("| handler | required keys | optional keys |\n| --- | --- | --- |\n");
+    let mut text = String::from(
+        "| handler | required keys | optional keys | cannot write |\n| --- | --- | --- | --- |\n",
+    );
     for spec in SPECS {
         let key = |k: &KeySpec| {
             if k.secret {
@@ -940,7 +1011,21 @@ pub fn markdown_table() -> String {
         for alias in spec.aliases {
             name.push_str(&format!(" (or `{alias}`)"));
         }
-        text.push_str(&format!("| {name} | {} | {} |\n", list(true), list(false)));
+        let missing: Vec<String> = types::ALL
+            .iter()
+            .filter(|t| !spec.capabilities.types.contains(t))
+            .map(ToString::to_string)
+            .collect();
+        let missing = if missing.len() == types::ALL.len() {
+            "any record (see below)".to_string()
+        } else {
+            missing.join(", ")
+        };
+        text.push_str(&format!(
+            "| {name} | {} | {} | {missing} |\n",
+            list(true),
+            list(false)
+        ));
     }
     text
 }

@@ -9,15 +9,23 @@
 //! name is the longest candidate `nameserver.info` knows; a zone is read with one
 //! `nameserver.info` and changed record by record (`nameserver.createRecord`
 //! first, then `nameserver.deleteRecord`; an SOA with `nameserver.updateRecord`).
-//! INWX has no transactions: a run that fails half-way leaves some changes made,
-//! and the next run, which again adds what is missing and deletes what is stale,
-//! finishes the job. Result codes 2400, 2500 and 2502 (temporary failures) are
-//! retried with backoff; "2302 object exists" on a create counts as done.
+//! INWX has no transactions: a refused record is named and the others still go
+//! out, except the deletes of an RRset whose add was refused (see
+//! [`super::partial`]); the next run, which again adds what is missing and
+//! deletes what is stale, finishes the job. Result codes 2400, 2500 and 2502
+//! (temporary failures) are retried with backoff; "2302 object exists" on a
+//! create counts as done.
 //!
-//! INWX runs the SOA of its zones: `nameserver.info` shows it as `primary
-//! hostmaster serial` (the hostmaster as an e-mail address), without the
-//! timers, which read as 0 here; an SOA change may set the primary name server
-//! and the hostmaster, and is refused when it would change a timer.
+//! The SOA, as INWX's knowledge base describes it ("How can I adapt the SOA
+//! entry in the INWX name server"): the content of the zone's SOA record is
+//! `primary hostmaster serial refresh retry expire minimum`, the hostmaster
+//! written as a name (the `@` of the address as a dot), by default
+//! `ns.inwx.de hostmaster.inwx.de SERIAL 10800 3600 604800 3600`; the timers
+//! may be changed by writing them after the serial, and INWX raises the serial
+//! by one on every change of the zone. The provider writes all seven fields
+//! with `nameserver.updateRecord`. It also reads the three-field form
+//! `primary hostmaster serial` (and a hostmaster written as an e-mail address),
+//! which some clients write; the timers then read as INWX's defaults above.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +36,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use super::capability::{ALL_SOA_FIELDS, ALL_TYPES, Application, Capabilities};
+use super::partial::{Steps, change_text};
 use super::{ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, ProviderSpec};
 use crate::dns::presentation::{parse_presentation, parse_type, to_presentation};
 use crate::dns::record::{Name, RData, Record, RecordType, Soa};
@@ -63,6 +73,11 @@ pub const SPEC: ProviderSpec = ProviderSpec {
             doc: "live (default), ote (INWX's test system) or the URL of the JSON-RPC endpoint",
         },
     ],
+    capabilities: Capabilities {
+        types: ALL_TYPES,
+        soa: ALL_SOA_FIELDS,
+        application: Application::PerRecord,
+    },
     build: |keys| Ok(Arc::new(Inwx::from_keys(keys)?)),
 };
 
@@ -77,6 +92,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const OBJECT_EXISTS: i64 = 2302;
 const OBJECT_DOES_NOT_EXIST: i64 = 2303;
 const TEMPORARY: &[i64] = &[2400, 2500, 2502];
+
+/// The SOA timers (refresh, retry, expire, minimum) of a new INWX zone.
+const DEFAULT_TIMERS: [u32; 4] = [10800, 3600, 604800, 3600];
+const NAME: &str = "inwx";
 
 /// A configured INWX account.
 pub struct Inwx {
@@ -97,6 +116,19 @@ struct Answer {
     msg: String,
     #[serde(rename = "resData", default)]
     res_data: Value,
+    /// Why a command failed, when INWX says more than `msg`.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl Answer {
+    /// `code msg` (and the reason, if any), as INWX answered.
+    fn text(&self) -> String {
+        match &self.reason {
+            Some(reason) if !reason.is_empty() => format!("{} {} ({reason})", self.code, self.msg),
+            _ => format!("{} {}", self.code, self.msg),
+        }
+    }
 }
 
 /// A record as `nameserver.info` lists it.
@@ -174,6 +206,16 @@ impl Inwx {
         }
     }
 
+    fn auth_refused(&self, what: String, answer: &Answer, keys: &str) -> ProviderError {
+        ProviderError::AuthRefused {
+            provider: NAME.into(),
+            endpoint: crate::http::endpoint(&self.endpoint),
+            what,
+            detail: self.redact(answer.text()),
+            keys: keys.into(),
+        }
+    }
+
     /// Never let a secret through, even if the server echoes it.
     fn redact(&self, mut text: String) -> String {
         for secret in std::iter::once(&self.password).chain(self.shared_secret.as_ref()) {
@@ -201,18 +243,13 @@ impl Inwx {
             request = request.header("Cookie", cookie);
         }
         let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                ProviderError::Timeout {
-                    server: self.describe(),
-                    seconds: TIMEOUT.as_secs(),
-                    what: method.to_string(),
+            let failure = match crate::http::classify(&e) {
+                crate::http::Failure::Other(reason) => {
+                    crate::http::Failure::Other(self.redact(reason))
                 }
-            } else {
-                ProviderError::Unreachable {
-                    server: self.describe(),
-                    reason: self.redact(crate::http::describe(&e)),
-                }
-            }
+                failure => failure,
+            };
+            ProviderError::network(NAME, &self.endpoint, method, TIMEOUT, failure)
         })?;
         let status = response.status();
         let set_cookie = response
@@ -228,9 +265,28 @@ impl Inwx {
             .text()
             .await
             .map_err(|e| self.error(format!("{method}: reading the answer failed: {e}")))?;
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(ProviderError::AuthRefused {
+                provider: NAME.into(),
+                endpoint: crate::http::endpoint(&self.endpoint),
+                what: format!("calling {method}"),
+                detail: format!("HTTP {}", status.as_u16()),
+                keys: "user and passwd".into(),
+            });
+        }
         if !status.is_success() {
             let start: String = text.trim().chars().take(200).collect();
-            return Err(self.error(format!("{method}: HTTP {}: {start}", status.as_u16())));
+            return Err(ProviderError::HttpStatus {
+                provider: NAME.into(),
+                endpoint: crate::http::endpoint(&self.endpoint),
+                what: method.to_string(),
+                status: status.as_u16(),
+                message: self.redact(if start.is_empty() {
+                    "(empty answer)".into()
+                } else {
+                    start
+                }),
+            });
         }
         let answer: Answer = serde_json::from_str(&text).map_err(|e| ProviderError::Protocol {
             server: self.describe(),
@@ -275,10 +331,11 @@ impl Inwx {
         let params = json!({ "user": self.user, "pass": self.password.expose() });
         let (answer, cookie) = self.post_retrying("account.login", &params, None).await?;
         if !is_success(answer.code) {
-            return Err(self.error(format!(
-                "login as {} failed: {} {}: check user and passwd",
-                self.user, answer.code, answer.msg
-            )));
+            return Err(self.auth_refused(
+                format!("logging in as {} (account.login)", self.user),
+                &answer,
+                "user and passwd",
+            ));
         }
         let cookie = cookie.ok_or_else(|| {
             self.error("account.login set no session cookie (domrobot)".to_string())
@@ -304,10 +361,11 @@ impl Inwx {
                 .post_retrying("account.unlock", &json!({ "tan": tan }), Some(&cookie))
                 .await?;
             if !is_success(answer.code) {
-                return Err(self.error(format!(
-                    "account.unlock (two-factor code) failed: {} {}: check sharedsecret and the clock",
-                    answer.code, answer.msg
-                )));
+                return Err(self.auth_refused(
+                    "sending the two-factor code (account.unlock)".into(),
+                    &answer,
+                    "sharedsecret and the machine's clock",
+                ));
             }
         }
         debug!("inwx: logged in as {}", self.user);
@@ -322,17 +380,47 @@ impl Inwx {
         Ok(self.post_retrying(method, &params, Some(&cookie)).await?.0)
     }
 
-    /// One API call that must succeed; `what` says what for in errors.
-    async fn call(&self, method: &str, params: Value, what: &str) -> Result<Value, ProviderError> {
-        let answer = self.call_raw(method, params).await?;
-        if is_success(answer.code) {
-            Ok(answer.res_data)
-        } else {
-            Err(self.error(format!(
-                "{what}: {method} answered {} {}",
-                answer.code, answer.msg
-            )))
+    /// Creates `add` (an SOA: updates the zone's SOA record). `Ok(Some(answer))`
+    /// when INWX refused it; `Err` when the request failed.
+    async fn add(
+        &self,
+        zone: &Name,
+        add: &Record,
+        current: &[(InwxRecord, Record)],
+    ) -> Result<Option<String>, ProviderError> {
+        let (content, prio) = to_inwx(&add.data);
+        if add.record_type() == RecordType::Soa {
+            let Some((soa, _)) = current
+                .iter()
+                .find(|(_, r)| r.record_type() == RecordType::Soa && r.name == *zone)
+            else {
+                return Ok(Some("the zone has no SOA record".into()));
+            };
+            let params = json!({ "id": id_of(soa), "content": content, "ttl": add.ttl });
+            let answer = self.call_raw("nameserver.updateRecord", params).await?;
+            return Ok((!is_success(answer.code))
+                .then(|| format!("nameserver.updateRecord answered {}", answer.text())));
         }
+        let params = json!({
+            "domain": zone.as_str(),
+            "name": add.name.as_str(),
+            "type": add.record_type().to_string(),
+            "content": content,
+            "ttl": add.ttl,
+            "prio": prio,
+        });
+        let answer = self.call_raw("nameserver.createRecord", params).await?;
+        Ok(match answer.code {
+            code if is_success(code) => None,
+            OBJECT_EXISTS => {
+                debug!("inwx: adding {add}: already there (2302)");
+                None
+            }
+            _ => Some(format!(
+                "nameserver.createRecord answered {}",
+                answer.text()
+            )),
+        })
     }
 
     /// The records of `zone` with their ids.
@@ -349,10 +437,10 @@ impl Inwx {
                     reason: "the account has no such domain in INWX's nameservers".into(),
                 });
             }
-            code => {
+            _ => {
                 return Err(self.error(format!(
-                    "reading zone {zone}: nameserver.info answered {code} {}",
-                    answer.msg
+                    "reading zone {zone}: nameserver.info answered {}",
+                    answer.text()
                 )));
             }
         }
@@ -411,10 +499,8 @@ fn to_inwx(data: &RData) -> (String, u16) {
         RData::Ns(name) | RData::Cname(name) => (name.to_string(), 0),
         RData::Soa(soa) => (
             format!(
-                "{} {} {}",
-                soa.mname,
-                soa.rname.as_str().replacen('.', "@", 1),
-                soa.serial
+                "{} {} {} {} {} {} {}",
+                soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
             ),
             0,
         ),
@@ -445,8 +531,9 @@ fn from_inwx(record: &InwxRecord) -> Option<Result<Record, String>> {
     }))
 }
 
-/// INWX's SOA content, `primary hostmaster serial` (the hostmaster as an e-mail
-/// address or as a name), or the full seven fields; absent timers read as 0.
+/// INWX's SOA content: `primary hostmaster serial refresh retry expire
+/// minimum`, or `primary hostmaster serial` with INWX's default timers; the
+/// hostmaster as a name or as an e-mail address.
 fn soa_from_inwx(content: &str) -> Result<RData, String> {
     let fields: Vec<&str> = content.split_whitespace().collect();
     if fields.len() != 3 && fields.len() != 7 {
@@ -456,10 +543,12 @@ fn soa_from_inwx(content: &str) -> Result<RData, String> {
     }
     let name = |text: &str| Name::parse(text).map_err(|e| format!("SOA \"{content}\": {e}"));
     let number = |index: usize| -> Result<u32, String> {
-        fields.get(index).map_or(Ok(0), |text| {
-            text.parse()
-                .map_err(|_| format!("SOA \"{content}\": \"{text}\" is not a number"))
-        })
+        match fields.get(index) {
+            None => Ok(DEFAULT_TIMERS[index - 3]),
+            Some(text) => text
+                .parse()
+                .map_err(|_| format!("SOA \"{content}\": \"{text}\" is not a number")),
+        }
     };
     Ok(RData::Soa(Soa {
         mname: name(fields[0])?,
@@ -470,17 +559,6 @@ fn soa_from_inwx(content: &str) -> Result<RData, String> {
         expire: number(5)?,
         minimum: number(6)?,
     }))
-}
-
-/// True when `new` changes an SOA timer of `old`, which INWX keeps.
-fn changes_soa_timers(old: &RData, new: &RData) -> bool {
-    match (old, new) {
-        (RData::Soa(old), RData::Soa(new)) => {
-            (old.refresh, old.retry, old.expire, old.minimum)
-                != (new.refresh, new.retry, new.expire, new.minimum)
-        }
-        _ => false,
-    }
 }
 
 fn id_of(record: &InwxRecord) -> Value {
@@ -509,10 +587,10 @@ impl DnsProvider for Inwx {
             match answer.code {
                 code if is_success(code) => return Ok(zone),
                 OBJECT_DOES_NOT_EXIST => candidate = zone.parent(),
-                code => {
+                _ => {
                     return Err(self.error(format!(
-                        "looking up the zone of {name}: nameserver.info answered {code} {}",
-                        answer.msg
+                        "looking up the zone of {name}: nameserver.info answered {}",
+                        answer.text()
                     )));
                 }
             }
@@ -549,72 +627,45 @@ impl DnsProvider for Inwx {
                 _ => None,
             })
             .collect();
+        let mut steps = Steps::new(self.describe(), zone);
         for add in &changes.adds {
             if current.iter().any(|(_, r)| r.same_as(add)) {
                 continue;
             }
-            let (content, prio) = to_inwx(&add.data);
-            let what = format!("zone {zone}: adding {add}");
-            if add.record_type() == RecordType::Soa {
-                let Some((soa, old)) = current
-                    .iter()
-                    .find(|(_, r)| r.record_type() == RecordType::Soa && r.name == *zone)
-                else {
-                    return Err(self.error(format!("{what}: the zone has no SOA record")));
-                };
-                if changes_soa_timers(&old.data, &add.data) {
-                    return Err(self.error(format!(
-                        "{what}: INWX keeps the SOA timers (refresh, retry, expire, minimum); \
-                         only the primary name server and the hostmaster can be set"
-                    )));
-                }
-                self.call(
-                    "nameserver.updateRecord",
-                    json!({ "id": id_of(soa), "content": content, "ttl": add.ttl }),
-                    &what,
-                )
-                .await?;
-                continue;
-            }
-            let params = json!({
-                "domain": zone.as_str(),
-                "name": add.name.as_str(),
-                "type": add.record_type().to_string(),
-                "content": content,
-                "ttl": add.ttl,
-                "prio": prio,
-            });
-            let answer = self.call_raw("nameserver.createRecord", params).await?;
-            match answer.code {
-                code if is_success(code) => {}
-                OBJECT_EXISTS => debug!("inwx: {what}: already there (2302)"),
-                code => {
-                    return Err(self.error(format!(
-                        "{what}: nameserver.createRecord answered {code} {}",
-                        answer.msg
-                    )));
-                }
+            match self.add(zone, add, &current).await {
+                Ok(None) => steps.applied(),
+                Ok(Some(refusal)) => steps.refused_add(&[add], refusal),
+                Err(e) => return Err(steps.stop(e)),
             }
         }
         for delete in &changes.deletes {
-            for (record, _) in current.iter().filter(|(_, r)| r.same_as(delete)) {
-                let what = format!("zone {zone}: deleting {delete}");
-                let answer = self
+            let stale: Vec<&InwxRecord> = current
+                .iter()
+                .filter(|(_, r)| r.same_as(delete))
+                .map(|(record, _)| record)
+                .collect();
+            if stale.is_empty() || steps.hold_back(&[delete]) {
+                continue;
+            }
+            for record in stale {
+                let answer = match self
                     .call_raw("nameserver.deleteRecord", json!({ "id": id_of(record) }))
-                    .await?;
+                    .await
+                {
+                    Ok(answer) => answer,
+                    Err(e) => return Err(steps.stop(e)),
+                };
                 match answer.code {
-                    code if is_success(code) => {}
-                    OBJECT_DOES_NOT_EXIST => debug!("inwx: {what}: already gone (2303)"),
-                    code => {
-                        return Err(self.error(format!(
-                            "{what}: nameserver.deleteRecord answered {code} {}",
-                            answer.msg
-                        )));
-                    }
+                    code if is_success(code) => steps.applied(),
+                    OBJECT_DOES_NOT_EXIST => debug!("inwx: deleting {delete}: already gone (2303)"),
+                    _ => steps.refused(
+                        change_text("delete", &[delete]),
+                        format!("nameserver.deleteRecord answered {}", answer.text()),
+                    ),
                 }
             }
         }
-        Ok(())
+        steps.finish()
     }
 
     async fn close(&self) {
@@ -690,24 +741,37 @@ mod tests {
             ttl: 86400,
             prio: json!(0),
         };
-        let read = from_inwx(&record("ns.inwx.de hostmaster@inwx.de 2024010101"))
-            .unwrap()
-            .unwrap();
-        let RData::Soa(soa) = &read.data else {
-            panic!("{read:?}")
+        // INWX's form: all seven fields, the hostmaster as a name.
+        let full = from_inwx(&record(
+            "ns.inwx.de hostmaster.inwx.de 2024010101 7200 1800 1209600 300",
+        ))
+        .unwrap()
+        .unwrap();
+        let RData::Soa(soa) = &full.data else {
+            panic!("{full:?}")
         };
         assert_eq!(soa.mname.as_str(), "ns.inwx.de");
         assert_eq!(soa.rname.as_str(), "hostmaster.inwx.de");
-        assert_eq!((soa.serial, soa.refresh, soa.minimum), (2024010101, 0, 0));
         assert_eq!(
-            to_inwx(&read.data).0,
-            "ns.inwx.de hostmaster@inwx.de 2024010101"
+            (soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum),
+            (2024010101, 7200, 1800, 1209600, 300)
         );
-        let full = from_inwx(&record("ns.inwx.de hostmaster.inwx.de 7 1 2 3 4"))
+        assert_eq!(
+            to_inwx(&full.data).0,
+            "ns.inwx.de hostmaster.inwx.de 2024010101 7200 1800 1209600 300"
+        );
+        // Three fields (and an e-mail address): INWX's default timers.
+        let short = from_inwx(&record("ns.inwx.de hostmaster@inwx.de 2024010101"))
             .unwrap()
             .unwrap();
-        assert!(changes_soa_timers(&read.data, &full.data));
-        assert!(!changes_soa_timers(&read.data, &read.data));
+        let RData::Soa(soa) = &short.data else {
+            panic!("{short:?}")
+        };
+        assert_eq!(soa.rname.as_str(), "hostmaster.inwx.de");
+        assert_eq!(
+            [soa.refresh, soa.retry, soa.expire, soa.minimum],
+            DEFAULT_TIMERS
+        );
         assert!(from_inwx(&record("ns.inwx.de 7")).unwrap().is_err());
     }
 

@@ -1,11 +1,14 @@
 //! The narrow provider layer: a provider reads the records of a zone and applies a
 //! [`ChangeSet`] to it. It knows nothing of phases, certificates or DKIM. Providers
-//! are listed in one static [`REGISTRY`] with their names, aliases and documented
-//! config keys; `--check` and the README's key tables come from it.
+//! are listed in one static [`REGISTRY`] with their names, aliases, documented
+//! config keys and [`Capabilities`]; `--check`, the configuration check and the
+//! README's key tables come from it.
 
+pub mod capability;
 pub mod dnsupdate;
 pub mod dnsupdate_registry;
 pub mod inwx;
+pub mod partial;
 pub mod powerdns;
 pub mod rfc2136;
 pub mod zonefile;
@@ -13,10 +16,15 @@ pub mod zonefile;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use capability::{Application, Capabilities, SoaField};
+pub use partial::Refusal;
+
 use crate::dns::record::{Name, Record, RecordType};
+use crate::http::{self, Failure};
 
 /// What a run changes in one zone. Adds are applied before deletes (in one
 /// message where the protocol allows), so a name never passes through an empty
@@ -56,11 +64,43 @@ pub struct RRsetChange<'a> {
 }
 
 /// Why a provider could not read or change a zone. Each variant names the server
-/// (or API) and, where known, the zone, so the message stands on its own.
+/// (or API) and, where known, the zone, so the message stands on its own. A
+/// request that got no answer says why (refused, name not resolved, TLS,
+/// timeout), never that a zone is missing.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("cannot reach {server}: {reason}")]
     Unreachable { server: String, reason: String },
+    #[error("{provider}: {endpoint} refused the connection (nothing accepts connections there)")]
+    ConnectionRefused { provider: String, endpoint: String },
+    #[error("{provider}: the API host name {host} does not resolve (DNS): {reason}")]
+    HostNotFound {
+        provider: String,
+        host: String,
+        reason: String,
+    },
+    #[error("{provider}: the TLS handshake with {endpoint} failed: {reason}")]
+    Tls {
+        provider: String,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("{provider}: {endpoint} answered HTTP {status} to {what}: {message}")]
+    HttpStatus {
+        provider: String,
+        endpoint: String,
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{provider}: {endpoint} refused the credentials ({detail}) when {what}: check {keys}")]
+    AuthRefused {
+        provider: String,
+        endpoint: String,
+        what: String,
+        detail: String,
+        keys: String,
+    },
     #[error("{server} did not answer within {seconds} s ({what})")]
     Timeout {
         server: String,
@@ -102,6 +142,63 @@ pub enum ProviderError {
     Protocol { server: String, reason: String },
     #[error("{provider}: {message}")]
     Api { provider: String, message: String },
+    /// Some changes of a zone were made, these were not (a provider without
+    /// transactions).
+    #[error(
+        "{server}: {} change(s) to zone {zone} not made ({applied} made): {}",
+        .refused.len(),
+        refusals_text(.refused)
+    )]
+    Partial {
+        server: String,
+        zone: String,
+        applied: usize,
+        refused: Vec<Refusal>,
+    },
+}
+
+fn refusals_text(refused: &[Refusal]) -> String {
+    refused
+        .iter()
+        .map(|r| format!("{}: {}", r.change, r.answer))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ProviderError {
+    /// The error of a request to `url` (for `what`) that got no HTTP answer.
+    pub fn network(
+        provider: &str,
+        url: &str,
+        what: &str,
+        timeout: Duration,
+        failure: Failure,
+    ) -> Self {
+        let provider = provider.to_string();
+        let endpoint = http::endpoint(url);
+        match failure {
+            Failure::Refused => ProviderError::ConnectionRefused { provider, endpoint },
+            Failure::Dns(reason) => ProviderError::HostNotFound {
+                provider,
+                host: http::host(url),
+                reason,
+            },
+            Failure::Tls(reason) => ProviderError::Tls {
+                provider,
+                endpoint,
+                reason,
+            },
+            Failure::Timeout => ProviderError::Timeout {
+                server: format!("{provider} at {endpoint}"),
+                seconds: timeout.as_secs(),
+                what: what.to_string(),
+            },
+            Failure::Other(reason) => ProviderError::Unreachable {
+                server: format!("{provider} at {endpoint}"),
+                reason: format!("{what}: {reason}"),
+            },
+        }
+    }
 }
 
 /// A DNS provider: a server or API that holds zones.
@@ -132,6 +229,9 @@ pub trait DnsProvider: Send + Sync {
     }
 
     /// Applies all changes to `zone`, atomically where the protocol allows.
+    /// A provider without transactions tries every change; when some were
+    /// refused it answers [`ProviderError::Partial`] naming each (see
+    /// [`partial`]). Any other error means nothing was changed.
     async fn apply(&self, zone: &Name, changes: &ChangeSet) -> Result<(), ProviderError>;
 
     /// Ends a session the provider opened (an API login), once the program is
@@ -194,6 +294,7 @@ pub struct ProviderSpec {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
     pub keys: &'static [KeySpec],
+    pub capabilities: Capabilities,
     /// Builds the provider from its keys (no network). On a bad value it returns
     /// the offending key and what is wrong with it.
     pub build: fn(&KeyValues) -> Result<Arc<dyn DnsProvider>, KeyError>,

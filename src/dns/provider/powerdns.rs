@@ -4,11 +4,15 @@
 //! The zone of a name is the longest zone of `GET /servers/{id}/zones` that
 //! contains it; a zone is read with `GET /servers/{id}/zones/{zone}` (all its
 //! RRsets) and changed with one `PATCH` carrying a `REPLACE` (or `DELETE`) of each
-//! affected RRset. PowerDNS applies a PATCH in one transaction, so a zone is
-//! changed completely or not at all. The final content of each RRset is computed
-//! from the RRset as the server has it just before the PATCH, plus the adds, minus
-//! the deletes: adding one record keeps the others, and records the program does
-//! not understand (or that are disabled) are kept as they are.
+//! affected RRset. PowerDNS applies a PATCH in one transaction. When it refuses
+//! the PATCH for its data (HTTP 400 or 422, e.g. "Conflicts with pre-existing
+//! RRset"), every RRset is sent again in a PATCH of its own, REPLACEs before
+//! DELETEs, so the others of the zone still go out and the refused one is
+//! named; a refused REPLACE leaves its RRset (old records included) as it was.
+//! The final content of each RRset is computed from the RRset as the server has
+//! it just before the PATCH, plus the adds, minus the deletes: adding one record
+//! keeps the others, and records the program does not understand (or that are
+//! disabled) are kept as they are.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +22,8 @@ use log::{debug, warn};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::capability::{ALL_SOA_FIELDS, ALL_TYPES, Application, Capabilities};
+use super::partial::{Steps, change_text};
 use super::{
     ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, ProviderSpec, RRsetChange,
 };
@@ -48,12 +54,16 @@ pub const SPEC: ProviderSpec = ProviderSpec {
             doc: "the server id in the API path (default localhost)",
         },
     ],
+    capabilities: Capabilities {
+        types: ALL_TYPES,
+        soa: ALL_SOA_FIELDS,
+        application: Application::PerRRset,
+    },
     build: |keys| Ok(Arc::new(PowerDns::from_keys(keys)?)),
 };
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const NAME: &str = "powerdns";
-const NOT_FOUND: &str = "HTTP 404 (not found)";
 
 /// A configured PowerDNS API.
 pub struct PowerDns {
@@ -125,7 +135,7 @@ impl PowerDns {
         &self,
         method: Method,
         path: &str,
-        body: Option<&PatchBody>,
+        body: Option<&PatchBody<'_>>,
         what: &str,
     ) -> Result<String, ProviderError> {
         let url = format!("{}{path}", self.base);
@@ -145,19 +155,13 @@ impl PowerDns {
                 .body(json);
         }
         let response = request.send().await.map_err(|e| {
-            let reason = self.redact(crate::http::describe(&e));
-            if e.is_timeout() {
-                ProviderError::Timeout {
-                    server: self.describe(),
-                    seconds: TIMEOUT.as_secs(),
-                    what: what.to_string(),
+            let failure = match crate::http::classify(&e) {
+                crate::http::Failure::Other(reason) => {
+                    crate::http::Failure::Other(self.redact(reason))
                 }
-            } else {
-                ProviderError::Unreachable {
-                    server: self.describe(),
-                    reason,
-                }
-            }
+                failure => failure,
+            };
+            ProviderError::network(NAME, &self.api_url, what, TIMEOUT, failure)
         })?;
         let status = response.status();
         let text = response
@@ -167,19 +171,38 @@ impl PowerDns {
         if status.is_success() {
             return Ok(text);
         }
-        let detail = api_error_text(&text);
-        Err(self.error(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => format!(
-                "{what}: the API key was rejected (HTTP {}): check apikey",
-                status.as_u16()
-            ),
-            StatusCode::NOT_FOUND => format!("{what}: {NOT_FOUND}: {detail}"),
-            _ => format!("{what}: HTTP {}: {detail}", status.as_u16()),
-        }))
+        let endpoint = crate::http::endpoint(&self.api_url);
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::AuthRefused {
+                provider: NAME.into(),
+                endpoint,
+                what: what.to_string(),
+                detail: format!("HTTP {}", status.as_u16()),
+                keys: "apikey".into(),
+            },
+            _ => ProviderError::HttpStatus {
+                provider: NAME.into(),
+                endpoint,
+                what: what.to_string(),
+                status: status.as_u16(),
+                message: self.redact(api_error_text(&text)),
+            },
+        })
     }
 
-    fn is_not_found(&self, error: &ProviderError) -> bool {
-        matches!(error, ProviderError::Api { message, .. } if message.contains(NOT_FOUND))
+    fn is_not_found(error: &ProviderError) -> bool {
+        matches!(error, ProviderError::HttpStatus { status: 404, .. })
+    }
+
+    /// True for a PATCH PowerDNS refused for its data (not for a fault).
+    fn is_refusal(error: &ProviderError) -> bool {
+        matches!(
+            error,
+            ProviderError::HttpStatus {
+                status: 400 | 422,
+                ..
+            }
+        )
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(
@@ -199,7 +222,7 @@ impl PowerDns {
         let what = format!("reading zone {zone}");
         match self.get_json::<ZoneDetail>(&path, &what).await {
             Ok(detail) => Ok(detail.rrsets),
-            Err(e) if self.is_not_found(&e) => Err(ProviderError::NoZone {
+            Err(e) if Self::is_not_found(&e) => Err(ProviderError::NoZone {
                 name: zone.to_string(),
                 server: self.describe(),
                 reason: "the server has no such zone".into(),
@@ -240,8 +263,15 @@ struct ZoneSummary {
 }
 
 #[derive(Serialize, Debug)]
-struct PatchBody {
-    rrsets: Vec<PatchRRSet>,
+struct PatchBody<'a> {
+    rrsets: Vec<&'a PatchRRSet>,
+}
+
+/// The change of one RRset: what is sent, and how it reads in a refusal.
+#[derive(Debug)]
+struct Patch {
+    rrset: PatchRRSet,
+    change: String,
 }
 
 #[derive(Serialize, Debug)]
@@ -304,35 +334,87 @@ impl DnsProvider for PowerDns {
             return Ok(());
         }
         let current = self.zone_rrsets(zone).await?;
-        let body = PatchBody {
-            rrsets: patch_rrsets(&current, changes),
-        };
-        if body.rrsets.is_empty() {
+        let patches = patch_rrsets(&current, changes);
+        if patches.is_empty() {
             return Ok(());
         }
         debug!(
             "{NAME}: PATCH zone {zone} ({} RRsets; {} adds, {} deletes)",
-            body.rrsets.len(),
+            patches.len(),
             changes.adds.len(),
             changes.deletes.len()
         );
+        let all: Vec<&PatchRRSet> = patches.iter().map(|p| &p.rrset).collect();
+        match self.patch(zone, all).await {
+            Err(e) if Self::is_refusal(&e) && patches.len() > 1 => {
+                debug!("{NAME}: {e}; sending zone {zone} RRset by RRset");
+                self.patch_each(zone, patches).await
+            }
+            Err(e) if Self::is_refusal(&e) => {
+                let mut steps = Steps::new(self.describe(), zone);
+                steps.refused(patches[0].change.clone(), refusal_text(&e));
+                steps.finish()
+            }
+            other => other,
+        }
+    }
+}
+
+impl PowerDns {
+    async fn patch(&self, zone: &Name, rrsets: Vec<&PatchRRSet>) -> Result<(), ProviderError> {
         let path = format!("/zones/{}", encode_id(&zone.to_fqdn()));
         self.request(
             Method::PATCH,
             &path,
-            Some(&body),
+            Some(&PatchBody { rrsets }),
             &format!("changing zone {zone}"),
         )
         .await
         .map(|_| ())
     }
+
+    /// One PATCH per RRset, REPLACEs first: a refused one is named and the
+    /// others still go out.
+    async fn patch_each(&self, zone: &Name, mut patches: Vec<Patch>) -> Result<(), ProviderError> {
+        patches.sort_by_key(|p| p.rrset.changetype == "DELETE");
+        let mut steps = Steps::new(self.describe(), zone);
+        for patch in &patches {
+            match self.patch(zone, vec![&patch.rrset]).await {
+                Ok(()) => steps.applied(),
+                Err(e) if Self::is_refusal(&e) => {
+                    steps.refused(patch.change.clone(), refusal_text(&e));
+                }
+                Err(e) => return Err(steps.stop(e)),
+            }
+        }
+        steps.finish()
+    }
+}
+
+/// PowerDNS's words in a refusal of a PATCH.
+fn refusal_text(error: &ProviderError) -> String {
+    match error {
+        ProviderError::HttpStatus {
+            status, message, ..
+        } => format!("HTTP {status}: {message}"),
+        other => other.to_string(),
+    }
 }
 
 /// The REPLACE/DELETE of every RRset the changes touch: each RRset's records
 /// as the server has them, minus the deletes, plus the adds not already there.
-fn patch_rrsets(current: &[RRSet], changes: &ChangeSet) -> Vec<PatchRRSet> {
+fn patch_rrsets(current: &[RRSet], changes: &ChangeSet) -> Vec<Patch> {
     let mut out = Vec::new();
     for ((name, rtype), RRsetChange { adds, deletes }) in changes.by_rrset() {
+        let change = match (adds.is_empty(), deletes.is_empty()) {
+            (false, true) => change_text("add", &adds),
+            (true, _) => change_text("delete", &deletes),
+            (false, false) => format!(
+                "{}; {}",
+                change_text("add", &adds),
+                change_text("delete", &deletes)
+            ),
+        };
         let existing = current.iter().find(|s| {
             Name::parse(&s.name).is_ok_and(|n| n == name) && parse_type(&s.rtype) == Some(rtype)
         });
@@ -370,12 +452,15 @@ fn patch_rrsets(current: &[RRSet], changes: &ChangeSet) -> Vec<PatchRRSet> {
         } else {
             ("REPLACE", Some(records), Some(ttl))
         };
-        out.push(PatchRRSet {
-            name: name.to_fqdn(),
-            rtype: rtype.to_string(),
-            ttl,
-            changetype,
-            records,
+        out.push(Patch {
+            rrset: PatchRRSet {
+                name: name.to_fqdn(),
+                rtype: rtype.to_string(),
+                ttl,
+                changetype,
+                records,
+            },
+            change,
         });
     }
     out
@@ -490,6 +575,7 @@ mod tests {
             "deleting from an absent RRset sends nothing"
         );
         let contents: Vec<&str> = patch[0]
+            .rrset
             .records
             .as_ref()
             .unwrap()
@@ -497,7 +583,7 @@ mod tests {
             .map(|r| r.content.as_str())
             .collect();
         assert_eq!(contents, vec!["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
-        assert_eq!(patch[0].changetype, "REPLACE");
+        assert_eq!(patch[0].rrset.changetype, "REPLACE");
     }
 
     #[test]
@@ -519,8 +605,8 @@ mod tests {
             )],
         };
         let patch = patch_rrsets(&current, &changes);
-        assert_eq!(patch[0].changetype, "DELETE");
-        assert!(patch[0].records.is_none());
+        assert_eq!(patch[0].rrset.changetype, "DELETE");
+        assert!(patch[0].rrset.records.is_none());
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub const SPEC: ProviderSpec = ProviderSpec {
             doc: "the zone to update (found by SOA lookup when not set)",
         },
     ],
+    // One UPDATE message per zone (RFC 2136 §3.4: all or nothing).
+    capabilities: super::capability::FULL_ATOMIC,
     build: |keys| Ok(Arc::new(Rfc2136::from_keys(keys)?)),
 };
 

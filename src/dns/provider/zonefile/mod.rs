@@ -52,6 +52,8 @@ pub const SPEC: ProviderSpec = ProviderSpec {
             doc: "origin of relative names when the file has no $ORIGIN",
         },
     ],
+    // The edited file replaces the old one at once.
+    capabilities: super::capability::FULL_ATOMIC,
     build: |keys| Ok(Arc::new(ZoneFileProvider::from_keys(keys)?)),
 };
 
