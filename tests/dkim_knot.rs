@@ -400,3 +400,92 @@ fn opendkim_tables_name_every_domain_with_the_new_selector() {
         "an rspamd configuration was written"
     );
 }
+
+/// With `handler = rspamd` and no `keyowner`/`keygroup`, the key goes to
+/// `_rspamd` where it exists (and this runs as root), and `--check` says so.
+#[test]
+fn the_key_goes_to_the_signers_user_by_default_and_check_says_so() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(env) = Env::start() else { return };
+    let config = env.config("keytype = ed25519\n");
+    let check = env.ok(&["--check", &config]).stdout;
+    let rspamd_uid = Command::new("id")
+        .args(["-u", "_rspamd"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let handed = match &rspamd_uid {
+        Some(uid) if id(&["-u"]) == "0" => {
+            assert!(
+                check.contains(&format!(
+                    "keyowner = _rspamd ({uid})    # default: the user the signer runs as"
+                )),
+                "{check}"
+            );
+            Some(uid.parse::<u32>().unwrap())
+        }
+        _ => {
+            assert!(
+                check.contains("keyowner = (not set: the key stays with the user running"),
+                "{check}"
+            );
+            None
+        }
+    };
+    assert!(
+        check.contains(&format!(
+            "installed as = {}/SELECTOR.key, one file per selector; {} links to the current one",
+            env.keys().display(),
+            env.installed_key().display()
+        )),
+        "{check}"
+    );
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let (selector, _) = env.key("current").unwrap();
+    let meta = std::fs::metadata(env.selector_key(&selector)).unwrap();
+    let expected = handed.unwrap_or_else(|| id(&["-u"]).parse().unwrap());
+    assert_eq!(meta.uid(), expected);
+    assert_eq!(mode(&env.selector_key(&selector)), 0o600);
+}
+
+/// `handler = file`: a consumer resolves `keylocation/keyname` once and takes
+/// the selector from the name of the file it links to; that file and its
+/// record stay until the selector is drained, whatever rollover does meanwhile.
+#[test]
+fn a_file_consumer_takes_key_and_selector_together_from_the_link() {
+    let Some(env) = Env::start() else { return };
+    let config = env.config("handler = file\nkeytype = ed25519\ndkimdrain = 0\n");
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let resolve = || {
+        let target = std::fs::read_link(env.installed_key()).unwrap();
+        let selector = target
+            .to_str()
+            .and_then(|t| t.strip_suffix(".key"))
+            .unwrap()
+            .to_string();
+        (selector, env.keys().join(target))
+    };
+    let (s1, k1) = resolve();
+    assert_eq!(env.key("current").unwrap().0, s1);
+    env.verifies(&s1, &k1);
+
+    env.ok(&["--prepare", "--force", &config]);
+    env.ok(&["--rollover", &config]);
+    let (s2, k2) = resolve();
+    assert_ne!(s1, s2);
+    env.verifies(&s2, &k2);
+    // A consumer that resolved the link before the rollover still signs verifiably.
+    env.verifies(&s1, &k1);
+    assert!(
+        !env.signing_conf().exists(),
+        "handler = file wrote a signing configuration"
+    );
+
+    env.ok(&["--cleanup", &config]);
+    assert!(!k1.exists());
+    env.does_not_verify(&s1, &k2);
+    env.verifies(&s2, &k2);
+}

@@ -181,21 +181,30 @@ pub fn render(dkims: &[DkimSection]) -> String {
             dkim.key_location.display(),
             dkim.key_path().display()
         ));
-        let note = match &dkim.ownership {
-            KeyOwnership::Configured => "",
-            KeyOwnership::Signer => "    # default: the user the signer runs as",
+        let (owner_note, group_note) = match &dkim.ownership {
+            KeyOwnership::Configured => ("", ""),
+            KeyOwnership::Signer => (
+                "    # default: the user the signer runs as",
+                "    # default: that user's group",
+            ),
             KeyOwnership::Runner(why) => {
                 out.push_str(&format!(
                     "keyowner = (not set: the key stays with the user running cryptdomainmgr; {why})\n"
                 ));
-                ""
+                ("", "")
             }
         };
         if let Some(owner) = &dkim.owner {
-            out.push_str(&format!("keyowner = {} ({}){note}\n", owner.name, owner.id));
+            out.push_str(&format!(
+                "keyowner = {} ({}){owner_note}\n",
+                owner.name, owner.id
+            ));
         }
         if let Some(group) = &dkim.group {
-            out.push_str(&format!("keygroup = {} ({}){note}\n", group.name, group.id));
+            out.push_str(&format!(
+                "keygroup = {} ({}){group_note}\n",
+                group.name, group.id
+            ));
         }
         out.push_str(&format!("dkimdrain = {} s\n", dkim.drain.as_secs()));
         out.push_str(&format!("rotatedays = {}\n", dkim.rotate_days));
