@@ -7,16 +7,20 @@
 //!   journalled in state before the key is written and marked published only
 //!   after the records are out, so a re-run after a crash finishes the same key
 //!   instead of making a second one.
-//! - **rollover** installs the prepared key at `keylocation/keyname` (atomic,
-//!   0600, owned by `keyowner`/`keygroup`) and writes the signing configuration
-//!   (rspamd's `dkim_signing.conf` or OpenDKIM's tables). It refuses a key whose
-//!   record is not yet served by every authoritative nameserver (`--force`
-//!   overrides). If writing the configuration fails, the old key is put back.
-//! - **cleanup** deletes the replaced key's record and file once `dkimdrain`
-//!   has passed since its rollover, and otherwise says until when it keeps them.
+//! - **rollover** installs the prepared key as its own file
+//!   `keylocation/SELECTOR.key` (atomic, 0600, owned by `keyowner`/`keygroup`),
+//!   then switches the signing configuration (rspamd's `dkim_signing.conf` or
+//!   OpenDKIM's tables), which names that file with the selector, then points
+//!   the link `keylocation/keyname` at it. The old key's file is left alone: a
+//!   signer not yet reloaded keeps signing with it under the old selector. It
+//!   refuses a key whose record is not yet served by every authoritative
+//!   nameserver (`--force` overrides). If a step fails, what was written is
+//!   put back.
+//! - **cleanup** deletes the replaced key's record and files once `dkimdrain`
+//!   has passed since its rollover and every service using the key has
+//!   reloaded since, and otherwise says until when it keeps them.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -25,20 +29,21 @@ use log::{error, info, warn};
 use super::Options;
 use super::records::{self, DomainRecords, served_everywhere};
 use super::services::{Deployed, Material};
-use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
-use crate::config::dkim::{DkimHandler, DkimSection};
+use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE};
+use crate::config::dkim::DkimSection;
 use crate::config::model::{Config, Domain};
 use crate::crashpoint;
 use crate::dns::record::Name;
 use crate::material::dkim::{self as key_material, DkimKeyType};
-use crate::material::dkim_signing::{
-    OpenDkimEntry, RSPAMD_TEMPLATE, TemplateValues, opendkim_key_table, opendkim_signing_table,
-    render_template,
+use crate::plan::dkim::{
+    self as plan, drained_at, due_reason, rotation_due_at, selector_file, unique_selector,
 };
-use crate::plan::dkim::{self as plan, drained_at, due_reason, rotation_due_at, unique_selector};
 use crate::plan::update::Contribution;
 use crate::run::PhaseFailed;
 use crate::state::{DkimKeyState, DkimState, State, Store};
+
+mod install;
+use install::{install, link_keyname, signing_files};
 
 /// The time format of log lines that say until when something is kept.
 const WHEN: &str = "%Y-%m-%d %H:%M:%S UTC";
@@ -85,7 +90,14 @@ async fn prepare_key(
     let state = section_state(&store.snapshot().await, &dkim.name);
     let now = Utc::now();
     // A template that cannot be rendered would fail rollover; say so now.
-    signing_files(config, dkim, "check_0", &store.snapshot().await)?;
+    let check = "check_0";
+    signing_files(
+        config,
+        dkim,
+        check,
+        &selector_file(dkim, check),
+        &store.snapshot().await,
+    )?;
 
     if let (Some(prepared), false) = (&state.prepared, options.force) {
         if !options.dry_run {
@@ -141,6 +153,7 @@ async fn prepare_key(
         domains: Vec::new(),
         published: None,
         installed: None,
+        installed_file: None,
         retired: None,
     };
     if options.dry_run {
@@ -409,34 +422,39 @@ async fn rollover_one(
             prepared.selector
         ));
     }
-    let files = signing_files(config, dkim, &prepared.selector, &state)?;
-    let key_path = dkim.key_path();
+    let file = selector_file(dkim, &prepared.selector);
+    let files = signing_files(config, dkim, &prepared.selector, &file, &state)?;
+    let now = Utc::now();
+    let Some(after) = plan::rolled_over(dkim, &entry, file.clone(), now) else {
+        return Ok(false);
+    };
+    let link = plan::keyname_target(dkim, &after);
     if options.dry_run {
         println!(
             "dkim {}: install selector {} as {}",
             dkim.name,
             prepared.selector,
-            key_path.display()
+            file.display()
         );
         for (path, _) in &files {
             println!("dkim {}: write {}", dkim.name, path.display());
         }
+        if let Some(target) = &link {
+            println!(
+                "dkim {}: link {} to {}",
+                dkim.name,
+                dkim.key_path().display(),
+                target.display()
+            );
+        }
         return Ok(true);
     }
 
-    install(dkim, &key_path, pem.as_bytes(), &files)?;
+    install(dkim, &file, pem.as_bytes(), &files, link.as_deref())?;
     crashpoint::reached("dkim:installed");
-    let now = Utc::now();
     store
         .update(|s| {
-            let slot = s.dkim.entry(dkim.name.clone()).or_default();
-            let mut new = prepared.clone();
-            new.installed = Some(now);
-            if let Some(mut old) = slot.current.replace(new) {
-                old.retired = Some(now);
-                slot.retired.push(old);
-            }
-            slot.prepared = None;
+            s.dkim.insert(dkim.name.clone(), after);
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -444,12 +462,19 @@ async fn rollover_one(
         "[dkim:{}] rolled over to selector {}: key {}{}",
         dkim.name,
         prepared.selector,
-        key_path.display(),
+        file.display(),
         files
             .iter()
             .map(|(p, _)| format!(", {}", p.display()))
             .collect::<String>()
     );
+    if link.is_none() {
+        info!(
+            "[dkim:{}] {} still holds the key of the old selector for signers configured with it; it becomes a link to the current key when that key is deleted",
+            dkim.name,
+            dkim.key_path().display()
+        );
+    }
     Ok(true)
 }
 
@@ -491,173 +516,10 @@ async fn check_served(
     }
 }
 
-/// The signing configuration files to write for `selector`: path and contents.
-fn signing_files(
-    config: &Config,
-    dkim: &DkimSection,
-    selector: &str,
-    state: &State,
-) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
-    let key_path = dkim.key_path();
-    match &dkim.handler {
-        DkimHandler::File => Ok(Vec::new()),
-        DkimHandler::Rspamd { conf, template } => {
-            let text = match template {
-                Some(path) => std::fs::read_to_string(path).map_err(|e| {
-                    format!("reading signingconftemplatefile {}: {e}", path.display())
-                })?,
-                None => RSPAMD_TEMPLATE.to_string(),
-            };
-            let rendered = render_template(
-                &text,
-                &TemplateValues {
-                    keyfile: &key_path,
-                    keyselector: selector,
-                    keylocation: &dkim.key_location,
-                },
-            )
-            .map_err(|e| match template {
-                Some(path) => format!("template {}: {e}", path.display()),
-                None => e,
-            })?;
-            Ok(vec![(conf.clone(), rendered.into_bytes())])
-        }
-        DkimHandler::OpenDkim {
-            key_table,
-            signing_table,
-        } => {
-            // Every OpenDKIM section sharing these tables is listed in them:
-            // this one with its new selector, the others with their current one.
-            let mut listed: Vec<(&DkimSection, String)> = vec![(dkim, selector.to_string())];
-            for other in &config.dkims {
-                let shares = matches!(&other.handler, DkimHandler::OpenDkim { key_table: k, .. } if k == key_table);
-                if !shares || other.name == dkim.name {
-                    continue;
-                }
-                if let Some(current) = section_state(state, &other.name).current {
-                    listed.push((other, current.selector));
-                }
-            }
-            let key_paths: Vec<PathBuf> = listed.iter().map(|(d, _)| d.key_path()).collect();
-            let entries: Vec<OpenDkimEntry<'_>> = listed
-                .iter()
-                .zip(&key_paths)
-                .flat_map(|((section, selector), key_file)| {
-                    section.domains.iter().map(move |domain| OpenDkimEntry {
-                        domain,
-                        selector,
-                        key_file,
-                    })
-                })
-                .collect();
-            Ok(vec![
-                (
-                    key_table.clone(),
-                    opendkim_key_table(&entries)?.into_bytes(),
-                ),
-                (
-                    signing_table.clone(),
-                    opendkim_signing_table(&entries).into_bytes(),
-                ),
-            ])
-        }
-    }
-}
-
-/// Installs the key, then the configuration. When a configuration file cannot
-/// be written, the key and the files already written are put back as they were.
-fn install(
-    dkim: &DkimSection,
-    key_path: &Path,
-    pem: &[u8],
-    files: &[(PathBuf, Vec<u8>)],
-) -> Result<(), String> {
-    let location = &dkim.key_location;
-    if std::fs::symlink_metadata(location).is_err() {
-        // Private unless a group (rspamd's) must reach the key through it.
-        let mode = if dkim.group.is_some() {
-            0o750
-        } else {
-            PRIVATE_DIR
-        };
-        afs::create_dir(location, mode).map_err(|e| e.to_string())?;
-        if dkim.owner.is_some() || dkim.group.is_some() {
-            afs::chown_dir(
-                location,
-                dkim.owner.as_ref().map(|a| a.id),
-                dkim.group.as_ref().map(|a| a.id),
-            )
-            .map_err(|e| e.to_string())?;
-        }
-    }
-    let mut undo: Vec<Backup> = Vec::new();
-    let result = (|| {
-        undo.push(Backup::take(key_path)?);
-        afs::write_atomic_owned(
-            key_path,
-            pem,
-            PRIVATE_FILE,
-            dkim.owner.as_ref().map(|a| a.id),
-            dkim.group.as_ref().map(|a| a.id),
-        )
-        .map_err(|e| e.to_string())?;
-        for (path, contents) in files {
-            undo.push(Backup::take(path)?);
-            if let Some(dir) = path.parent() {
-                afs::create_dir(dir, 0o755).map_err(|e| e.to_string())?;
-            }
-            afs::write_atomic(path, contents, PUBLIC_FILE).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        for backup in undo.iter().rev() {
-            if let Err(e) = backup.restore() {
-                error!("[dkim:{}] putting back {e}", dkim.name);
-            }
-        }
-    }
-    result
-}
-
-/// A file as it was before rollover replaced it, to put back on failure.
-struct Backup {
-    path: PathBuf,
-    /// Contents, mode, owner and group; `None` when there was no file.
-    was: Option<(Vec<u8>, u32, u32, u32)>,
-}
-
-impl Backup {
-    fn take(path: &Path) -> Result<Backup, String> {
-        let was = match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("inspecting {}: {e}", path.display())),
-            Ok(meta) => {
-                let contents =
-                    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-                Some((contents, meta.mode() & 0o7777, meta.uid(), meta.gid()))
-            }
-        };
-        Ok(Backup {
-            path: path.to_path_buf(),
-            was,
-        })
-    }
-
-    fn restore(&self) -> Result<(), String> {
-        match &self.was {
-            None => afs::remove_file(&self.path),
-            Some((contents, mode, uid, gid)) => {
-                afs::write_atomic_owned(&self.path, contents, *mode, Some(*uid), Some(*gid))
-            }
-        }
-        .map_err(|e| e.to_string())
-    }
-}
-
 /// Runs cleanup for every DKIM section: replaced keys whose drain period has
-/// passed lose their records and files; the others are kept and the log says
-/// until when.
+/// passed, and that every service using them has reloaded away from, lose
+/// their records and files; the others are kept and the log says until when.
+/// Then `keylocation/keyname` links to the current key where it may.
 ///
 /// # Errors
 /// [`PhaseFailed`] when records or files could not be deleted (a later run
@@ -667,23 +529,11 @@ pub async fn cleanup(config: &Config, store: &Store) -> Result<(), PhaseFailed> 
     let now = Utc::now();
     let mut failed = false;
     let mut by_domain: BTreeMap<Name, Vec<Contribution>> = BTreeMap::new();
-    let mut done: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut done: Vec<(String, DkimKeyState)> = Vec::new();
     for dkim in &config.dkims {
         let entry = section_state(&state, &dkim.name);
         for old in &entry.retired {
-            let Some(until) = drained_at(dkim, old) else {
-                continue;
-            };
-            if now < until {
-                info!(
-                    "[dkim:{}] keeping old selector {} published until {} (dkimdrain after the rollover of {})",
-                    dkim.name,
-                    old.selector,
-                    until.format(WHEN),
-                    old.retired
-                        .map(|t| t.format(WHEN).to_string())
-                        .unwrap_or_default()
-                );
+            if !drained(config, &state, dkim, old, now) {
                 continue;
             }
             for name in &old.domains {
@@ -705,18 +555,86 @@ pub async fn cleanup(config: &Config, store: &Store) -> Result<(), PhaseFailed> 
                     }
                 }
             }
-            done.push((
-                dkim.name.clone(),
-                old.selector.clone(),
-                old.key_file.clone(),
-            ));
+            done.push((dkim.name.clone(), old.clone()));
         }
     }
-    if by_domain.is_empty() && done.is_empty() {
-        return if failed { Err(PhaseFailed) } else { Ok(()) };
+    let something_drained = !by_domain.is_empty() || !done.is_empty();
+    if something_drained
+        && delete_drained(config, store, &state, by_domain, &done)
+            .await
+            .is_err()
+    {
+        failed = true;
     }
-    // The keys in use stay published next to the deletions.
-    let (keep, _) = publish_work(config, &state, &mut failed);
+    if relink(config, store).await.is_err() {
+        failed = true;
+    }
+    if failed { Err(PhaseFailed) } else { Ok(()) }
+}
+
+/// Whether the replaced key `old` may go now; if not, the log says why and
+/// until when.
+fn drained(
+    config: &Config,
+    state: &State,
+    dkim: &DkimSection,
+    old: &DkimKeyState,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(until) = drained_at(dkim, old) else {
+        return false;
+    };
+    let rolled_over = old
+        .retired
+        .map(|t| t.format(WHEN).to_string())
+        .unwrap_or_default();
+    if now < until {
+        info!(
+            "[dkim:{}] keeping old selector {} published until {} (dkimdrain after the rollover of {rolled_over})",
+            dkim.name,
+            old.selector,
+            until.format(WHEN),
+        );
+        return false;
+    }
+    let services: Vec<(&str, Option<DateTime<Utc>>)> = config
+        .services
+        .iter()
+        .filter(|s| s.dkims.contains(&dkim.name))
+        .map(|s| {
+            let reloaded = state.services.get(&s.name).and_then(|r| r.reloaded_at);
+            (s.name.as_str(), reloaded)
+        })
+        .collect();
+    let waiting = plan::awaiting_reload(old, &services);
+    if waiting.is_empty() {
+        return true;
+    }
+    info!(
+        "[dkim:{}] keeping old selector {} and its key: {} not reloaded since the rollover of {rolled_over} and may still sign with it; the next rollover reloads {}",
+        dkim.name,
+        old.selector,
+        waiting
+            .iter()
+            .map(|s| format!("[service:{s}]"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if waiting.len() == 1 { "it" } else { "them" }
+    );
+    false
+}
+
+/// Deletes the records of the drained keys (the keys in use stay published
+/// next to the deletions), then their files, then forgets them.
+async fn delete_drained(
+    config: &Config,
+    store: &Store,
+    state: &State,
+    mut by_domain: BTreeMap<Name, Vec<Contribution>>,
+    done: &[(String, DkimKeyState)],
+) -> Result<(), PhaseFailed> {
+    let mut failed = false;
+    let (keep, _) = publish_work(config, state, &mut failed);
     for item in keep {
         if by_domain.contains_key(&item.domain.name) {
             by_domain
@@ -733,18 +651,29 @@ pub async fn cleanup(config: &Config, store: &Store) -> Result<(), PhaseFailed> 
         return Err(PhaseFailed);
     }
     let keys_dir = store.statedir().join("dkim");
-    for (section, selector, file) in &done {
+    for (section, old) in done {
+        let selector = &old.selector;
+        let installed = plan::installed_file_to_delete(old);
         if store.dry_run() {
-            println!("dkim {section}: delete {}", file.display());
+            for file in std::iter::once(old.key_file.as_path()).chain(installed) {
+                println!("dkim {section}: delete {}", file.display());
+            }
             continue;
         }
-        if !file.starts_with(&keys_dir) {
+        if !old.key_file.starts_with(&keys_dir) {
             warn!(
                 "[dkim:{section}] not deleting {}: outside {}",
-                file.display(),
+                old.key_file.display(),
                 keys_dir.display()
             );
-        } else if let Err(e) = afs::remove_file(file) {
+        } else if let Err(e) = afs::remove_file(&old.key_file) {
+            error!("[dkim:{section}] {e}");
+            failed = true;
+            continue;
+        }
+        if let Some(file) = installed
+            && let Err(e) = afs::remove_file(file)
+        {
             error!("[dkim:{section}] {e}");
             failed = true;
             continue;
@@ -760,6 +689,45 @@ pub async fn cleanup(config: &Config, store: &Store) -> Result<(), PhaseFailed> 
             Ok(()) => info!("[dkim:{section}] deleted old selector {selector} and its key"),
             Err(e) => {
                 error!("[dkim:{section}] {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { Err(PhaseFailed) } else { Ok(()) }
+}
+
+/// Points each section's `keylocation/keyname` at its current key where
+/// [`plan::keyname_target`] says so: after the old key of an earlier version,
+/// which that file held, is deleted, or when the link was removed by hand.
+async fn relink(config: &Config, store: &Store) -> Result<(), PhaseFailed> {
+    let state = store.snapshot().await;
+    let mut failed = false;
+    for dkim in &config.dkims {
+        let Some(target) = plan::keyname_target(dkim, &section_state(&state, &dkim.name)) else {
+            continue;
+        };
+        let link = dkim.key_path();
+        if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+            continue;
+        }
+        if store.dry_run() {
+            println!(
+                "dkim {}: link {} to {}",
+                dkim.name,
+                link.display(),
+                target.display()
+            );
+            continue;
+        }
+        match link_keyname(dkim, &target) {
+            Ok(()) => info!(
+                "[dkim:{}] {} now links to the current key {}",
+                dkim.name,
+                link.display(),
+                target.display()
+            ),
+            Err(e) => {
+                error!("[dkim:{}] {e}", dkim.name);
                 failed = true;
             }
         }
