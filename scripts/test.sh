@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, only when missing) and runs the
 # whole suite: formatting, clippy, unit and integration tests against real
-# servers started on loopback (Knot DNS, BIND, Pebble, PowerDNS, nginx), checked
-# with independent tools (dig, openssl, dkimpy, rspamd's config parser).
+# servers started on loopback (Knot DNS, BIND, Pebble, PowerDNS, nginx, and the
+# DKIM signers rspamd and OpenDKIM), checked with independent tools (dig,
+# openssl, dkimpy, rspamd's config parser, OpenDKIM's miltertest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,9 @@ packages=(
   "dkimverify:python3-dkim"
   "/usr/lib/python3/dist-packages/cryptography/__init__.py:python3-cryptography"
   "rspamadm:rspamd"
+  "rspamc:rspamd"
+  "opendkim:opendkim"
+  "miltertest:miltertest"
   "pdns_server:pdns-server"
   "pdnsutil:pdns-server"
   "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql:pdns-backend-sqlite3"

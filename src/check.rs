@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::dkim::DkimHandler;
 use crate::config::model::Config;
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
@@ -73,45 +72,7 @@ pub fn render_config(config: &Config) -> String {
             out.push_str("eab = *** (external account binding)\n");
         }
     }
-    for dkim in &config.dkims {
-        out.push_str(&format!("\n[dkim:{}]\n", dkim.name));
-        out.push_str(&format!("domains = {}\n", join(&dkim.domains)));
-        out.push_str(&format!("handler = {}\n", dkim.handler.name()));
-        match &dkim.handler {
-            DkimHandler::Rspamd { conf, template } => {
-                out.push_str(&format!(
-                    "signingconfdestinationfile = {}\n",
-                    conf.display()
-                ));
-                out.push_str(&format!(
-                    "signingconftemplatefile = {}\n",
-                    template
-                        .as_ref()
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_else(|| "built-in".into())
-                ));
-            }
-            DkimHandler::OpenDkim {
-                key_table,
-                signing_table,
-            } => {
-                out.push_str(&format!("keytable = {}\n", key_table.display()));
-                out.push_str(&format!("signingtable = {}\n", signing_table.display()));
-            }
-            DkimHandler::File => {}
-        }
-        out.push_str(&format!("key = {}\n", dkim.key_type));
-        out.push_str(&format!("selector = {}_UNIXTIME\n", dkim.key_base_name));
-        out.push_str(&format!("installed as = {}\n", dkim.key_path().display()));
-        if let Some(owner) = &dkim.owner {
-            out.push_str(&format!("keyowner = {} ({})\n", owner.name, owner.id));
-        }
-        if let Some(group) = &dkim.group {
-            out.push_str(&format!("keygroup = {} ({})\n", group.name, group.id));
-        }
-        out.push_str(&format!("dkimdrain = {} s\n", dkim.drain.as_secs()));
-        out.push_str(&format!("rotatedays = {}\n", dkim.rotate_days));
-    }
+    out.push_str(&crate::config::dkim::render(&config.dkims));
     out.push_str(&crate::config::dhparam::render(&config.dhparams));
     out.push_str(&crate::config::service::render(&config.services));
     for section in &config.other_sections {

@@ -234,6 +234,12 @@ pub struct DkimKeyState {
     /// When rollover installed it.
     #[serde(default)]
     pub installed: Option<DateTime<Utc>>,
+    /// The file the signing configuration names for this key
+    /// (`keylocation/SELECTOR.key`). A key installed by a version that kept
+    /// one `keylocation/keyname` for every key has none while it is current;
+    /// the rollover that replaces it records that file here.
+    #[serde(default)]
+    pub installed_file: Option<PathBuf>,
     /// When a rollover (or a forced prepare) replaced it; the drain period
     /// counts from here.
     #[serde(default)]

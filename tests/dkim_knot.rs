@@ -9,142 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::cdm::{Run, cdm, write_config};
-use support::dkim::{available, sign_and_verify};
-use support::knot::{KnotEnv, minimal_zone};
-
-const ZONE: &str = "example.test";
-
-struct Env {
-    knot: KnotEnv,
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn start() -> Option<Env> {
-        if !support::require("dig") || !available() {
-            return None;
-        }
-        let knot = KnotEnv::start(ZONE, &minimal_zone(ZONE))?;
-        Some(Env {
-            knot,
-            dir: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn keys(&self) -> PathBuf {
-        self.path("keys")
-    }
-
-    fn installed_key(&self) -> PathBuf {
-        self.keys().join("dkim.key")
-    }
-
-    /// rspamd's local configuration directory (`LOCAL_CONFDIR`).
-    fn rspamd_dir(&self) -> PathBuf {
-        self.path("rspamd")
-    }
-
-    fn signing_conf(&self) -> PathBuf {
-        self.rspamd_dir().join("local.d/dkim_signing.conf")
-    }
-
-    /// Writes the configuration: this Knot, `example.test` with `dkim = auto:mail`,
-    /// and `[dkim:mail]` with `dkim` keys appended.
-    fn config(&self, dkim: &str) -> String {
-        let mut text = format!(
-            "[cdm]\nstatedir = {}\n\n[domain]\n",
-            self.path("state").display()
-        );
-        for (key, value) in self.knot.provider_keys() {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
-        text.push_str(&format!("nameservers = {}\n", self.knot.server()));
-        text.push_str(&format!(
-            "\n[domain:{ZONE}]\ndkim = auto:mail\n\n[dkim:mail]\n"
-        ));
-        if !dkim.contains("keylocation") {
-            text.push_str(&format!("keylocation = {}\n", self.keys().display()));
-        }
-        if !dkim.contains("signingconfdestinationfile") {
-            text.push_str(&format!(
-                "signingConfDestinationFile = {}\n",
-                self.signing_conf().display()
-            ));
-        }
-        text.push_str(dkim);
-        write_config(self.dir.path(), "cdm.conf", &text)
-    }
-
-    /// The line of the configuration file where `text` starts a line.
-    fn line_of(&self, text: &str) -> usize {
-        let config = std::fs::read_to_string(self.path("cdm.conf")).unwrap();
-        1 + config
-            .lines()
-            .position(|l| l.starts_with(text))
-            .unwrap_or_else(|| panic!("{text} not in {config}"))
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        cdm(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> Run {
-        let run = self.run(args);
-        assert_eq!(run.code, 0, "{args:?} failed:\n{}", run.stderr);
-        run
-    }
-
-    fn state(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.path("state/state.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-
-    /// The selector and key file of the current or prepared key in state.json.
-    fn key(&self, which: &str) -> Option<(String, PathBuf)> {
-        let state = self.state();
-        let key = &state["dkim"]["mail"][which];
-        Some((
-            key["selector"].as_str()?.to_string(),
-            PathBuf::from(key["key_file"].as_str()?),
-        ))
-    }
-
-    /// The TXT data Knot serves for a selector (strings joined), if any.
-    fn served(&self, selector: &str) -> Vec<String> {
-        self.knot
-            .dig(&format!("{selector}._domainkey.{ZONE}"), "TXT")
-            .iter()
-            .map(|line| txt_strings(line).concat())
-            .collect()
-    }
-
-    fn verifies(&self, selector: &str, key: &Path) {
-        if let Err(e) = sign_and_verify(self.knot.port(), ZONE, selector, key) {
-            panic!("DKIM signature does not verify: {e}");
-        }
-    }
-
-    fn does_not_verify(&self, selector: &str, key: &Path) {
-        assert!(
-            sign_and_verify(self.knot.port(), ZONE, selector, key).is_err(),
-            "selector {selector} still verifies"
-        );
-    }
-}
-
-/// The character-strings of one `dig +short` TXT line.
-fn txt_strings(line: &str) -> Vec<String> {
-    line.split('"')
-        .enumerate()
-        .filter(|(i, _)| i % 2 == 1)
-        .map(|(_, s)| s.to_string())
-        .collect()
-}
+use support::dkim::{DkimEnv as Env, ZONE, sign_and_verify, txt_strings};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -219,12 +84,16 @@ fn full_cycle(keytype: &str) {
 
     env.ok(&["--rollover", &config]);
     assert_eq!(
-        std::fs::read(env.installed_key()).unwrap(),
+        std::fs::read(env.selector_key(&s1)).unwrap(),
         std::fs::read(&k1).unwrap()
     );
-    assert_eq!(mode(&env.installed_key()), 0o600);
+    assert_eq!(mode(&env.selector_key(&s1)), 0o600);
+    assert_eq!(
+        std::fs::read_link(env.installed_key()).unwrap(),
+        PathBuf::from(format!("{s1}.key"))
+    );
     if let Some((path, selector)) = rspamd_reads(&env) {
-        assert_eq!(path, env.installed_key().display().to_string());
+        assert_eq!(path, env.selector_key(&s1).display().to_string());
         assert_eq!(selector, s1);
     }
     env.verifies(&s1, &env.installed_key());
@@ -252,11 +121,14 @@ fn full_cycle(keytype: &str) {
     );
     let conf = std::fs::read_to_string(env.signing_conf()).unwrap();
     assert!(conf.contains(&format!("selector = \"{s2}\";")), "{conf}");
-    if let Some((_, selector)) = rspamd_reads(&env) {
+    if let Some((path, selector)) = rspamd_reads(&env) {
+        assert_eq!(path, env.selector_key(&s2).display().to_string());
         assert_eq!(selector, s2);
     }
-    // Mail signed just before the rollover still verifies: the old record stays.
+    // Mail signed just before the rollover still verifies: the old record
+    // stays, and so does the old key's file for a signer not yet reloaded.
     env.verifies(&s1, &k1);
+    env.verifies(&s1, &env.selector_key(&s1));
 
     // dkimdrain = 0: cleanup removes the old selector and its key at once.
     env.ok(&["--cleanup", &config]);
@@ -265,7 +137,9 @@ fn full_cycle(keytype: &str) {
     assert_eq!(env.served(&s2).len(), 1);
     env.verifies(&s2, &env.installed_key());
     assert!(!k1.exists(), "old key file kept");
+    assert!(!env.selector_key(&s1).exists(), "old installed key kept");
     assert!(k2.exists());
+    assert!(env.selector_key(&s2).exists());
 }
 
 #[test]
@@ -434,6 +308,10 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
 
     assert_eq!(std::fs::read(env.installed_key()).unwrap(), key_before);
     assert_eq!(std::fs::read(env.signing_conf()).unwrap(), conf_before);
+    assert!(
+        !env.selector_key(&s2).exists(),
+        "the new key file was not taken back"
+    );
     assert_eq!(env.key("current").unwrap().0, s1);
     assert_eq!(env.key("prepared").unwrap().0, s2);
     env.verifies(&s1, &env.installed_key());
@@ -500,7 +378,7 @@ fn opendkim_tables_name_every_domain_with_the_new_selector() {
         assert!(
             key_table.contains(&format!(
                 "{selector}._domainkey.{domain} {domain}:{selector}:{}\n",
-                env.installed_key().display()
+                env.selector_key(&selector).display()
             )),
             "{key_table}"
         );
@@ -508,7 +386,12 @@ fn opendkim_tables_name_every_domain_with_the_new_selector() {
             signing_table.contains(&format!("\n{domain} {selector}._domainkey.{domain}\n")),
             "{signing_table}"
         );
-        if let Err(e) = sign_and_verify(env.knot.port(), &domain, &selector, &env.installed_key()) {
+        if let Err(e) = sign_and_verify(
+            env.knot.port(),
+            &domain,
+            &selector,
+            &env.selector_key(&selector),
+        ) {
             panic!("{domain}: {e}");
         }
     }
@@ -516,4 +399,93 @@ fn opendkim_tables_name_every_domain_with_the_new_selector() {
         !env.signing_conf().exists(),
         "an rspamd configuration was written"
     );
+}
+
+/// With `handler = rspamd` and no `keyowner`/`keygroup`, the key goes to
+/// `_rspamd` where it exists (and this runs as root), and `--check` says so.
+#[test]
+fn the_key_goes_to_the_signers_user_by_default_and_check_says_so() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(env) = Env::start() else { return };
+    let config = env.config("keytype = ed25519\n");
+    let check = env.ok(&["--check", &config]).stdout;
+    let rspamd_uid = Command::new("id")
+        .args(["-u", "_rspamd"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let handed = match &rspamd_uid {
+        Some(uid) if id(&["-u"]) == "0" => {
+            assert!(
+                check.contains(&format!(
+                    "keyowner = _rspamd ({uid})    # default: the user the signer runs as"
+                )),
+                "{check}"
+            );
+            Some(uid.parse::<u32>().unwrap())
+        }
+        _ => {
+            assert!(
+                check.contains("keyowner = (not set: the key stays with the user running"),
+                "{check}"
+            );
+            None
+        }
+    };
+    assert!(
+        check.contains(&format!(
+            "installed as = {}/SELECTOR.key, one file per selector; {} links to the current one",
+            env.keys().display(),
+            env.installed_key().display()
+        )),
+        "{check}"
+    );
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let (selector, _) = env.key("current").unwrap();
+    let meta = std::fs::metadata(env.selector_key(&selector)).unwrap();
+    let expected = handed.unwrap_or_else(|| id(&["-u"]).parse().unwrap());
+    assert_eq!(meta.uid(), expected);
+    assert_eq!(mode(&env.selector_key(&selector)), 0o600);
+}
+
+/// `handler = file`: a consumer resolves `keylocation/keyname` once and takes
+/// the selector from the name of the file it links to; that file and its
+/// record stay until the selector is drained, whatever rollover does meanwhile.
+#[test]
+fn a_file_consumer_takes_key_and_selector_together_from_the_link() {
+    let Some(env) = Env::start() else { return };
+    let config = env.config("handler = file\nkeytype = ed25519\ndkimdrain = 0\n");
+    env.ok(&["--prepare", &config]);
+    env.ok(&["--rollover", &config]);
+    let resolve = || {
+        let target = std::fs::read_link(env.installed_key()).unwrap();
+        let selector = target
+            .to_str()
+            .and_then(|t| t.strip_suffix(".key"))
+            .unwrap()
+            .to_string();
+        (selector, env.keys().join(target))
+    };
+    let (s1, k1) = resolve();
+    assert_eq!(env.key("current").unwrap().0, s1);
+    env.verifies(&s1, &k1);
+
+    env.ok(&["--prepare", "--force", &config]);
+    env.ok(&["--rollover", &config]);
+    let (s2, k2) = resolve();
+    assert_ne!(s1, s2);
+    env.verifies(&s2, &k2);
+    // A consumer that resolved the link before the rollover still signs verifiably.
+    env.verifies(&s1, &k1);
+    assert!(
+        !env.signing_conf().exists(),
+        "handler = file wrote a signing configuration"
+    );
+
+    env.ok(&["--cleanup", &config]);
+    assert!(!k1.exists());
+    env.does_not_verify(&s1, &k2);
+    env.verifies(&s2, &k2);
 }

@@ -1,36 +1,38 @@
 //! DKIM steps: a new key (journalled in the state before its file is written,
-//! so an interrupted run finishes the same selector), installing it with its
-//! signing configuration (put back as it was when the configuration cannot be
-//! written), deleting a drained key.
+//! so an interrupted run finishes the same selector), installing it as its own
+//! file `keylocation/SELECTOR.key` with the signing configuration that names
+//! file and selector together (put back as it was when a step fails), deleting
+//! a drained key's files.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+mod install;
+
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use log::{error, info, warn};
+use log::{info, warn};
 
 use super::error::StepError;
-use super::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
+use super::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE};
 use crate::clock;
-use crate::config::dkim::{DkimHandler, DkimSection};
+use crate::config::dkim::DkimSection;
 use crate::config::model::Config;
 use crate::crashpoint;
 use crate::material::dkim::{self as key_material, DkimKeyType};
-use crate::material::dkim_signing::{
-    OpenDkimEntry, RSPAMD_TEMPLATE, TemplateValues, opendkim_key_table, opendkim_signing_table,
-    render_template,
-};
 use crate::plan::NewDkimKey;
-use crate::plan::dkim::dkim_state;
+use crate::plan::dkim::{
+    dkim_state, installed_file_to_delete, keyname_target, rolled_over, selector_file,
+};
 use crate::plan::observed::Observed;
 use crate::state::{DkimKeyState, State, Store};
+pub use install::signing_files;
 
 /// What observation checks of DKIM sections: that a prepared key's file holds
 /// it, and that the signing configuration can be made.
 pub fn observe(config: &Config, state: &State, observed: &mut Observed) {
     for dkim in &config.dkims {
         let entry = dkim_state(state, &dkim.name);
-        if let Err(e) = signing_files(config, dkim, "check_0", state) {
+        let check = selector_file(dkim, "check_0");
+        if let Err(e) = signing_files(config, dkim, "check_0", &check, state) {
             observed.dkim_config_errors.insert(dkim.name.clone(), e);
         }
         let Some(prepared) = &entry.prepared else {
@@ -124,6 +126,7 @@ pub async fn make(
         domains: Vec::new(),
         published: None,
         installed: None,
+        installed_file: None,
         retired: None,
         joined_ttl: None,
         served: None,
@@ -165,8 +168,9 @@ fn write_key(path: &Path, pem: &str) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Installs the prepared key `prepared` of `dkim` and its signing
-/// configuration, and makes it the current key.
+/// Installs the prepared key `prepared` of `dkim` as its own file, then the
+/// signing configuration naming it, then the `keyname` link, and makes it the
+/// current key.
 ///
 /// # Errors
 /// The key file does not hold the published key, or a file could not be
@@ -178,8 +182,9 @@ pub async fn install(
     prepared: &DkimKeyState,
 ) -> Result<(), StepError> {
     let state = store.snapshot().await;
-    let pem =
-        std::fs::read_to_string(&prepared.key_file).map_err(StepError::read(&prepared.key_file))?;
+    let entry = dkim_state(&state, &dkim.name);
+    let pem = std::fs::read_to_string(&prepared.key_file)
+        .map_err(StepError::read(&prepared.key_file))?;
     let key = key_material::from_pem(&pem)?;
     if key.txt != prepared.txt {
         return Err(StepError::Mismatch(format!(
@@ -188,198 +193,65 @@ pub async fn install(
             prepared.selector
         )));
     }
-    let files =
-        signing_files(config, dkim, &prepared.selector, &state).map_err(StepError::Signing)?;
-    let key_path = dkim.key_path();
-    install_files(dkim, &key_path, pem.as_bytes(), &files)?;
-    crashpoint::reached("dkim:installed");
+    let file = selector_file(dkim, &prepared.selector);
+    let files = signing_files(config, dkim, &prepared.selector, &file, &state)
+        .map_err(StepError::Signing)?;
     let now = clock::now();
+    let Some(after) = rolled_over(dkim, &entry, file.clone(), now) else {
+        return Ok(());
+    };
+    let link = keyname_target(dkim, &after);
+    install::install(dkim, &file, pem.as_bytes(), &files, link.as_deref())
+        .map_err(StepError::Signing)?;
+    crashpoint::reached("dkim:installed");
     store
         .update(|s| {
-            let slot = s.dkim.entry(dkim.name.clone()).or_default();
-            let mut new = prepared.clone();
-            new.installed = Some(now);
-            if let Some(mut old) = slot.current.replace(new) {
-                old.retired = Some(now);
-                slot.retired.push(old);
-            }
-            slot.prepared = None;
+            s.dkim.insert(dkim.name.clone(), after);
         })
         .await?;
     info!(
         "[dkim:{}] rolled over to selector {}: key {}{}",
         dkim.name,
         prepared.selector,
-        key_path.display(),
+        file.display(),
         files
             .iter()
             .map(|(p, _)| format!(", {}", p.display()))
             .collect::<String>()
     );
+    if link.is_none() {
+        info!(
+            "[dkim:{}] {} still holds the key of the old selector for signers configured with it; it becomes a link to the current key when that key is deleted",
+            dkim.name,
+            dkim.key_path().display()
+        );
+    }
     Ok(())
 }
 
-/// The signing configuration files to write for `selector`: path and contents.
+/// Points `keylocation/keyname` at the current key where
+/// [`keyname_target`] says so (after an earlier version's key that the file
+/// held is deleted, or when the link was removed by hand).
 ///
 /// # Errors
-/// The template cannot be read or rendered, or the tables not made.
-pub fn signing_files(
-    config: &Config,
-    dkim: &DkimSection,
-    selector: &str,
-    state: &State,
-) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
-    let key_path = dkim.key_path();
-    match &dkim.handler {
-        DkimHandler::File => Ok(Vec::new()),
-        DkimHandler::Rspamd { conf, template } => {
-            let text = match template {
-                Some(path) => std::fs::read_to_string(path).map_err(|e| {
-                    format!("reading signingconftemplatefile {}: {e}", path.display())
-                })?,
-                None => RSPAMD_TEMPLATE.to_string(),
-            };
-            let rendered = render_template(
-                &text,
-                &TemplateValues {
-                    keyfile: &key_path,
-                    keyselector: selector,
-                    keylocation: &dkim.key_location,
-                },
-            )
-            .map_err(|e| match template {
-                Some(path) => format!("template {}: {e}", path.display()),
-                None => e,
-            })?;
-            Ok(vec![(conf.clone(), rendered.into_bytes())])
-        }
-        DkimHandler::OpenDkim {
-            key_table,
-            signing_table,
-        } => {
-            // Every OpenDKIM section sharing these tables is listed in them:
-            // this one with its new selector, the others with their current one.
-            let mut listed: Vec<(&DkimSection, String)> = vec![(dkim, selector.to_string())];
-            for other in &config.dkims {
-                let shares = matches!(&other.handler, DkimHandler::OpenDkim { key_table: k, .. } if k == key_table);
-                if !shares || other.name == dkim.name {
-                    continue;
-                }
-                if let Some(current) = dkim_state(state, &other.name).current {
-                    listed.push((other, current.selector));
-                }
-            }
-            let key_paths: Vec<PathBuf> = listed.iter().map(|(d, _)| d.key_path()).collect();
-            let entries: Vec<OpenDkimEntry<'_>> = listed
-                .iter()
-                .zip(&key_paths)
-                .flat_map(|((section, selector), key_file)| {
-                    section.domains.iter().map(move |domain| OpenDkimEntry {
-                        domain,
-                        selector,
-                        key_file,
-                    })
-                })
-                .collect();
-            Ok(vec![
-                (
-                    key_table.clone(),
-                    opendkim_key_table(&entries)?.into_bytes(),
-                ),
-                (
-                    signing_table.clone(),
-                    opendkim_signing_table(&entries).into_bytes(),
-                ),
-            ])
-        }
+/// The link could not be replaced.
+pub async fn relink(store: &Store, dkim: &DkimSection) -> Result<(), StepError> {
+    let state = store.snapshot().await;
+    let Some(target) = keyname_target(dkim, &dkim_state(&state, &dkim.name)) else {
+        return Ok(());
+    };
+    let link = dkim.key_path();
+    if std::fs::read_link(&link).is_ok_and(|t| t == target) {
+        return Ok(());
     }
-}
-
-/// Installs the key, then the configuration. When a configuration file cannot
-/// be written, the key and the files already written are put back as they were.
-fn install_files(
-    dkim: &DkimSection,
-    key_path: &Path,
-    pem: &[u8],
-    files: &[(PathBuf, Vec<u8>)],
-) -> Result<(), StepError> {
-    let location = &dkim.key_location;
-    if std::fs::symlink_metadata(location).is_err() {
-        // Private unless a group (rspamd's) must reach the key through it.
-        let mode = if dkim.group.is_some() {
-            0o750
-        } else {
-            PRIVATE_DIR
-        };
-        afs::create_dir(location, mode)?;
-        if dkim.owner.is_some() || dkim.group.is_some() {
-            afs::chown_dir(
-                location,
-                dkim.owner.as_ref().map(|a| a.id),
-                dkim.group.as_ref().map(|a| a.id),
-            )?;
-        }
-    }
-    let mut undo: Vec<Backup> = Vec::new();
-    let result = (|| {
-        undo.push(Backup::take(key_path)?);
-        afs::write_atomic_owned(
-            key_path,
-            pem,
-            PRIVATE_FILE,
-            dkim.owner.as_ref().map(|a| a.id),
-            dkim.group.as_ref().map(|a| a.id),
-        )?;
-        for (path, contents) in files {
-            undo.push(Backup::take(path)?);
-            if let Some(dir) = path.parent() {
-                afs::create_dir(dir, 0o755)?;
-            }
-            afs::write_atomic(path, contents, PUBLIC_FILE)?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        for backup in undo.iter().rev() {
-            if let Err(e) = backup.restore() {
-                error!("[dkim:{}] putting back {e}", dkim.name);
-            }
-        }
-    }
-    result
-}
-
-/// A file as it was before rollover replaced it, to put back on failure.
-struct Backup {
-    path: PathBuf,
-    /// Contents, mode, owner and group; `None` when there was no file.
-    was: Option<(Vec<u8>, u32, u32, u32)>,
-}
-
-impl Backup {
-    fn take(path: &Path) -> Result<Backup, StepError> {
-        let was = match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StepError::read(path)(e)),
-            Ok(meta) => {
-                let contents = std::fs::read(path).map_err(StepError::read(path))?;
-                Some((contents, meta.mode() & 0o7777, meta.uid(), meta.gid()))
-            }
-        };
-        Ok(Backup {
-            path: path.to_path_buf(),
-            was,
-        })
-    }
-
-    fn restore(&self) -> Result<(), afs::FsError> {
-        match &self.was {
-            None => afs::remove_file(&self.path),
-            Some((contents, mode, uid, gid)) => {
-                afs::write_atomic_owned(&self.path, contents, *mode, Some(*uid), Some(*gid))
-            }
-        }
-    }
+    install::link_keyname(dkim, &target).map_err(StepError::Signing)?;
+    info!(
+        "[dkim:{}] {} now links to the current key {}",
+        dkim.name,
+        link.display(),
+        target.display()
+    );
+    Ok(())
 }
 
 /// Deletes a drained key (its records are gone) and forgets it.
@@ -413,6 +285,9 @@ pub async fn delete(
             keys_dir.display()
         );
     }
+    if let Some(file) = installed_file_to_delete(old) {
+        afs::remove_file(file)?;
+    }
     store
         .update(|s| {
             if let Some(entry) = s.dkim.get_mut(&dkim.name) {
@@ -424,5 +299,5 @@ pub async fn delete(
         "[dkim:{}] deleted old selector {} and its key",
         dkim.name, old.selector
     );
-    Ok(())
+    relink(store, dkim).await
 }

@@ -53,6 +53,17 @@ impl DkimHandler {
     }
 }
 
+/// Who the installed key belongs to when `keyowner` and `keygroup` are not set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOwnership {
+    /// `keyowner` or `keygroup` is set.
+    Configured,
+    /// The user the signer runs as (`_rspamd`, `opendkim`), found on this system.
+    Signer,
+    /// The key stays with the user running cryptdomainmgr, for this reason.
+    Runner(String),
+}
+
 /// An account (user or group) by name and id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
@@ -69,12 +80,15 @@ pub struct DkimSection {
     pub key_type: DkimKeyType,
     /// Selector prefix (lower-case): selectors are `BASE_UNIXTIME`.
     pub key_base_name: String,
-    /// The active key goes to `key_location/key_name` on rollover.
+    /// Rollover installs each key as `key_location/SELECTOR.key` and points
+    /// the link `key_location/key_name` at the current one.
     pub key_location: PathBuf,
     pub key_name: String,
-    /// Owner and group of the installed key (`keyowner`, `keygroup`).
+    /// Owner and group of the installed key (`keyowner`, `keygroup`, or the
+    /// signer's user by default).
     pub owner: Option<Account>,
     pub group: Option<Account>,
+    pub ownership: KeyOwnership,
     /// How long the old selector stays published after rollover.
     pub drain: Duration,
     /// Age after which a key is due for rotation.
@@ -84,10 +98,118 @@ pub struct DkimSection {
 }
 
 impl DkimSection {
-    /// Where rollover installs the key.
+    /// `keylocation/keyname`: the link to the current key.
     pub fn key_path(&self) -> PathBuf {
         self.key_location.join(&self.key_name)
     }
+}
+
+/// The user a handler's signer runs as in Debian's packages, which create it.
+pub fn signer_user(handler: &DkimHandler) -> Option<&'static str> {
+    match handler {
+        DkimHandler::Rspamd { .. } => Some("_rspamd"),
+        DkimHandler::OpenDkim { .. } => Some("opendkim"),
+        DkimHandler::File => None,
+    }
+}
+
+/// Owner and group of the key when neither `keyowner` nor `keygroup` is set:
+/// the signer's user and its group of the same name, so that the signer can
+/// read the 0600 key, when that user exists and this program runs as root (only
+/// root can give a file away); otherwise the running user.
+fn default_ownership(
+    handler: &DkimHandler,
+    is_root: bool,
+    lookup: impl Fn(&str, AccountKind) -> Result<Account, String>,
+) -> (Option<Account>, Option<Account>, KeyOwnership) {
+    let Some(user) = signer_user(handler) else {
+        return (None, None, KeyOwnership::Runner("handler = file".into()));
+    };
+    let Ok(owner) = lookup(user, AccountKind::User) else {
+        return (
+            None,
+            None,
+            KeyOwnership::Runner(format!("there is no user {user} on this system")),
+        );
+    };
+    if !is_root {
+        return (
+            None,
+            None,
+            KeyOwnership::Runner(format!("only root can hand the key to {user}")),
+        );
+    }
+    let group = lookup(user, AccountKind::Group).ok();
+    (Some(owner), group, KeyOwnership::Signer)
+}
+
+/// The DKIM sections as interpreted, for `--check`.
+pub fn render(dkims: &[DkimSection]) -> String {
+    let mut out = String::new();
+    for dkim in dkims {
+        out.push_str(&format!("\n[dkim:{}]\n", dkim.name));
+        let domains: Vec<String> = dkim.domains.iter().map(ToString::to_string).collect();
+        out.push_str(&format!("domains = {}\n", domains.join(", ")));
+        out.push_str(&format!("handler = {}\n", dkim.handler.name()));
+        match &dkim.handler {
+            DkimHandler::Rspamd { conf, template } => {
+                out.push_str(&format!(
+                    "signingconfdestinationfile = {}\n",
+                    conf.display()
+                ));
+                out.push_str(&format!(
+                    "signingconftemplatefile = {}\n",
+                    template
+                        .as_ref()
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_else(|| "built-in".into())
+                ));
+            }
+            DkimHandler::OpenDkim {
+                key_table,
+                signing_table,
+            } => {
+                out.push_str(&format!("keytable = {}\n", key_table.display()));
+                out.push_str(&format!("signingtable = {}\n", signing_table.display()));
+            }
+            DkimHandler::File => {}
+        }
+        out.push_str(&format!("key = {}\n", dkim.key_type));
+        out.push_str(&format!("selector = {}_UNIXTIME\n", dkim.key_base_name));
+        out.push_str(&format!(
+            "installed as = {}/SELECTOR.key, one file per selector; {} links to the current one\n",
+            dkim.key_location.display(),
+            dkim.key_path().display()
+        ));
+        let (owner_note, group_note) = match &dkim.ownership {
+            KeyOwnership::Configured => ("", ""),
+            KeyOwnership::Signer => (
+                "    # default: the user the signer runs as",
+                "    # default: that user's group",
+            ),
+            KeyOwnership::Runner(why) => {
+                out.push_str(&format!(
+                    "keyowner = (not set: the key stays with the user running cryptdomainmgr; {why})\n"
+                ));
+                ("", "")
+            }
+        };
+        if let Some(owner) = &dkim.owner {
+            out.push_str(&format!(
+                "keyowner = {} ({}){owner_note}\n",
+                owner.name, owner.id
+            ));
+        }
+        if let Some(group) = &dkim.group {
+            out.push_str(&format!(
+                "keygroup = {} ({}){group_note}\n",
+                group.name, group.id
+            ));
+        }
+        out.push_str(&format!("dkimdrain = {} s\n", dkim.drain.as_secs()));
+        out.push_str(&format!("rotatedays = {}\n", dkim.rotate_days));
+    }
+    out
 }
 
 /// Builds the DKIM sections and links them with the domains.
@@ -165,13 +287,19 @@ fn listed_sections(domain: &Domain) -> Vec<(String, Span)> {
     listed
 }
 
-/// Two sections writing the same key file or signing configuration would
-/// overwrite each other's key on rollover.
+/// Two sections writing the same key link, key files or signing configuration
+/// would overwrite each other's key on rollover.
 fn check_shared_files(dkims: &[DkimSection], errors: &mut Vec<ConfigError>) {
     for (i, a) in dkims.iter().enumerate() {
         for b in &dkims[i + 1..] {
             let clash = if a.key_path() == b.key_path() {
                 Some(format!("key file {}", a.key_path().display()))
+            } else if a.key_location == b.key_location && a.key_base_name == b.key_base_name {
+                Some(format!(
+                    "key files {}/{}_UNIXTIME.key (set another keybasename)",
+                    a.key_location.display(),
+                    a.key_base_name
+                ))
             } else {
                 match (&a.handler, &b.handler) {
                     (DkimHandler::Rspamd { conf: x, .. }, DkimHandler::Rspamd { conf: y, .. })
@@ -312,6 +440,18 @@ fn build_dkim(
             ),
         );
     }
+    // The per-selector key files are BASE_UNIXTIME.key beside it.
+    if key_name.starts_with(&format!("{key_base_name}_"))
+        && key_name.ends_with(".key")
+        && let Some(value) = entries.get("keyname")
+    {
+        err(
+            &value.span,
+            format!(
+                "keyname \"{key_name}\" looks like the key file of a selector ({key_base_name}_UNIXTIME.key); choose another name"
+            ),
+        );
+    }
     let key_location = path("keylocation", DEFAULT_KEY_LOCATION);
     if !key_location.is_absolute()
         && let Some(value) = entries.get("keylocation")
@@ -355,6 +495,14 @@ fn build_dkim(
             .map_err(|message| err(&value.span, message))
             .ok()
     });
+    let (owner, group, ownership) =
+        if entries.contains_key("keyowner") || entries.contains_key("keygroup") {
+            (owner, group, KeyOwnership::Configured)
+        } else {
+            // SAFETY: geteuid(2) cannot fail and has no side effects.
+            let is_root = unsafe { libc::geteuid() } == 0;
+            default_ownership(&handler, is_root, lookup_account)
+        };
     if let Some(value) = entries.get("signingconftemporaryfile")
         && !value.from_default
     {
@@ -388,6 +536,7 @@ fn build_dkim(
         key_name,
         owner,
         group,
+        ownership,
         drain,
         rotate_days,
         domains: Vec::new(),
@@ -558,6 +707,11 @@ mod tests {
             ("handler = postfix\n", 8, "unknown dkim handler"),
             ("keybasename = a.b\n", 8, "keybasename"),
             ("keyname = ../x\n", 8, "file name"),
+            (
+                "keyname = mail_1.key\n",
+                8,
+                "looks like the key file of a selector",
+            ),
             ("keylocation = relative\n", 8, "absolute"),
             ("dkimdrain = soon\n", 8, "dkimdrain"),
             ("dkimdrain = 7y\n", 8, "unknown unit"),
@@ -589,6 +743,15 @@ mod tests {
         let text = format!("{DOMAIN}dkim.other = auto\n[dkim:mail]\n[dkim:other]\n");
         let errors = build_text("c.conf", &text).err().unwrap();
         assert!(errors[0].contains("both use the key file"), "{errors:?}");
+
+        let text = format!(
+            "{DOMAIN}dkim.other = auto\n[dkim:mail]\n[dkim:other]\nkeyname = other.key\nkeybasename = mail\n"
+        );
+        let errors = build_text("c.conf", &text).err().unwrap();
+        assert!(
+            errors[0].contains("both use the key files /var/lib/rspamd/dkim/mail_UNIXTIME.key"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -613,5 +776,56 @@ mod tests {
         assert!(parse_drain("-1").is_err());
         assert!(parse_drain("1.5d").is_err());
         assert!(parse_drain("99999999999w").is_err());
+    }
+
+    #[test]
+    fn the_key_goes_to_the_signers_user_by_default() {
+        let rspamd = DkimHandler::Rspamd {
+            conf: PathBuf::from(DEFAULT_SIGNING_CONF),
+            template: None,
+        };
+        let opendkim = DkimHandler::OpenDkim {
+            key_table: PathBuf::from(DEFAULT_KEY_TABLE),
+            signing_table: PathBuf::from(DEFAULT_SIGNING_TABLE),
+        };
+        let system = |name: &str, kind: AccountKind| match (name, kind) {
+            ("_rspamd", AccountKind::User) => Ok(Account {
+                name: name.into(),
+                id: 104,
+            }),
+            ("_rspamd", AccountKind::Group) => Ok(Account {
+                name: name.into(),
+                id: 107,
+            }),
+            _ => Err(format!("there is no {name}")),
+        };
+        let (owner, group, how) = default_ownership(&rspamd, true, system);
+        assert_eq!(owner.map(|a| a.id), Some(104));
+        assert_eq!(group.map(|a| a.id), Some(107));
+        assert_eq!(how, KeyOwnership::Signer);
+
+        let (owner, _, how) = default_ownership(&rspamd, false, system);
+        assert!(owner.is_none());
+        assert!(matches!(how, KeyOwnership::Runner(why) if why.contains("only root")));
+        let (owner, _, how) = default_ownership(&opendkim, true, system);
+        assert!(owner.is_none());
+        assert!(matches!(how, KeyOwnership::Runner(why) if why.contains("no user opendkim")));
+        let (owner, _, _) = default_ownership(&DkimHandler::File, true, system);
+        assert!(owner.is_none());
+
+        // A keyowner or keygroup of its own is kept, and --check says which applies.
+        let c = config("keygroup = 0\n").unwrap();
+        assert_eq!(c.dkims[0].ownership, KeyOwnership::Configured);
+        assert!(c.dkims[0].owner.is_none());
+        let shown = render(&config("").unwrap().dkims);
+        assert!(
+            shown.contains("default: the user the signer runs as")
+                || shown.contains("keyowner = (not set: the key stays with the user running"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("/var/lib/rspamd/dkim/SELECTOR.key"),
+            "{shown}"
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! The signing configuration written on DKIM rollover, so the mail server signs
-//! with the key just installed under its new selector:
+//! with the key just installed under its new selector. Each key has its own file
+//! (`keylocation/SELECTOR.key`) and the configuration names it with its
+//! selector, so a signer that has not reloaded yet still finds the key of the
+//! selector it signs with:
 //!
 //! - rspamd: `dkim_signing.conf` rendered from a template with `{{ keyfile }}`
 //!   and `{{ keyselector }}` (the original's placeholders, Jinja spelling);
@@ -28,7 +31,7 @@ allow_username_mismatch = true;
 
 /// What a template may name.
 pub struct TemplateValues<'a> {
-    /// The installed key: `keylocation/keyname`.
+    /// The installed key of this selector: `keylocation/SELECTOR.key`.
     pub keyfile: &'a Path,
     pub keyselector: &'a str,
     pub keylocation: &'a Path,
@@ -144,9 +147,9 @@ mod tests {
 
     #[test]
     fn the_builtin_template_names_key_and_selector() {
-        let keyfile = Path::new("/var/lib/rspamd/dkim/dkim.key");
+        let keyfile = Path::new("/var/lib/rspamd/dkim/mail_1700000000.key");
         let conf = render_template(RSPAMD_TEMPLATE, &values(keyfile)).unwrap();
-        assert!(conf.contains("path = \"/var/lib/rspamd/dkim/dkim.key\";\n"));
+        assert!(conf.contains("path = \"/var/lib/rspamd/dkim/mail_1700000000.key\";\n"));
         assert!(conf.contains("selector = \"mail_1700000000\";\n"));
         assert!(!conf.contains("{{"));
     }

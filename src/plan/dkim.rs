@@ -1,7 +1,17 @@
 //! Pure decisions of DKIM rotation (SPEC §4, §7): when a new key is due, when an
-//! old selector's record may go, and the record contributions that publish a
-//! key next to the others (`Op::Add`) or remove an old selector (`Op::Set` on
-//! exactly its name, with nothing wanted there).
+//! old selector's record may go, which files a key is installed as and when
+//! they go, and the record contributions that publish a key next to the others
+//! (`Op::Add`) or remove an old selector (`Op::Set` on exactly its name, with
+//! nothing wanted there).
+//!
+//! Every key is installed as its own file, `keylocation/SELECTOR.key`, and the
+//! signing configuration names that file together with the selector. A signer
+//! that has not reloaded since a rollover so keeps signing with the old key
+//! under the old selector, whose record stays published until the old key is
+//! drained; the file goes with the record. `keylocation/keyname` is a link to
+//! the current key's file, for other readers.
+
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -69,6 +79,96 @@ pub fn drained_at(dkim: &DkimSection, key: &DkimKeyState) -> Option<DateTime<Utc
             .checked_add_signed(drain)
             .unwrap_or(DateTime::<Utc>::MAX_UTC),
     )
+}
+
+/// The file rollover installs the key of `selector` as.
+pub fn selector_file(dkim: &DkimSection, selector: &str) -> PathBuf {
+    dkim.key_location.join(format!("{selector}.key"))
+}
+
+/// The file the signing configuration names for `key`. A key that an earlier
+/// version installed has no file of its own: that version installed every key
+/// as `keylocation/keyname`, which then holds it until it is drained.
+pub fn signing_file(dkim: &DkimSection, key: &DkimKeyState) -> PathBuf {
+    key.installed_file
+        .clone()
+        .unwrap_or_else(|| dkim.key_path())
+}
+
+/// The state after rollover installs the prepared key as `file` at `now`: the
+/// prepared key becomes current, the current one is retired and remembers the
+/// file it was installed as (cleanup deletes it after the drain). `None` when
+/// nothing is prepared.
+pub fn rolled_over(
+    dkim: &DkimSection,
+    state: &DkimState,
+    file: PathBuf,
+    now: DateTime<Utc>,
+) -> Option<DkimState> {
+    let mut new = state.prepared.clone()?;
+    new.installed = Some(now);
+    new.installed_file = Some(file);
+    let mut after = DkimState {
+        current: Some(new),
+        prepared: None,
+        retired: state.retired.clone(),
+    };
+    if let Some(mut old) = state.current.clone() {
+        old.installed_file = Some(signing_file(dkim, &old));
+        old.retired = Some(now);
+        after.retired.push(old);
+    }
+    Some(after)
+}
+
+/// The name `keylocation/keyname` should link to: the current key's file.
+/// `None` leaves it as it is: while it is itself the file of a key an earlier
+/// version installed (signers still configured with it read it until they
+/// reload, so it must keep that key until the key is drained), or when there is
+/// no current key in `keylocation`.
+pub fn keyname_target(dkim: &DkimSection, state: &DkimState) -> Option<PathBuf> {
+    let current = state.current.as_ref()?;
+    let file = current.installed_file.as_ref()?;
+    let keyname = dkim.key_path();
+    if state
+        .retired
+        .iter()
+        .any(|k| k.installed_file.as_ref() == Some(&keyname))
+    {
+        return None;
+    }
+    if file.parent() != Some(dkim.key_location.as_path()) || file == &keyname {
+        return None;
+    }
+    file.file_name().map(PathBuf::from)
+}
+
+/// The installed file cleanup deletes with a drained key: its own
+/// `SELECTOR.key` only. An earlier version's `keyname` file is not deleted but
+/// replaced by the link to the current key ([`keyname_target`]).
+pub fn installed_file_to_delete(key: &DkimKeyState) -> Option<&Path> {
+    let file = key.installed_file.as_deref()?;
+    let own = file
+        .file_name()
+        .is_some_and(|n| n.to_str() == Some(&format!("{}.key", key.selector)));
+    own.then_some(file)
+}
+
+/// The services (name and last successful reload) that use a replaced key's
+/// section and have not reloaded since it was replaced: they may still sign
+/// with it, so its record and file stay. Empty for a key that never signed.
+pub fn awaiting_reload<'a>(
+    key: &DkimKeyState,
+    services: &[(&'a str, Option<DateTime<Utc>>)],
+) -> Vec<&'a str> {
+    let (Some(_), Some(retired)) = (key.installed, key.retired) else {
+        return Vec::new();
+    };
+    services
+        .iter()
+        .filter(|(_, reloaded)| reloaded.is_none_or(|at| at < retired))
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 /// A selector `BASE_UNIXTIME` not in `taken` (a second key within the same
@@ -287,21 +387,10 @@ pub fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan
 
     if input.request.cleans_up() {
         for old in &state.retired {
-            let Some(until) = drained_at(dkim, old) else {
-                continue;
-            };
-            if now < until {
-                plan.info.push((
-                    section.clone(),
-                    format!(
-                        "keeping old selector {} published until {} (dkimdrain after the rollover of {})",
-                        old.selector,
-                        until.format(WHEN),
-                        old.retired
-                            .map(|t| t.format(WHEN).to_string())
-                            .unwrap_or_default()
-                    ),
-                ));
+            if let Err(keeping) = may_go(input, dkim, old) {
+                if let Some(keeping) = keeping {
+                    plan.info.push((section.clone(), keeping));
+                }
                 continue;
             }
             if records_gone(input, dkim, old) {
@@ -316,6 +405,57 @@ pub fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan
             }
         }
     }
+}
+
+/// Whether the replaced key `old` (its record and files) may go now: its
+/// drain period is over and every service that uses the section has reloaded
+/// since it was replaced (one that has not may still sign with it). If not,
+/// why it stays (`None` for a key that is not replaced).
+pub fn may_go(
+    input: &super::Input<'_>,
+    dkim: &DkimSection,
+    old: &DkimKeyState,
+) -> Result<(), Option<String>> {
+    let until = drained_at(dkim, old).ok_or(None)?;
+    let rolled_over = old
+        .retired
+        .map(|t| t.format(WHEN).to_string())
+        .unwrap_or_default();
+    if input.now < until {
+        return Err(Some(format!(
+            "keeping old selector {} published until {} (dkimdrain after the rollover of {rolled_over})",
+            old.selector,
+            until.format(WHEN),
+        )));
+    }
+    let services: Vec<(&str, Option<DateTime<Utc>>)> = input
+        .config
+        .services
+        .iter()
+        .filter(|s| s.dkims.contains(&dkim.name))
+        .map(|s| {
+            let reloaded = input
+                .state
+                .services
+                .get(&s.name)
+                .and_then(|r| r.reloaded_at);
+            (s.name.as_str(), reloaded)
+        })
+        .collect();
+    let waiting = awaiting_reload(old, &services);
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    Err(Some(format!(
+        "keeping old selector {} and its key: {} not reloaded since the rollover of {rolled_over} and may still sign with it; the next rollover reloads {}",
+        old.selector,
+        waiting
+            .iter()
+            .map(|s| format!("[service:{s}]"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if waiting.len() == 1 { "it" } else { "them" }
+    )))
 }
 
 /// True when no observed zone holds a record of `old`'s selector at a
@@ -349,7 +489,7 @@ fn records_gone(input: &super::Input<'_>, dkim: &DkimSection, old: &DkimKeyState
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::dkim::{DEFAULT_DRAIN, DkimHandler};
+    use crate::config::dkim::{DEFAULT_DRAIN, DkimHandler, KeyOwnership};
     use crate::material::dkim::DkimKeyType;
     use crate::plan::update::plan_contributions;
     use std::path::PathBuf;
@@ -365,6 +505,7 @@ mod tests {
             key_name: "dkim.key".into(),
             owner: None,
             group: None,
+            ownership: KeyOwnership::Configured,
             drain: DEFAULT_DRAIN,
             rotate_days,
             domains: Vec::new(),
@@ -381,6 +522,7 @@ mod tests {
             domains: Vec::new(),
             published: None,
             installed: None,
+            installed_file: None,
             retired: None,
             joined_ttl: None,
             served: None,
@@ -479,5 +621,98 @@ mod tests {
             plan.changes.deletes[0].name.as_str(),
             "mail_1._domainkey.example.test"
         );
+    }
+
+    #[test]
+    fn each_key_has_its_own_file_and_keyname_links_to_the_current_one() {
+        let dkim = section(180);
+        let t = Utc::now();
+        let mut first = key("mail_1", t);
+        first.published = Some(t);
+        let state = DkimState {
+            prepared: Some(first),
+            ..DkimState::default()
+        };
+        let file = selector_file(&dkim, "mail_1");
+        assert_eq!(file, PathBuf::from("/k/mail_1.key"));
+        let state = rolled_over(&dkim, &state, file.clone(), t).unwrap();
+        let current = state.current.as_ref().unwrap();
+        assert_eq!(current.installed, Some(t));
+        assert_eq!(current.installed_file.as_ref(), Some(&file));
+        assert!(state.prepared.is_none() && state.retired.is_empty());
+        assert_eq!(
+            keyname_target(&dkim, &state),
+            Some(PathBuf::from("mail_1.key"))
+        );
+
+        // The next rollover: the old key keeps its file until it is drained.
+        let state = DkimState {
+            prepared: Some(key("mail_2", t)),
+            ..state
+        };
+        let later = t + Duration::days(1);
+        let state = rolled_over(&dkim, &state, selector_file(&dkim, "mail_2"), later).unwrap();
+        let old = &state.retired[0];
+        assert_eq!(old.retired, Some(later));
+        assert_eq!(old.installed_file, Some(file.clone()));
+        assert_eq!(installed_file_to_delete(old), Some(file.as_path()));
+        assert_eq!(
+            keyname_target(&dkim, &state),
+            Some(PathBuf::from("mail_2.key"))
+        );
+        assert!(rolled_over(&dkim, &state, PathBuf::from("/k/x.key"), later).is_none());
+    }
+
+    #[test]
+    fn a_key_installed_as_keyname_by_an_earlier_version_keeps_that_file_until_drained() {
+        let dkim = section(180);
+        let t = Utc::now();
+        // As an earlier version left it: the current key has no file of its own.
+        let mut legacy = key("mail_1", t);
+        legacy.installed = Some(t);
+        let state = DkimState {
+            current: Some(legacy),
+            prepared: Some(key("mail_2", t)),
+            retired: Vec::new(),
+        };
+        assert_eq!(
+            signing_file(&dkim, state.current.as_ref().unwrap()),
+            PathBuf::from("/k/dkim.key")
+        );
+        assert_eq!(keyname_target(&dkim, &state), None);
+
+        let state = rolled_over(&dkim, &state, selector_file(&dkim, "mail_2"), t).unwrap();
+        let old = &state.retired[0];
+        assert_eq!(old.installed_file, Some(PathBuf::from("/k/dkim.key")));
+        // keyname still holds the old key for signers configured with it ...
+        assert_eq!(keyname_target(&dkim, &state), None);
+        assert_eq!(installed_file_to_delete(old), None);
+        // ... until cleanup has removed the old key: then it links to the current one.
+        let cleaned = DkimState {
+            retired: Vec::new(),
+            ..state
+        };
+        assert_eq!(
+            keyname_target(&dkim, &cleaned),
+            Some(PathBuf::from("mail_2.key"))
+        );
+    }
+
+    #[test]
+    fn a_replaced_key_waits_for_every_service_that_has_not_reloaded() {
+        let t = Utc::now();
+        let mut old = key("mail_1", t);
+        old.installed = Some(t - Duration::days(30));
+        old.retired = Some(t);
+        let services = [
+            ("rspamd", Some(t + Duration::seconds(1))),
+            ("postfix", Some(t - Duration::seconds(1))),
+            ("new", None),
+        ];
+        assert_eq!(awaiting_reload(&old, &services), ["postfix", "new"]);
+        assert!(awaiting_reload(&old, &services[..1]).is_empty());
+        // A prepared key replaced by a forced prepare never signed anything.
+        old.installed = None;
+        assert!(awaiting_reload(&old, &services).is_empty());
     }
 }

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::dkim::{drained_at, prune, publish, record};
+use super::dkim::{prune, publish, record};
 use super::observed::ServedAnswers;
 use super::timing::{WHEN, cleanup_safe_at};
 use super::tlsa::{self as tlsa, Mode, Role, TlsaCert, has_tlsa, wanted_for};
@@ -199,10 +199,7 @@ fn dkim_records(input: &Input<'_>, domain: &Domain, out: &mut DomainMaterial) {
         let mut prunes = Vec::new();
         if matches!(input.request, Request::Cleanup | Request::Auto) {
             for old in &entry.retired {
-                let Some(until) = drained_at(dkim, old) else {
-                    continue;
-                };
-                if until > input.now || !old.domains.iter().any(|d| d == domain.name.as_str()) {
+                if super::dkim::may_go(input, dkim, old).is_err() {
                     continue;
                 }
                 match prune(&old.selector, &domain.name) {

@@ -15,8 +15,10 @@ pub mod http;
 pub mod inwx;
 pub mod knot;
 pub mod nginx;
+pub mod opendkim;
 pub mod pdns;
 pub mod pebble;
+pub mod rspamd;
 pub mod tls;
 
 use std::path::PathBuf;
