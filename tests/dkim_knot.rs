@@ -160,8 +160,8 @@ fn the_default_drain_keeps_the_old_selector_and_says_until_when() {
     env.ok(&["--rollover", &config]);
     let (s1, k1) = env.key("current").unwrap();
     env.ok(&["--prepare", "--force", &config]);
-    let rolled_over = chrono::Utc::now();
     env.ok(&["--rollover", &config]);
+    let rolled_over = env.now();
     let (s2, _) = env.key("current").unwrap();
 
     let run = env.ok(&["--cleanup", &config]);

@@ -183,8 +183,8 @@ pub async fn install(
 ) -> Result<(), StepError> {
     let state = store.snapshot().await;
     let entry = dkim_state(&state, &dkim.name);
-    let pem = std::fs::read_to_string(&prepared.key_file)
-        .map_err(StepError::read(&prepared.key_file))?;
+    let pem =
+        std::fs::read_to_string(&prepared.key_file).map_err(StepError::read(&prepared.key_file))?;
     let key = key_material::from_pem(&pem)?;
     if key.txt != prepared.txt {
         return Err(StepError::Mismatch(format!(

@@ -210,8 +210,14 @@ fn dkim_records(input: &Input<'_>, domain: &Domain, out: &mut DomainMaterial) {
         }
         // Cleanup writes the keys in use only next to what it deletes.
         let publish_keys = input.request != Request::Cleanup || !prunes.is_empty();
+        // A prepared key whose file is not (or not rightly) there is made
+        // again before its record goes out.
+        let prepared = entry.prepared.iter().filter(|_| {
+            !input.observed.dkim_key_missing.contains(&dkim.name)
+                && !input.observed.dkim_key_wrong.contains_key(&dkim.name)
+        });
         if publish_keys {
-            for key in entry.current.iter().chain(entry.prepared.iter()) {
+            for key in entry.current.iter().chain(prepared.clone()) {
                 match publish(key, &domain.name, domain.ttl) {
                     Ok(c) => out.contributions.push(c),
                     Err(e) => out.errors.push(format!("[dkim:{}] {e}", dkim.name)),
@@ -219,7 +225,7 @@ fn dkim_records(input: &Input<'_>, domain: &Domain, out: &mut DomainMaterial) {
             }
         }
         out.contributions.extend(prunes);
-        if let Some(prepared) = &entry.prepared
+        if let Some(prepared) = prepared.clone().next()
             && input.request != Request::Cleanup
             && let Ok(r) = record(prepared, &domain.name, domain.ttl)
         {

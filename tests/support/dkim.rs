@@ -9,7 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::cdm::{Run, cdm, write_config};
+use std::cell::Cell;
+
+use super::cdm::{CLOCK, Run, cdm_env, time_in, write_config};
 use super::knot::{KnotEnv, minimal_zone};
 
 /// The zone the DKIM tests sign for.
@@ -114,6 +116,9 @@ pub fn verify_message(port: u16, message: &[u8]) -> Checked {
 pub struct DkimEnv {
     pub knot: KnotEnv,
     pub dir: tempfile::TempDir,
+    /// Seconds the program's clock runs ahead: every run comes an hour after
+    /// the one before, so the DNS waits between the phases have passed.
+    clock: Cell<i64>,
 }
 
 impl DkimEnv {
@@ -132,7 +137,11 @@ impl DkimEnv {
             .expect("temporary directory");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
             .expect("chmod the test directory");
-        Some(DkimEnv { knot, dir })
+        Some(DkimEnv {
+            knot,
+            dir,
+            clock: Cell::new(0),
+        })
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -199,7 +208,14 @@ impl DkimEnv {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        cdm(self.dir.path(), args)
+        self.clock.set(self.clock.get() + 3600);
+        cdm_env(self.dir.path(), args, &[(CLOCK, time_in(self.clock.get()))])
+    }
+
+    /// The program's time as of the last run (the real time plus the hours
+    /// the runs moved it).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::seconds(self.clock.get())
     }
 
     pub fn ok(&self, args: &[&str]) -> Run {
