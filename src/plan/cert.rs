@@ -332,7 +332,10 @@ fn rollover_step(
                 "TLSA",
                 prepared.tlsa_published_at,
                 prepared.tlsa_served.as_ref(),
-                prepared.tlsa_joined_ttl.unwrap_or(0),
+                (
+                    prepared.tlsa_joined_ttl.unwrap_or(0),
+                    configured_ttl(input.config, &cert.name),
+                ),
                 answers,
                 input.now,
             );
@@ -394,6 +397,22 @@ fn cleanup(input: &Input<'_>, cert: &CertSection, state: &CertState, plan: &mut 
             }
         }
     }
+}
+
+/// The longest configured TTL of the domains whose TLSA records name `cert`.
+fn configured_ttl(config: &Config, cert: &str) -> u32 {
+    config
+        .domains
+        .iter()
+        .filter(|d| {
+            has_tlsa(d)
+                && d.certs
+                    .as_ref()
+                    .is_some_and(|c| c.names.iter().any(|n| n == cert))
+        })
+        .map(|d| d.ttl)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The longest TTL of the domains of `cert`.

@@ -353,7 +353,17 @@ pub fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan
                 "DKIM",
                 prepared.published,
                 prepared.served.as_ref(),
-                prepared.joined_ttl.unwrap_or(0),
+                (
+                    prepared.joined_ttl.unwrap_or(0),
+                    input
+                        .config
+                        .domains
+                        .iter()
+                        .filter(|d| dkim.domains.contains(&d.name))
+                        .map(|d| d.ttl)
+                        .max()
+                        .unwrap_or(0),
+                ),
                 answers,
                 now,
             );

@@ -23,6 +23,13 @@ pub fn hold(served: &Served, joined_ttl: u32) -> u32 {
     served.ttl.max(joined_ttl).max(served.negative_ttl)
 }
 
+/// The TTL of new records: as the servers gave it, but never less than the
+/// configured `ttl` (the configuration may have changed since they were
+/// published).
+fn record_ttl(served: &Served, configured: u32) -> u32 {
+    served.ttl.max(configured)
+}
+
 /// When material whose records were first served as `served` says may be
 /// deployed: twice the hold after that.
 pub fn rollover_safe_at(served: &Served, joined_ttl: u32) -> DateTime<Utc> {
@@ -67,10 +74,11 @@ pub fn rollover_readiness(
     what: &str,
     published: Option<DateTime<Utc>>,
     served: Option<&Served>,
-    joined_ttl: u32,
+    ttls: (u32, u32),
     answers: Option<&ServedAnswers>,
     now: DateTime<Utc>,
 ) -> Readiness {
+    let (joined_ttl, configured_ttl) = ttls;
     let waiting = |why: String| Readiness {
         when: When::Waiting(why.clone()),
         why,
@@ -88,11 +96,11 @@ pub fn rollover_readiness(
             "its {what} records have not yet been seen served by every authoritative server"
         ));
     };
-    let safe = rollover_safe_at(served, joined_ttl);
+    let ttl = record_ttl(served, configured_ttl);
+    let safe = rollover_safe_at(served, joined_ttl.max(ttl));
     let why = format!(
-        "{what} records first served {} by {n}/{n} servers; 2 × max(TTL {} s, joined TTL {joined_ttl} s, negative TTL {} s)",
+        "{what} records first served {} by {n}/{n} servers; 2 × max(TTL {ttl} s, joined TTL {joined_ttl} s, negative TTL {} s)",
         served.at.format(WHEN),
-        served.ttl,
         served.negative_ttl,
         n = served.servers,
     );
@@ -196,7 +204,7 @@ mod tests {
             ),
         ];
         for (published, served, answers, now, expected) in cases {
-            let r = rollover_readiness("TLSA", published.map(t), served, 0, answers, t(now));
+            let r = rollover_readiness("TLSA", published.map(t), served, (0, 0), answers, t(now));
             let got = match &r.when {
                 When::Now => "now".to_string(),
                 When::At(at) => format!("at {}", (*at - t(0)).num_seconds()),
@@ -212,7 +220,14 @@ mod tests {
 
     #[test]
     fn the_reason_names_the_ttls() {
-        let r = rollover_readiness("TLSA", Some(t(0)), Some(&served(0, 30, 60)), 0, None, t(10));
+        let r = rollover_readiness(
+            "TLSA",
+            Some(t(0)),
+            Some(&served(0, 1, 60)),
+            (0, 30),
+            None,
+            t(10),
+        );
         assert_eq!(r.when, When::At(t(120)));
         assert!(r.why.contains("TTL 30 s"), "{}", r.why);
         assert!(r.why.contains("negative TTL 60 s"), "{}", r.why);

@@ -8,8 +8,6 @@
 //! during the rollover (RFC 7671 §8.1). Cleanup lets set keys delete what in
 //! their scope matches none of the certificates still in use.
 
-use chrono::{DateTime, Duration, Utc};
-
 use super::scope::{Filter, Names, Scope};
 use super::update::Contribution;
 use crate::config::model::Domain;
@@ -169,20 +167,6 @@ pub fn wanted_for(domain: &Domain, cert: TlsaCert<'_>) -> Result<Vec<Record>, St
         }
     }
     Ok(out)
-}
-
-/// When a certificate whose TLSA records were published at `published` may be
-/// deployed: after twice the longer of the records' TTL and the zone's
-/// negative-caching TTL, so that no resolver still holds an answer from before
-/// (RFC 7671 §8.1, RFC 2308 §5).
-pub fn rollover_safe_at(published: DateTime<Utc>, ttl: u32, negative_ttl: u32) -> DateTime<Utc> {
-    published + Duration::seconds(2 * i64::from(ttl.max(negative_ttl)))
-}
-
-/// When the TLSA records of a certificate replaced at `rolled_over` may be
-/// deleted: after twice their TTL (SPEC §7).
-pub fn cleanup_safe_at(rolled_over: DateTime<Utc>, ttl: u32) -> DateTime<Utc> {
-    rolled_over + Duration::seconds(2 * i64::from(ttl))
 }
 
 /// The certificates a TLSA record vouches for, by its own usage, selector and
@@ -389,16 +373,6 @@ mod tests {
         assert_eq!(cs.len(), 1, "the other key still works");
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("tlsa.tcp.443") && errors[0].contains("issuing CA"));
-    }
-
-    #[test]
-    fn timing() {
-        let t = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(rollover_safe_at(t, 300, 60), t + Duration::seconds(600));
-        assert_eq!(rollover_safe_at(t, 60, 3600), t + Duration::seconds(7200));
-        assert_eq!(cleanup_safe_at(t, 300), t + Duration::seconds(600));
     }
 
     #[test]
