@@ -240,17 +240,8 @@ pub async fn authoritative_servers(
     zone: &Name,
     nameservers: &[(String, u16)],
 ) -> Result<Vec<SocketAddr>, String> {
-    if nameservers.is_empty() {
-        return provider.nameservers(zone).await.map_err(|e| e.to_string());
-    }
-    let mut servers = Vec::new();
-    for (host, port) in nameservers {
-        let addrs = tokio::net::lookup_host((host.as_str(), *port))
-            .await
-            .map_err(|e| format!("nameserver {host}: {e}"))?;
-        servers.extend(addrs);
-    }
-    Ok(servers)
+    let servers = crate::dns::observe::authoritative(provider, zone, nameservers).await?;
+    Ok(servers.into_iter().map(|s| s.addr).collect())
 }
 
 /// What every authoritative server serves of `awaited`'s records: per domain

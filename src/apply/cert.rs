@@ -65,7 +65,7 @@ pub async fn issue(
         .filter(|d| cert.domains.contains(&d.name))
         .cloned()
         .collect();
-    let dns = ProviderDns01::new(domains);
+    let dns = ProviderDns01::new(domains, cert.propagation_timeout);
 
     let resumable = issue
         .resume

@@ -4,26 +4,28 @@
 //! directly (never a recursive resolver, whose cache could lie); they are
 //! removed afterwards.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use log::{debug, info};
+use futures_util::future::join_all;
+use log::info;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::wait::{self, Seen, Watch};
 use crate::acme::{ChallengeRecord, Dns01, Dns01Error};
+use crate::clock;
 use crate::config::model::Domain;
-use crate::dns::observe::served_by;
+use crate::dns::observe::{Server, authoritative, served_by};
 use crate::dns::provider::{ChangeSet, DnsProvider};
 use crate::dns::record::{Name, RData, Record};
-use crate::observe::authoritative_servers;
+use crate::plan::timing::WHEN;
 
-/// How long to wait for the authoritative servers to serve a challenge.
-const SERVED_DEADLINE: Duration = Duration::from_secs(300);
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(5);
+/// How often a wait without news says that it is still waiting.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
 
 /// One zone's share of the challenge records.
 struct ZoneBatch {
@@ -36,14 +38,26 @@ struct ZoneBatch {
 /// Publishes challenges for the names of one certificate.
 pub struct ProviderDns01 {
     domains: Vec<Domain>,
+    /// How long to wait for the records to be served.
+    timeout: Duration,
     batches: Mutex<Vec<ZoneBatch>>,
 }
 
 impl ProviderDns01 {
-    /// `domains`: the domain sections of the certificate's names.
-    pub fn new(domains: Vec<Domain>) -> Self {
+    /// `domains`: the domain sections of the certificate's names; `timeout`:
+    /// the certificate's `propagationtimeout`, if it sets one, else the
+    /// longest of the domains'.
+    pub fn new(domains: Vec<Domain>, timeout: Option<Duration>) -> Self {
+        let timeout = timeout.unwrap_or_else(|| {
+            domains
+                .iter()
+                .map(|d| d.propagation_timeout)
+                .max()
+                .unwrap_or(crate::config::model::DEFAULT_PROPAGATION_TIMEOUT)
+        });
         ProviderDns01 {
             domains,
+            timeout,
             batches: Mutex::new(Vec::new()),
         }
     }
@@ -113,9 +127,22 @@ impl Dns01 for ProviderDns01 {
         let batches = self.batches.lock().await;
         for batch in batches.iter() {
             let servers =
-                authoritative_servers(batch.provider.as_ref(), &batch.zone, &batch.nameservers)
-                    .await?;
-            wait_served(&batch.zone, &servers, &batch.records).await?;
+                authoritative(batch.provider.as_ref(), &batch.zone, &batch.nameservers).await?;
+            if servers.is_empty() {
+                return Err(format!(
+                    "no authoritative server of zone {} is known; set nameservers = host:port in [domain]",
+                    batch.zone
+                )
+                .into());
+            }
+            wait_served(
+                &batch.zone,
+                &servers,
+                &batch.records,
+                self.timeout,
+                !batch.nameservers.is_empty(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -143,35 +170,85 @@ impl Dns01 for ProviderDns01 {
     }
 }
 
-/// Polls every server until all serve `records`, with a deadline.
+/// Polls every server until all serve `records`, logging at INFO what it
+/// waits for, where, what each server said last, and until when. Ends early
+/// when a server refuses or ignores every question for
+/// [`wait::UNREACHABLE_LIMIT`], with advice.
 async fn wait_served(
     zone: &Name,
-    servers: &[SocketAddr],
+    servers: &[Server],
     records: &[Record],
+    timeout: Duration,
+    configured: bool,
 ) -> Result<(), Dns01Error> {
-    let deadline = Instant::now() + SERVED_DEADLINE;
-    let mut pause = POLL_FIRST;
-    for server in servers {
-        loop {
-            match served_by(*server, records).await {
-                Ok(true) => break,
-                Ok(false) => debug!("{server} does not serve the challenge records of {zone} yet"),
-                Err(e) => debug!("asking {server}: {e}"),
-            }
-            if Instant::now() + pause > deadline {
-                return Err(format!(
-                    "{server} did not serve the challenge records of zone {zone} within {} s",
-                    SERVED_DEADLINE.as_secs()
-                )
-                .into());
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(POLL_MAX);
-        }
-    }
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let until = (clock::now() + chrono::Duration::from_std(timeout).unwrap_or_default())
+        .format(WHEN)
+        .to_string();
+    let listed: Vec<String> = servers.iter().map(ToString::to_string).collect();
     info!(
-        "challenge records of zone {zone} are served by all {} authoritative server(s)",
-        servers.len()
+        "waiting until {until} (propagationtimeout {} s) for {} authoritative server(s) of zone {zone} to serve the challenge record(s) {}: {}",
+        timeout.as_secs(),
+        servers.len(),
+        records
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        listed.join(", ")
     );
-    Ok(())
+    let mut watches: Vec<Watch> = servers.iter().cloned().map(Watch::new).collect();
+    let mut pause = POLL_FIRST;
+    let mut last_report = started;
+    loop {
+        let tried_at = started.elapsed();
+        let pending: Vec<usize> = (0..watches.len())
+            .filter(|i| watches[*i].seen != Seen::Served)
+            .collect();
+        let answers = join_all(
+            pending
+                .iter()
+                .map(|i| served_by(watches[*i].server.addr, records)),
+        )
+        .await;
+        let mut news = false;
+        for (i, answer) in pending.into_iter().zip(answers) {
+            let watch = &mut watches[i];
+            let seen = Seen::of(&answer);
+            if seen == Seen::Served {
+                info!(
+                    "{} serves the challenge records of zone {zone}",
+                    watch.server
+                );
+            }
+            news |= watch.saw(seen, tried_at) && watch.seen != Seen::Served;
+        }
+        let waiting: Vec<&Watch> = watches.iter().filter(|w| w.seen != Seen::Served).collect();
+        if waiting.is_empty() {
+            info!(
+                "challenge records of zone {zone} are served by all {} authoritative server(s)",
+                servers.len()
+            );
+            return Ok(());
+        }
+        let now = started.elapsed();
+        if let Some(hopeless) = waiting.iter().find(|w| w.hopeless(now)) {
+            return Err(wait::unreachable_advice(zone.as_str(), hopeless, configured).into());
+        }
+        if Instant::now() + pause > deadline {
+            return Err(wait::timeout_message(zone.as_str(), &waiting, timeout).into());
+        }
+        if news || last_report.elapsed() >= REPORT_EVERY {
+            last_report = Instant::now();
+            for watch in &waiting {
+                info!(
+                    "still waiting for {} (zone {zone}): {}; asking again until {until}",
+                    watch.server, watch.seen
+                );
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL_MAX);
+    }
 }

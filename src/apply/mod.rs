@@ -13,6 +13,7 @@ pub mod dns01;
 pub mod error;
 pub mod fs;
 pub mod services;
+pub mod wait;
 pub mod zones;
 
 use futures_util::future::join_all;

@@ -38,6 +38,9 @@ pub struct CertSection {
     pub ari: bool,
     /// The longest `Retry-After` of a rate-limited CA that is waited for.
     pub rate_limit_wait: std::time::Duration,
+    /// `propagationtimeout`: how long the challenge records may take to be
+    /// served; `None` takes the domains' setting.
+    pub propagation_timeout: Option<std::time::Duration>,
     /// The names on the certificate, with the domain section each comes from.
     pub domains: Vec<Name>,
 }
@@ -126,6 +129,11 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
             .map(|v| v.text.trim())
             .filter(|t| !t.is_empty())
     };
+    let propagation_timeout = super::model::seconds_key(
+        "propagationtimeout",
+        entries.get("propagationtimeout"),
+        errors,
+    );
     let mut err = |value: &Value, message: String| {
         errors.push(ConfigError::new(&value.span, message));
     };
@@ -255,6 +263,7 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
         renew_days,
         ari,
         rate_limit_wait: std::time::Duration::from_secs(rate_limit_wait),
+        propagation_timeout,
         domains: Vec::new(),
     })
 }

@@ -33,6 +33,7 @@ const CERT_KEYS: &[&str] = &[
     "renewdays",
     "ratelimitwait",
     "ari",
+    "propagationtimeout",
 ];
 const DKIM_KEYS: &[&str] = &[
     "handler",
@@ -62,10 +63,13 @@ const SERVICE_KEYS: &[&str] = &[
     "configdir",
 ];
 /// Domain keys that are neither records nor provider keys.
-const DOMAIN_KEYS: &[&str] = &["cert"];
+const DOMAIN_KEYS: &[&str] = &["cert", "propagationtimeout"];
 
 pub const DEFAULT_STATEDIR: &str = "/var/cryptdomainmgr";
 pub const DEFAULT_TTL: u32 = 300;
+/// How long a certificate's challenge records may take to be served by every
+/// authoritative server (`propagationtimeout`).
+pub const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_IP4_LOOKUP: &str = "https://ipv4.icanhazip.com";
 pub const DEFAULT_IP6_LOOKUP: &str = "https://ipv6.icanhazip.com";
 
@@ -142,6 +146,8 @@ pub struct Domain {
     /// `nameservers`: the authoritative servers to ask (host, port); empty for
     /// the zone's NS set.
     pub nameservers: Vec<(String, u16)>,
+    /// `propagationtimeout`: how long to wait for new records to be served.
+    pub propagation_timeout: Duration,
     /// Record rules ordered: set, then add, then remove.
     pub rules: Vec<SpannedRule>,
     /// The `cert` key: the certificate sections covering this name.
@@ -463,6 +469,12 @@ fn build_domain(
             }
         },
     };
+    let propagation_timeout = seconds_key(
+        "propagationtimeout",
+        entries.get("propagationtimeout"),
+        errors,
+    )
+    .unwrap_or(DEFAULT_PROPAGATION_TIMEOUT);
     let certs = entries.get("cert").map(|v| CertList {
         names: v
             .text
@@ -559,6 +571,7 @@ fn build_domain(
     Some(Domain {
         name,
         nameservers,
+        propagation_timeout,
         span: section.span.clone(),
         provider,
         ttl,
@@ -567,6 +580,29 @@ fn build_domain(
         rules,
         certs,
     })
+}
+
+/// A key holding a whole number of seconds (`propagationtimeout`): `None`
+/// when it is not set; an error at its line when it is not a number.
+pub(super) fn seconds_key(
+    key: &str,
+    value: Option<&Value>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    let value = value?;
+    match value.text.trim().parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => {
+            errors.push(ConfigError::new(
+                &value.span,
+                format!(
+                    "{key} \"{}\" is not a number of seconds (e.g. {key} = 600)",
+                    value.text.trim()
+                ),
+            ));
+            None
+        }
+    }
 }
 
 /// A record key the provider cannot honour (a record type it does not write,

@@ -29,6 +29,70 @@ pub struct NameServer {
     pub addrs: Vec<SocketAddr>,
 }
 
+/// One address of an authoritative server, with the name it is known by (the
+/// NS host, or the `nameservers` entry as written), for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self
+            .name
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip == self.addr.ip())
+        {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{} ({})", self.name, self.addr)
+        }
+    }
+}
+
+/// The authoritative servers to ask about `zone`: the configured
+/// `nameservers` (host, port), or else the zone's NS set from the provider.
+///
+/// # Errors
+/// A configured name does not resolve, or the provider cannot list the NS set.
+pub async fn authoritative(
+    provider: &dyn crate::dns::provider::DnsProvider,
+    zone: &Name,
+    configured: &[(String, u16)],
+) -> Result<Vec<Server>, String> {
+    let mut servers = Vec::new();
+    if configured.is_empty() {
+        let named = provider
+            .nameservers(zone)
+            .await
+            .map_err(|e| e.to_string())?;
+        for ns in named {
+            for addr in ns.addrs {
+                if !servers.iter().any(|s: &Server| s.addr == addr) {
+                    servers.push(Server {
+                        name: ns.host.to_string(),
+                        addr,
+                    });
+                }
+            }
+        }
+        return Ok(servers);
+    }
+    for (host, port) in configured {
+        let addrs = tokio::net::lookup_host((host.as_str(), *port))
+            .await
+            .map_err(|e| format!("nameserver {host}: {e}"))?;
+        for addr in addrs {
+            servers.push(Server {
+                name: host.clone(),
+                addr,
+            });
+        }
+    }
+    Ok(servers)
+}
+
 /// The TTLs that bound negative caching of a zone (RFC 2308 §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SoaTtls {

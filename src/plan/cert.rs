@@ -454,6 +454,7 @@ mod tests {
             renew_days,
             ari,
             rate_limit_wait: std::time::Duration::from_secs(120),
+            propagation_timeout: None,
             domains: vec![
                 crate::dns::record::Name::parse("a.test").unwrap(),
                 crate::dns::record::Name::parse("b.test").unwrap(),

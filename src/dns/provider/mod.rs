@@ -14,7 +14,6 @@ pub mod rfc2136;
 pub mod zonefile;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -241,7 +240,10 @@ pub trait DnsProvider: Send + Sync {
     /// The authoritative servers of `zone` to ask whether a record is served
     /// (its NS set, on port 53). Used when `nameservers` is not configured. The
     /// default reads the apex NS RRset from the provider and resolves each host.
-    async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
+    async fn nameservers(
+        &self,
+        zone: &Name,
+    ) -> Result<Vec<crate::dns::observe::NameServer>, ProviderError> {
         let no_servers = |reason: String| ProviderError::NoZone {
             name: zone.to_string(),
             server: self.describe(),
@@ -261,11 +263,14 @@ pub trait DnsProvider: Send + Sync {
         let mut servers = Vec::new();
         for host in &hosts {
             match tokio::net::lookup_host((host.as_str(), 53)).await {
-                Ok(addrs) => servers.extend(addrs),
+                Ok(addrs) => servers.push(crate::dns::observe::NameServer {
+                    host: (*host).clone(),
+                    addrs: addrs.collect(),
+                }),
                 Err(e) => log::debug!("{}: nameserver {host}: {e}", self.describe()),
             }
         }
-        if servers.is_empty() {
+        if servers.iter().all(|s| s.addrs.is_empty()) {
             Err(no_servers(format!(
                 "none of the zone's {} NS hosts could be resolved",
                 hosts.len()

@@ -10,7 +10,6 @@
 //!
 //! hickory-proto signs with hmac-sha256, hmac-sha384 and hmac-sha512 only.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -340,7 +339,10 @@ impl DnsProvider for Rfc2136 {
         Ok(())
     }
 
-    async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
+    async fn nameservers(
+        &self,
+        zone: &Name,
+    ) -> Result<Vec<crate::dns::observe::NameServer>, ProviderError> {
         let server = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
             .ok()
@@ -349,7 +351,6 @@ impl DnsProvider for Rfc2136 {
                 server: self.describe(),
                 reason: format!("cannot resolve {}", self.host),
             })?;
-        let servers = crate::dns::observe::zone_nameservers(server, zone).await?;
-        Ok(servers.into_iter().flat_map(|ns| ns.addrs).collect())
+        crate::dns::observe::zone_nameservers(server, zone).await
     }
 }

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 
 use super::{ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, ProviderSpec};
 use crate::apply::{command, fs};
+use crate::dns::observe::NameServer;
 use crate::dns::record::{Name, RData, Record};
 
 pub use edit::next_serial;
@@ -211,7 +212,7 @@ impl DnsProvider for ZoneFileProvider {
     /// The zone's NS records from the file, on port 53: addresses from the
     /// file's own A/AAAA records for the NS names, else from the system
     /// resolver.
-    async fn nameservers(&self, zone: &Name) -> Result<Vec<SocketAddr>, ProviderError> {
+    async fn nameservers(&self, zone: &Name) -> Result<Vec<NameServer>, ProviderError> {
         let records = self.load_zone(zone)?.1.records();
         let mut servers = Vec::new();
         for ns in records.iter().filter_map(|r| match &r.data {
@@ -232,14 +233,14 @@ impl DnsProvider for ZoneFileProvider {
             {
                 addrs.extend(found);
             }
-            servers.extend(
-                addrs
-                    .into_iter()
-                    .filter(|a| !servers.contains(a))
-                    .collect::<Vec<_>>(),
-            );
+            addrs.sort();
+            addrs.dedup();
+            servers.push(NameServer {
+                host: ns.clone(),
+                addrs,
+            });
         }
-        if servers.is_empty() {
+        if servers.iter().all(|s| s.addrs.is_empty()) {
             return Err(ProviderError::NoZone {
                 name: zone.to_string(),
                 server: self.describe(),
