@@ -1,5 +1,6 @@
-//! `--check`: the configuration as the program interprets it, secrets shown
-//! as `***`.
+//! `--check`: what the configuration will do, in sentences (see
+//! [`crate::summary`]), then the configuration as the program interprets it,
+//! secrets shown as `***`.
 
 use std::collections::BTreeMap;
 
@@ -33,8 +34,8 @@ fn render_providers(config: &Config, out: &mut String) {
 
 /// The configuration as interpreted, for `--check`. Secrets are never shown.
 pub fn render_config(config: &Config) -> String {
-    let mut out = String::new();
-    out.push_str("[cdm]\n");
+    let mut out = crate::summary::render(config);
+    out.push_str("The configuration as interpreted\n\n[cdm]\n");
     out.push_str(&format!("statedir = {}\n", config.cdm.statedir.display()));
     out.push_str(&format!(
         "postwait = {}\n",

@@ -19,3 +19,4 @@ pub mod run;
 pub mod secret;
 pub mod state;
 pub mod status;
+pub mod summary;

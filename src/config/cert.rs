@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::ini::{ConfigError, Span, Value};
 use super::model::{Domain, ModuleSection};
+use super::original::{self, Flag};
 use super::records::RecordKind;
 use crate::acme::{self, Eab};
 use crate::dns::record::Name;
@@ -55,7 +56,7 @@ pub(super) fn build_certs(
     let mut certs: Vec<CertSection> = sections
         .iter()
         .filter(|s| s.module == "cert")
-        .filter_map(|s| build_cert(s, errors))
+        .filter_map(|s| build_cert(s, errors, warnings))
         .collect();
     let known: Vec<String> = certs.iter().map(|c| c.name.clone()).collect();
     for domain in domains.iter_mut() {
@@ -120,7 +121,11 @@ fn require_certs_for_tlsa(domain: &Domain, errors: &mut Vec<ConfigError>) {
     }
 }
 
-fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<CertSection> {
+fn build_cert(
+    section: &ModuleSection,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> Option<CertSection> {
     let entries = &section.entries;
     let before = errors.len();
     let text = |key: &str| {
@@ -160,13 +165,37 @@ fn build_cert(section: &ModuleSection, errors: &mut Vec<ConfigError>) -> Option<
             .map(str::trim)
             .filter(|f| !f.is_empty())
         {
-            match flag {
+            // As in the original, a flag without dashes is a long one.
+            let flag = if flag.starts_with('-') {
+                flag.to_string()
+            } else {
+                format!("--{flag}")
+            };
+            match flag.as_str() {
                 "--staging" => default_ca = "letsencrypt-staging",
                 "-x" | "--force" => force = true,
-                other => err(
-                    value,
-                    format!("extraflags \"{other}\" is not supported (--staging, -x, --force are)"),
-                ),
+                other => match original::dehydrated_flag(other) {
+                    Some(Flag::Ignored(why)) => warnings.push(ConfigError::new(
+                        &value.span,
+                        format!(
+                            "[cert:{}] extraflags {other} is not needed: {why}; it is ignored",
+                            section.name
+                        ),
+                    )),
+                    Some(Flag::Refused(instead)) => err(
+                        value,
+                        format!(
+                            "[cert:{}] extraflags {other} is dehydrated's: {instead}",
+                            section.name
+                        ),
+                    ),
+                    None => err(
+                        value,
+                        format!(
+                            "extraflags \"{other}\" is not supported (--staging, -x, --force are)"
+                        ),
+                    ),
+                },
             }
         }
     }

@@ -75,6 +75,9 @@ pub struct Ini {
     /// Section names in the order they first appeared.
     pub order: Vec<String>,
     pub sections: HashMap<String, Section>,
+    /// The names of the sources read, in order (for messages about keys that
+    /// none of them holds).
+    pub sources: Vec<String>,
 }
 
 impl Ini {
@@ -98,7 +101,8 @@ pub fn read(sources: &[Source]) -> Result<Ini, Vec<ConfigError>> {
     for source in sources {
         parse_source(source, &mut raw, &mut errors);
     }
-    let ini = raw.finish(&mut errors);
+    let mut ini = raw.finish(&mut errors);
+    ini.sources = sources.iter().map(|s| s.name.clone()).collect();
     if errors.is_empty() {
         Ok(ini)
     } else {
@@ -343,6 +347,7 @@ impl RawIni {
         Ini {
             order: self.order,
             sections,
+            sources: Vec::new(),
         }
     }
 }

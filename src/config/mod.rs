@@ -6,5 +6,6 @@ pub mod dhparam;
 pub mod dkim;
 pub mod ini;
 pub mod model;
+pub mod original;
 pub mod records;
 pub mod service;

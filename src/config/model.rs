@@ -12,7 +12,7 @@ use super::cert::{CertSection, build_certs};
 use super::dhparam::{DhParamSection, build_dhparams};
 use super::dkim::{DkimSection, build_dkims};
 use super::ini::{ConfigError, Ini, Span, Value};
-use super::records::{Op, RecordKind, RecordRule, SoaField, parse_rule};
+use super::records::{Op, RecordKind, RecordRule, SoaField, changes_nothing, parse_rule};
 use super::service::{Known, ServiceSection, build_services};
 use crate::dns::provider::{self, DnsProvider, KeyValues, ProviderSpec};
 use crate::dns::record::{Name, RecordType};
@@ -247,9 +247,14 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
         };
         if known_keys(&module).is_none() {
             if let Some(span) = &span {
+                let hint = super::original::module_hint(&module)
+                    .map(|h| format!(": {h}"))
+                    .unwrap_or_default();
                 warnings.push(ConfigError::new(
                     span,
-                    format!("unknown module \"{module}\" in [{header}]; the section is ignored"),
+                    format!(
+                        "unknown module \"{module}\" in [{header}]; the section is ignored{hint}"
+                    ),
                 ));
             }
             continue;
@@ -271,6 +276,14 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
     }
 
     let cdm = build_cdm(defaults.get("cdm").copied(), &mut errors);
+    for (key, value) in defaults.get("cdm").copied().into_iter().flatten() {
+        if !value.from_default && !CDM_KEYS.contains(&key.as_str()) {
+            warnings.push(ConfigError::new(
+                &value.span,
+                unknown_key_message("cdm", None, key),
+            ));
+        }
+    }
     let mut providers = ProviderCache::default();
     let mut domains = Vec::new();
     let mut other_sections = Vec::new();
@@ -309,11 +322,24 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
     for section in merged {
         warn_unknown_keys(&section, &mut warnings);
         if section.module == "domain" {
-            if let Some(domain) = build_domain(&section, &mut providers, &mut errors, &mut warnings)
-            {
+            if let Some(domain) = build_domain(
+                &section,
+                &ini.sources,
+                &mut providers,
+                &mut errors,
+                &mut warnings,
+            ) {
                 domains.push(domain);
             }
-        } else if section.module != "cdm" {
+        } else if section.module == "cdm" {
+            warnings.push(ConfigError::new(
+                &section.header_span(),
+                format!(
+                    "[cdm:{}]: [cdm] takes no name, so its keys are ignored; write them in [cdm]",
+                    section.name
+                ),
+            ));
+        } else {
             other_sections.push(section);
         }
     }
@@ -406,11 +432,20 @@ fn warn_unknown_keys(section: &ModuleSection, warnings: &mut Vec<ConfigError>) {
         }
         warnings.push(ConfigError::new(
             &value.span,
-            format!(
-                "unknown key \"{key}\" in [{}:{}]; it is ignored",
-                section.module, section.name
-            ),
+            unknown_key_message(&section.module, Some(&section.name), key),
         ));
+    }
+}
+
+/// "unknown key", with what to write instead when the original knew the key.
+fn unknown_key_message(module: &str, name: Option<&str>, key: &str) -> String {
+    let section = match name {
+        Some(name) => format!("[{module}:{name}]"),
+        None => format!("[{module}]"),
+    };
+    match super::original::key_hint(module, key) {
+        Some(hint) => format!("unknown key \"{key}\" in {section}; it is ignored: {hint}"),
+        None => format!("unknown key \"{key}\" in {section}; it is ignored"),
     }
 }
 
@@ -422,6 +457,7 @@ struct ProviderCache {
 
 fn build_domain(
     section: &ModuleSection,
+    sources: &[String],
     providers: &mut ProviderCache,
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<ConfigError>,
@@ -441,6 +477,9 @@ fn build_domain(
 
     let mut rules = Vec::new();
     for (key, value) in entries {
+        if changes_nothing(key, &value.text) {
+            continue;
+        }
         match parse_rule(key, &value.text) {
             Ok(Some(rule)) => rules.push(SpannedRule {
                 rule,
@@ -539,9 +578,14 @@ fn build_domain(
                     .get(&e.key)
                     .map(|v| v.span.clone())
                     .unwrap_or_else(|| handler_value.span.clone());
+                let hint = if entries.contains_key(&e.key) {
+                    String::new()
+                } else {
+                    missing_key_hint(&e.key, sources)
+                };
                 errors.push(ConfigError::new(
                     &span,
-                    format!("[domain:{name}] {}: {}", e.key, e.message),
+                    format!("[domain:{name}] {}: {}{hint}", e.key, e.message),
                 ));
                 return None;
             }
@@ -603,6 +647,31 @@ pub(super) fn seconds_key(
             None
         }
     }
+}
+
+/// Where a missing provider key may be: the files read, and a credentials
+/// file the user did not give (keys of `[domain]` may live in one).
+fn missing_key_hint(key: &str, sources: &[String]) -> String {
+    let files: Vec<&str> = sources
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != "--config-content")
+        .collect();
+    let read = match files.as_slice() {
+        [] => "no configuration file was read".to_string(),
+        [one] => format!("read: {one}"),
+        many => format!("read: {}", many.join(", ")),
+    };
+    let example = match files.as_slice() {
+        [] => "cryptdomainmgr /etc/cryptdomainmgr/credentials.conf ...".to_string(),
+        given => format!(
+            "cryptdomainmgr {} /etc/cryptdomainmgr/credentials.conf",
+            given.join(" ")
+        ),
+    };
+    format!(
+        " ({read}). If {key} is kept in a credentials file, give that file too, after these: {example}"
+    )
 }
 
 /// A record key the provider cannot honour (a record type it does not write,

@@ -196,6 +196,12 @@ const RECORD_KEYS: &[&str] = &[
     "ip4", "ip6", "mx", "srv", "caa", "tlsa", "dkim", "spf", "adsp", "acme", "dmarc", "soa",
 ];
 
+/// True for a key that says "change nothing": `soa =` with no value, which the
+/// original read as an SOA without fields to set.
+pub fn changes_nothing(key: &str, value: &str) -> bool {
+    key == "soa" && value.trim().is_empty()
+}
+
 /// Parses `key` (lower-case, operator attached) with `value`. `Ok(None)` when the
 /// key is not a record key at all.
 ///
@@ -533,8 +539,17 @@ fn parse_spf(entries: &[&str]) -> Result<Vec<String>, String> {
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             let modifier = bare.contains('=') && matches!(name.as_str(), "redirect" | "exp");
+            if !modifier && name == "aaaa" {
+                return Err(format!(
+                    "\"{term}\" is not an SPF mechanism (receivers fail the whole record on it, RFC 7208 §4.6.1); \"a\" already matches the name's AAAA records too: write {}a",
+                    &term[..term.len() - bare.len()]
+                ));
+            }
             if !modifier && !MECHANISMS.contains(&name.as_str()) {
-                return Err(format!("\"{term}\" is not an SPF mechanism or modifier"));
+                return Err(format!(
+                    "\"{term}\" is not an SPF mechanism or modifier (mechanisms: {})",
+                    MECHANISMS.join(", ")
+                ));
             }
             terms.push(term.to_string());
         }
@@ -633,22 +648,17 @@ fn parse_soa(key_parts: &[&str], value: &str) -> Result<RecordKind, String> {
 }
 
 /// The SOA RNAME for a hostmaster e-mail address (RFC 1035 §8): the `@` becomes
-/// a dot. A dot in the local part would need escaping, which is refused.
+/// a label boundary; dots before it are escaped (`first.last@example.com` is
+/// `first\.last.example.com.`), as the original accepted.
 ///
 /// # Errors
 /// When the text is not an address (or a name) usable as RNAME.
 pub fn hostmaster_to_rname(text: &str) -> Result<Name, String> {
-    match text.split_once('@') {
-        Some((local, domain)) => {
-            if local.contains('.') {
-                return Err(format!(
-                    "hostmaster \"{text}\": a dot before the @ cannot be expressed in the SOA"
-                ));
-            }
-            host(&format!("{local}.{domain}"))
-        }
-        None => host(text),
-    }
+    Name::from_mailbox(text).map_err(|e| {
+        format!(
+            "hostmaster \"{text}\" is not a mailbox the SOA can hold: {e} (write an address such as hostmaster@example.com)"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -892,7 +902,7 @@ mod tests {
             ("dmarc.a.b", "x"),
             ("soa.serial", "5"),
             ("soa.refresh", "soon"),
-            ("soa.hostmaster", "john.doe@example.com"),
+            ("soa.hostmaster", "john+doe@example.com"),
             ("dkim", "auto"),
             ("ip4..", "x"),
         ];
@@ -909,6 +919,10 @@ mod tests {
         assert_eq!(
             hostmaster_to_rname("hostmaster@example.com"),
             Ok(name("hostmaster.example.com"))
+        );
+        assert_eq!(
+            hostmaster_to_rname("stefan.helmert@t-online.de").map(|n| n.to_fqdn()),
+            Ok("stefan\\.helmert.t-online.de.".to_string())
         );
     }
 }

@@ -120,13 +120,19 @@ fn build_one(
                 _ => {
                     let span = entries
                         .get("configdir")
+                        .or(entries.get("dirext"))
+                        .or(entries.get("container"))
                         .map(|v| v.span.clone())
                         .unwrap_or_else(|| handler_span.clone());
+                    let docker_keys = ["container", "dirint", "dirext"]
+                        .iter()
+                        .any(|k| entries.contains_key(*k));
                     errors.push(ConfigError::new(
                         &span,
-                        format!(
-                            "[service:{}] handler traefik needs configdir (the directory of traefik's file provider)",
-                            section.name
+                        super::original::traefik_configdir_advice(
+                            &section.name,
+                            text("dirext"),
+                            docker_keys,
                         ),
                     ));
                     None

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// A domain name: lower-case ASCII labels, no trailing dot (RFC 1035 §2.3.1, with
 /// `_` allowed for service labels such as `_443._tcp` and `*` as a whole label).
+/// A label may hold a dot, written `\.` as in RFC 1035 §5.1: an SOA RNAME made
+/// from an address with a dot before the `@` (`first\.last.example.com`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Name(String);
@@ -27,6 +29,45 @@ pub enum NameError {
     BadCharacter(String),
 }
 
+/// The labels of presentation text: split at the dots that are not escaped.
+fn split_labels(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut labels = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'.' => {
+                labels.push(&text[start..i]);
+                start = i + 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    labels.push(text.get(start..).unwrap_or_default());
+    labels
+}
+
+/// The length of a label on the wire (an escape is one character), if every
+/// character is allowed: letters, digits, `-`, `_` and escaped dots.
+fn label_length(label: &str) -> Option<usize> {
+    if label == "*" {
+        return Some(1);
+    }
+    let bytes = label.as_bytes();
+    let (mut length, mut i) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if bytes.get(i + 1) == Some(&b'.') => i += 2,
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => i += 1,
+            _ => return None,
+        }
+        length += 1;
+    }
+    Some(length)
+}
+
 impl Name {
     /// Parses a name, accepting a trailing dot and any letter case.
     ///
@@ -34,23 +75,21 @@ impl Name {
     /// A [`NameError`] saying what is wrong with the text.
     pub fn parse(text: &str) -> Result<Self, NameError> {
         let text = text.trim();
-        let text = text.strip_suffix('.').unwrap_or(text);
+        let text = match text.strip_suffix('.') {
+            Some(stripped) if !stripped.ends_with('\\') => stripped,
+            _ => text,
+        };
         if text.is_empty() {
             return Err(NameError::Empty);
         }
         if text.len() > 253 {
             return Err(NameError::TooLong);
         }
-        for label in text.split('.') {
-            if label.is_empty() || label.len() > 63 {
-                return Err(NameError::BadLabelLength(label.to_string()));
-            }
-            let valid = label == "*"
-                || label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
-                return Err(NameError::BadCharacter(label.to_string()));
+        for label in split_labels(text) {
+            match label_length(label) {
+                None => return Err(NameError::BadCharacter(label.to_string())),
+                Some(0) | Some(64..) => return Err(NameError::BadLabelLength(label.to_string())),
+                Some(_) => {}
             }
         }
         Ok(Name(text.to_ascii_lowercase()))
@@ -76,10 +115,14 @@ impl Name {
 
     /// True when `self` equals `zone` or lies below it.
     pub fn is_at_or_below(&self, zone: &Name) -> bool {
-        self.0 == zone.0
-            || (self.0.len() > zone.0.len()
-                && self.0.ends_with(&zone.0)
-                && self.0.as_bytes()[self.0.len() - zone.0.len() - 1] == b'.')
+        if self.0 == zone.0 {
+            return true;
+        }
+        let Some(dot) = self.0.len().checked_sub(zone.0.len() + 1) else {
+            return false;
+        };
+        let bytes = self.0.as_bytes();
+        self.0.ends_with(&zone.0) && bytes[dot] == b'.' && (dot == 0 || bytes[dot - 1] != b'\\')
     }
 
     /// The labels of `self` left of `base`, if `self` lies strictly below `base`
@@ -89,14 +132,46 @@ impl Name {
             return None;
         }
         let prefix = &self.0[..self.0.len() - base.0.len() - 1];
-        Some(prefix.split('.').collect())
+        Some(split_labels(prefix))
+    }
+
+    /// The SOA RNAME of a mailbox (RFC 1035 §8): the `@` becomes a label
+    /// boundary and dots before it are escaped (`first.last@example.com` is
+    /// `first\.last.example.com`). Text without `@` is taken as a name.
+    ///
+    /// # Errors
+    /// When the result is not a valid name.
+    pub fn from_mailbox(text: &str) -> Result<Name, NameError> {
+        match text.trim().split_once('@') {
+            Some((local, domain)) => {
+                Name::parse(&format!("{}.{domain}", local.replace('.', "\\.")))
+            }
+            None => Name::parse(text),
+        }
+    }
+
+    /// The mailbox of an SOA RNAME, for APIs that take an address:
+    /// `first\.last.example.com` is `first.last@example.com`.
+    pub fn to_mailbox(&self) -> String {
+        let labels = split_labels(&self.0);
+        let local = labels
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .replace("\\.", ".");
+        match self.0.get(labels.first().map_or(0, |l| l.len()) + 1..) {
+            Some(domain) if !domain.is_empty() => format!("{local}@{domain}"),
+            _ => local,
+        }
     }
 
     /// The parent name, if there is one.
     pub fn parent(&self) -> Option<Name> {
+        let first = split_labels(&self.0).into_iter().next()?;
         self.0
-            .split_once('.')
-            .map(|(_, rest)| Name(rest.to_string()))
+            .get(first.len() + 1..)
+            .filter(|rest| !rest.is_empty())
+            .map(|rest| Name(rest.to_string()))
     }
 }
 
@@ -344,6 +419,46 @@ mod tests {
             Some(vec!["_443", "_tcp"])
         );
         assert_eq!(zone.labels_below(&zone), None);
+    }
+
+    /// RFC 1035 §5.1: `\.` is a dot inside a label (an SOA RNAME whose
+    /// mailbox has a dot), never a label boundary.
+    #[test]
+    fn escaped_dots_stay_inside_their_label() {
+        let rname = Name::parse("First\\.Last.example.com.").unwrap();
+        assert_eq!(rname.as_str(), "first\\.last.example.com");
+        assert_eq!(rname.to_fqdn(), "first\\.last.example.com.");
+        let zone = Name::parse("example.com").unwrap();
+        assert!(rname.is_at_or_below(&zone));
+        assert_eq!(rname.labels_below(&zone), Some(vec!["first\\.last"]));
+        assert_eq!(rname.parent(), Some(zone.clone()));
+        // `a\.example.com` is the one label "a.example" under com.
+        let one = Name::parse("a\\.example.com").unwrap();
+        assert!(!one.is_at_or_below(&zone));
+        assert_eq!(one.parent(), Name::parse("com").ok());
+        assert_eq!(zone.parent(), Name::parse("com").ok());
+        assert_eq!(Name::parse("com").unwrap().parent(), None);
+        assert_eq!(
+            Name::from_mailbox("First.Last@example.com"),
+            Ok(rname.clone())
+        );
+        assert_eq!(rname.to_mailbox(), "first.last@example.com");
+        assert_eq!(
+            Name::from_mailbox("hostmaster@example.com")
+                .unwrap()
+                .as_str(),
+            "hostmaster.example.com"
+        );
+        assert!(Name::from_mailbox("a+b@example.com").is_err());
+        // Other escapes and a lone backslash are refused.
+        for bad in ["a\\b.example", "a\\", "a\\065.example"] {
+            assert!(Name::parse(bad).is_err(), "{bad}");
+        }
+        // 63 characters on the wire: the escape counts once.
+        let long = format!("{}\\.{}.example", "a".repeat(31), "b".repeat(31));
+        assert!(Name::parse(&long).is_ok());
+        let too_long = format!("{}\\.{}.example", "a".repeat(32), "b".repeat(31));
+        assert!(Name::parse(&too_long).is_err());
     }
 
     #[test]

@@ -213,6 +213,17 @@ mod tests {
         Name::parse(text).unwrap()
     }
 
+    /// An RNAME with a dot in its first label travels as one label and comes
+    /// back escaped.
+    #[test]
+    fn escaped_dot_round_trips() {
+        let rname = name("first\\.last.example.com");
+        let wire = to_wire_name(&rname).unwrap();
+        assert_eq!(wire.num_labels(), 3);
+        assert_eq!(wire.iter().next(), Some(&b"first.last"[..]));
+        assert_eq!(from_wire_name(&wire).unwrap(), rname);
+    }
+
     fn samples() -> Vec<Record> {
         let caa = |flags, tag: &str, value: &str| RData::Caa {
             flags,

@@ -500,11 +500,27 @@ fn to_inwx(data: &RData) -> (String, u16) {
         RData::Soa(soa) => (
             format!(
                 "{} {} {} {} {} {} {}",
-                soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+                soa.mname,
+                rname_text(&soa.rname),
+                soa.serial,
+                soa.refresh,
+                soa.retry,
+                soa.expire,
+                soa.minimum
             ),
             0,
         ),
         other => (to_presentation(other), 0),
+    }
+}
+
+/// The hostmaster as INWX takes it: a name, or the address when the mailbox
+/// has a dot (INWX's form, which needs no escaping).
+fn rname_text(rname: &Name) -> String {
+    if rname.as_str().contains('\\') {
+        rname.to_mailbox()
+    } else {
+        rname.to_string()
     }
 }
 
@@ -552,7 +568,7 @@ fn soa_from_inwx(content: &str) -> Result<RData, String> {
     };
     Ok(RData::Soa(Soa {
         mname: name(fields[0])?,
-        rname: name(&fields[1].replacen('@', ".", 1))?,
+        rname: Name::from_mailbox(fields[1]).map_err(|e| format!("SOA \"{content}\": {e}"))?,
         serial: number(2)?,
         refresh: number(3)?,
         retry: number(4)?,

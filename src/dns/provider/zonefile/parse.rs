@@ -278,11 +278,9 @@ impl State {
     }
 }
 
-/// An absolute owner as a [`Name`]; `None` for names the model cannot hold.
+/// An absolute owner as a [`Name`]; `None` for names the model cannot hold
+/// (escapes other than `\.`, the root).
 fn owner_name(fqdn: &str) -> Option<Name> {
-    if fqdn.contains('\\') {
-        return None;
-    }
     Name::parse(fqdn).ok()
 }
 
@@ -556,11 +554,14 @@ mod tests {
     #[test]
     fn other_types_and_unusual_names_are_kept_but_not_reported() {
         let text = format!(
-            "{HEAD}@ DS 1 13 2 ABCD\nnull MX 0 .\nx TYPE65534 \\# 1 00\nw\\.x A 192.0.2.1\n"
+            "{HEAD}@ DS 1 13 2 ABCD\nnull MX 0 .\nx TYPE65534 \\# 1 00\nw\\065x A 192.0.2.1\nw\\.x A 192.0.2.2\n"
         );
         let file = parse(&text, None).unwrap();
-        assert_eq!(file.records().len(), 1);
-        assert_eq!(file.entries.len(), 7);
+        // The SOA, and `w\.x`: an escaped dot is part of its label.
+        let records = file.records();
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(records[1].name.to_fqdn(), "w\\.x.example.com.");
+        assert_eq!(file.entries.len(), 8);
     }
 
     #[test]
