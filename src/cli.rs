@@ -45,6 +45,7 @@ pub enum Action {
     Auto,
     Check,
     Status,
+    Adopt,
 }
 
 #[derive(Parser, Debug)]
@@ -52,7 +53,7 @@ pub enum Action {
     name = "cryptdomainmgr",
     version,
     about = "Renews TLS certificates, DANE TLSA records, DKIM keys and DH parameters without downtime, and sets static DNS records.",
-    group(ArgGroup::new("phase").args(["update", "prepare", "rollover", "cleanup", "next", "auto", "check", "status"]))
+    group(ArgGroup::new("phase").args(["update", "prepare", "rollover", "cleanup", "next", "auto", "check", "status", "adopt"]))
 )]
 pub struct Args {
     /// Set the static records (A, AAAA, MX, SRV, CAA, SPF, DMARC, ADSP, SOA, ACME)
@@ -79,13 +80,16 @@ pub struct Args {
     /// Print the state: last phase, next phase, material, what is due
     #[arg(long)]
     pub status: bool,
+    /// Take the certificates at destination and DKIM keys at keylocation (from the original, certbot, lego, dehydrated) as the current ones
+    #[arg(long)]
+    pub adopt: bool,
     /// With --status: print it as JSON (for monitoring)
     #[arg(long, requires = "status")]
     pub json: bool,
     /// Print every change and make none
     #[arg(long)]
     pub dry_run: bool,
-    /// Go ahead with a phase that is not yet safe, or renew what is not due
+    /// Go ahead with a phase that is not yet safe, renew what is not due, or adopt over material the state has
     #[arg(long)]
     pub force: bool,
     /// Configuration text, read after the files; two or more spaces count as a line break
@@ -118,6 +122,8 @@ impl Args {
             Action::Check
         } else if self.status {
             Action::Status
+        } else if self.adopt {
+            Action::Adopt
         } else {
             Action::Next
         }

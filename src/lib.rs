@@ -2,6 +2,7 @@
 //! records up to date without downtime. See README.md and the module docs.
 
 pub mod acme;
+pub mod adopt;
 pub mod apply;
 pub mod check;
 pub mod cli;

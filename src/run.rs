@@ -48,6 +48,7 @@ pub async fn run(args: &Args) -> Exit {
             Exit::Success
         }
         CliAction::Status => status::print(&config, args.json).await,
+        CliAction::Adopt => run_adopt(&config, args).await,
         CliAction::Auto => run_request(&config, Request::Auto, None, args).await,
         CliAction::Next => match state::load(&config.cdm.statedir) {
             Ok(state) => {
@@ -143,6 +144,35 @@ fn warn_readable_secrets(ini: &Ini) {
                 warned.push(source);
             }
         }
+    }
+}
+
+/// `--adopt` under the state lock (with `--dry-run`: checks only, no lock).
+async fn run_adopt(config: &Config, args: &Args) -> Exit {
+    let statedir = &config.cdm.statedir;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match state::lock(statedir) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                error!("{e}");
+                return Exit::PhaseFailed;
+            }
+        }
+    };
+    let state = match state::load(statedir) {
+        Ok(state) => state,
+        Err(e) => {
+            error!("{e}");
+            return Exit::PhaseFailed;
+        }
+    };
+    let store = Store::new(statedir, state, args.dry_run);
+    if crate::adopt::adopt(config, &store, args.force).await {
+        Exit::Success
+    } else {
+        Exit::PhaseFailed
     }
 }
 

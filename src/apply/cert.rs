@@ -208,7 +208,7 @@ fn read_key(dir: &Path) -> Option<KeyPem> {
 }
 
 /// A fresh directory `STATEDIR/certs/<section>/<time>` (0700) for new material.
-fn new_material_dir(statedir: &Path, section: &str) -> Result<PathBuf, StepError> {
+pub(crate) fn new_material_dir(statedir: &Path, section: &str) -> Result<PathBuf, StepError> {
     let base = statedir.join("certs").join(section);
     afs::create_dir(&base, PRIVATE_DIR)?;
     let stamp = clock::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();

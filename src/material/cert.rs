@@ -249,6 +249,97 @@ pub fn key_matches_cert(key: &KeyPem, cert_pem: &str) -> Result<bool, CertError>
     Ok(leaf.public_key().subject_public_key.data.as_ref() == pair.public_key_raw())
 }
 
+/// A private key as written by other ACME clients and key tools, as PKCS#8
+/// PEM (the form the program keeps): PKCS#8 (`PRIVATE KEY`) as it is, PKCS#1
+/// RSA (`RSA PRIVATE KEY`, older OpenSSL and lego) and SEC1 EC (`EC PRIVATE
+/// KEY`, lego and `openssl ecparam`) converted. Other PEM blocks before the
+/// key (`EC PARAMETERS`) are skipped.
+///
+/// # Errors
+/// No private key block, an encrypted key, or a key of another type.
+pub fn key_to_pkcs8(pem: &str) -> Result<KeyPem, CertError> {
+    let block = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .filter_map(Result::ok)
+        .find(|p| p.label.ends_with("PRIVATE KEY"))
+        .ok_or_else(|| CertError::Unsupported("file: no PEM private key in it".into()))?;
+    let encode = |der: &[u8]| {
+        rsa::pkcs8::der::pem::encode_string("PRIVATE KEY", rsa::pkcs8::LineEnding::LF, der)
+            .map(KeyPem)
+            .map_err(|e| CertError::KeyGeneration(e.to_string()))
+    };
+    match block.label.as_str() {
+        "PRIVATE KEY" => encode(&block.contents),
+        "RSA PRIVATE KEY" => {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            use rsa::pkcs8::EncodePrivateKey;
+            let key =
+                rsa::RsaPrivateKey::from_pkcs1_der(&block.contents).map_err(|_| CertError::BadKey)?;
+            let der = key.to_pkcs8_der().map_err(|_| CertError::BadKey)?;
+            encode(der.as_bytes())
+        }
+        "EC PRIVATE KEY" => {
+            // SEC1 (RFC 5915) wrapped in PKCS#8 (RFC 5958) for each curve we
+            // support; the one whose curve matches the key loads.
+            for curve in [P256_OID, P384_OID] {
+                let pkcs8 = sec1_to_pkcs8(&block.contents, curve);
+                if let Ok(key) = encode(&pkcs8)
+                    && load_key(&key).is_ok()
+                {
+                    return Ok(key);
+                }
+            }
+            Err(CertError::Unsupported(
+                "EC key: only the curves P-256 and P-384 are supported".into(),
+            ))
+        }
+        "ENCRYPTED PRIVATE KEY" => Err(CertError::Unsupported(
+            "encrypted private key (store it without a passphrase)".into(),
+        )),
+        other => Err(CertError::Unsupported(format!("private key type {other}"))),
+    }
+}
+
+/// DER object identifiers: id-ecPublicKey (RFC 5480), the curves P-256 and P-384.
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+
+/// A DER element: tag, definite length, content.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend([0x81, len as u8]);
+    } else {
+        out.extend([0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// PKCS#8 `PrivateKeyInfo` of a SEC1 `ECPrivateKey` on `curve`.
+fn sec1_to_pkcs8(sec1: &[u8], curve: &[u8]) -> Vec<u8> {
+    let algorithm = der(0x30, &[EC_PUBLIC_KEY_OID, curve].concat());
+    der(
+        0x30,
+        &[&[0x02, 0x01, 0x00][..], &algorithm, &der(0x04, sec1)].concat(),
+    )
+}
+
+/// Whether the certificate `issuer_der` issued `leaf_der`: its subject is the
+/// leaf's issuer and its key verifies the leaf's signature.
+pub fn issued_by(leaf_der: &[u8], issuer_der: &[u8]) -> bool {
+    let (Ok((_, leaf)), Ok((_, issuer))) = (
+        X509Certificate::from_der(leaf_der),
+        X509Certificate::from_der(issuer_der),
+    ) else {
+        return false;
+    };
+    leaf.issuer() == issuer.subject() && leaf.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
 /// Lower-case hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
