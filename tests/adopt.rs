@@ -67,8 +67,20 @@ fn make_cert(dir: &Path, key: &Path, names: &[&str], days: u32) -> (String, Stri
         openssl(
             dir,
             &[
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "400", "-subj",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "400",
+                "-subj",
                 "/CN=Adoption Test CA",
             ],
         );
@@ -82,13 +94,34 @@ fn make_cert(dir: &Path, key: &Path, names: &[&str], days: u32) -> (String, Stri
     let key = key.display().to_string();
     openssl(
         dir,
-        &["req", "-new", "-key", &key, "-subj", &format!("/CN={}", names[0]), "-out", "leaf.csr"],
+        &[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={}", names[0]),
+            "-out",
+            "leaf.csr",
+        ],
     );
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", &days.to_string(), "-extfile", "ext.cnf", "-out",
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            "ext.cnf",
+            "-out",
             "leaf.pem",
         ],
     );
@@ -120,13 +153,16 @@ fn state(env: &CycleEnv) -> serde_json::Value {
 /// lower-case without colons (as the state keeps it).
 fn fingerprint(dir: &Path, pem: &str) -> String {
     std::fs::write(dir.join("fp.pem"), pem).unwrap();
-    openssl_out(dir, &["x509", "-in", "fp.pem", "-noout", "-fingerprint", "-sha256"])
-        .trim()
-        .rsplit('=')
-        .next()
-        .unwrap()
-        .replace(':', "")
-        .to_ascii_lowercase()
+    openssl_out(
+        dir,
+        &["x509", "-in", "fp.pem", "-noout", "-fingerprint", "-sha256"],
+    )
+    .trim()
+    .rsplit('=')
+    .next()
+    .unwrap()
+    .replace(':', "")
+    .to_ascii_lowercase()
 }
 
 /// The public key of a key file, as `openssl pkey` prints it.
@@ -195,7 +231,11 @@ fn openssl_material_is_adopted_and_renewed_only_when_due() {
     // A second --adopt of the same certificate changes nothing.
     let again = env.run(&["--adopt", &conf]);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(again.stderr.contains("is already the current one"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("is already the current one"),
+        "{}",
+        again.stderr
+    );
 
     let auto = env.run(&["--auto", &conf]);
     assert_eq!(auto.code, 0, "{}", auto.stderr);
@@ -351,7 +391,12 @@ fn certbot_certificate_is_adopted() {
         .arg("--logs-dir")
         .arg(base.join("logs"))
         .args(["--manual", "--preferred-challenges", "dns"])
-        .args(["--manual-auth-hook", "/bin/true", "--manual-cleanup-hook", "/bin/true"])
+        .args([
+            "--manual-auth-hook",
+            "/bin/true",
+            "--manual-cleanup-hook",
+            "/bin/true",
+        ])
         .args(["--key-type", "ecdsa", "-d", WWW])
         .env("REQUESTS_CA_BUNDLE", env.pebble.ca_cert_path())
         .output()
@@ -371,7 +416,10 @@ fn certbot_certificate_is_adopted() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let leaf = std::fs::read_to_string(live.join(WWW).join("cert.pem")).unwrap();
     let current = &state(&env)["certs"]["web"]["current"];
-    assert_eq!(current["fingerprint"], fingerprint(env.dir.path(), &leaf).as_str());
+    assert_eq!(
+        current["fingerprint"],
+        fingerprint(env.dir.path(), &leaf).as_str()
+    );
     let orders = env.orders();
     let auto = env.run(&["--auto", &conf]);
     assert_eq!(auto.code, 0, "{}", auto.stderr);
@@ -408,6 +456,12 @@ fn lego_certificate_is_adopted() {
         String::from_utf8_lossy(&out.stderr)
     );
     let certs = path.join("certificates");
+    // lego writes its EC keys as SEC1, which the program converts.
+    assert!(
+        std::fs::read_to_string(certs.join(format!("{WWW}.key")))
+            .unwrap()
+            .starts_with("-----BEGIN EC PRIVATE KEY-----")
+    );
     let conf = env.config(&format!(
         "\n[cert:web]\ndestination = {}\n[domain:{WWW}]\ncert = web\n",
         certs.display()
@@ -416,7 +470,10 @@ fn lego_certificate_is_adopted() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let crt = std::fs::read_to_string(certs.join(format!("{WWW}.crt"))).unwrap();
     let current = &state(&env)["certs"]["web"]["current"];
-    assert_eq!(current["fingerprint"], fingerprint(env.dir.path(), &crt).as_str());
+    assert_eq!(
+        current["fingerprint"],
+        fingerprint(env.dir.path(), &crt).as_str()
+    );
     let kept = PathBuf::from(current["dir"].as_str().unwrap()).join("privkey.pem");
     assert_eq!(
         public_of_key(env.dir.path(), &kept),
@@ -442,7 +499,10 @@ fn dkim_record(dir: &Path, key: &Path, owner: &str) -> (String, String) {
         .chunks(255)
         .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
         .collect();
-    (text.clone(), format!("{owner} 300 IN TXT {}\n", strings.join(" ")))
+    (
+        text.clone(),
+        format!("{owner} 300 IN TXT {}\n", strings.join(" ")),
+    )
 }
 
 /// The original's DKIM layout: an RSA key (PKCS#1) at `keylocation/keyname`,
@@ -460,8 +520,7 @@ fn dkim_key_of_the_original_is_adopted() {
     let selector = format!("mainkey_{made}");
     let owner = format!("{selector}._domainkey.{WWW}.");
     let (text, record) = dkim_record(scratch.path(), &key, &owner);
-    let Some(env) =
-        CycleEnv::start_with_zone(&format!("{}{record}", minimal_zone(ZONE)), &[])
+    let Some(env) = CycleEnv::start_with_zone(&format!("{}{record}", minimal_zone(ZONE)), &[])
     else {
         return;
     };
@@ -471,7 +530,10 @@ fn dkim_key_of_the_original_is_adopted() {
     let signing = env.dir.path().join("dkim_signing.conf");
     std::fs::write(
         &signing,
-        format!("path = \"{}/dkim.key\";\nselector = \"{selector}\";\n", keys.display()),
+        format!(
+            "path = \"{}/dkim.key\";\nselector = \"{selector}\";\n",
+            keys.display()
+        ),
     )
     .unwrap();
     let conf = env.config(&format!(
@@ -482,8 +544,10 @@ fn dkim_key_of_the_original_is_adopted() {
     let run = env.run(&["--adopt", &conf]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("adopted the rsa-2048 key at {}", keys.join("dkim.key").display()))
-            && run.stderr.contains(&format!("as selector {selector}")),
+        run.stderr.contains(&format!(
+            "adopted the rsa-2048 key at {}",
+            keys.join("dkim.key").display()
+        )) && run.stderr.contains(&format!("as selector {selector}")),
         "{}",
         run.stderr
     );
@@ -531,8 +595,7 @@ fn dkim_key_that_dns_does_not_publish_is_refused() {
     let published = make_key(scratch.path(), "published", KeyForm::RsaPkcs1);
     let owner = format!("mk._domainkey.{WWW}.");
     let (_, record) = dkim_record(scratch.path(), &published, &owner);
-    let Some(env) =
-        CycleEnv::start_with_zone(&format!("{}{record}", minimal_zone(ZONE)), &[])
+    let Some(env) = CycleEnv::start_with_zone(&format!("{}{record}", minimal_zone(ZONE)), &[])
     else {
         return;
     };
@@ -549,8 +612,9 @@ fn dkim_key_that_dns_does_not_publish_is_refused() {
     let run = env.run(&["--adopt", &conf]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr
-            .contains(&format!("mk._domainkey.{WWW} publishes another key than this one")),
+        run.stderr.contains(&format!(
+            "mk._domainkey.{WWW} publishes another key than this one"
+        )),
         "{}",
         run.stderr
     );

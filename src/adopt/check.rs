@@ -52,8 +52,7 @@ pub fn check_cert(
     let place = &found.place;
     let info =
         parse_chain(&found.chain_pem).map_err(|e| format!("{place}: the certificate: {e}"))?;
-    let key =
-        key_to_pkcs8(&found.key_pem).map_err(|e| format!("{place}: the private key: {e}"))?;
+    let key = key_to_pkcs8(&found.key_pem).map_err(|e| format!("{place}: the private key: {e}"))?;
     let matches = key_matches_cert(&key, &found.chain_pem)
         .map_err(|e| format!("{place}: the private key: {e}"))?;
     if !matches {
@@ -63,7 +62,8 @@ pub fn check_cert(
         ));
     }
     let at = |unix: i64| {
-        DateTime::from_timestamp(unix, 0).map_or_else(|| unix.to_string(), |t| t.format(WHEN).to_string())
+        DateTime::from_timestamp(unix, 0)
+            .map_or_else(|| unix.to_string(), |t| t.format(WHEN).to_string())
     };
     if info.not_after <= now.timestamp() {
         return Err(format!(
@@ -164,7 +164,11 @@ pub fn pem_blocks(chain: &str) -> Vec<String> {
     const END: &str = "-----END CERTIFICATE-----";
     chain
         .split_inclusive(END)
-        .filter_map(|block| block.find("-----BEGIN CERTIFICATE-----").map(|at| &block[at..]))
+        .filter_map(|block| {
+            block
+                .find("-----BEGIN CERTIFICATE-----")
+                .map(|at| &block[at..])
+        })
         .map(|block| format!("{block}\n"))
         .collect()
 }
@@ -217,9 +221,10 @@ pub fn check_dkim(
             .records
             .iter()
             .filter(|(owner, _)| {
-                dkim_section.domains.iter().any(|d| {
-                    dkim::record_name(selector, d).is_ok_and(|wanted| &wanted == owner)
-                })
+                dkim_section
+                    .domains
+                    .iter()
+                    .any(|d| dkim::record_name(selector, d).is_ok_and(|wanted| &wanted == owner))
             })
             .map(|(o, t)| (o, t))
             .collect()
@@ -394,7 +399,8 @@ mod tests {
 
     #[test]
     fn selectors_from_rspamd_and_opendkim_configurations() {
-        let rspamd = "path = \"/var/lib/rspamd/dkim/dkim.key\";\nselector = \"mainkey_1543000000\";\n";
+        let rspamd =
+            "path = \"/var/lib/rspamd/dkim/dkim.key\";\nselector = \"mainkey_1543000000\";\n";
         assert_eq!(
             selector_in_config(rspamd, "/var/lib/rspamd/dkim/dkim.key"),
             Ok(Some("mainkey_1543000000".into()))
@@ -423,10 +429,7 @@ mod tests {
         );
         assert_eq!(public_key_of("v=spf1 -all"), None);
         assert_eq!(
-            selector_of(
-                &name("mk_1._domainkey.example.com"),
-                &[name("example.com")]
-            ),
+            selector_of(&name("mk_1._domainkey.example.com"), &[name("example.com")]),
             Some("mk_1".into())
         );
     }

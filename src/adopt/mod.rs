@@ -98,7 +98,11 @@ pub async fn adopt(config: &Config, store: &Store, force: bool) -> bool {
         let key_pem = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                absent.push(format!("[dkim:{}]: no key at {}", dkim.name, path.display()));
+                absent.push(format!(
+                    "[dkim:{}]: no key at {}",
+                    dkim.name,
+                    path.display()
+                ));
                 continue;
             }
             Err(e) => {

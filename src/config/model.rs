@@ -529,7 +529,8 @@ fn build_domain(
         warnings.push(ConfigError::new(
             &header_span,
             format!(
-                "[domain:{name}] has no handler (neither its own nor from [domain]); the section is skipped"
+                "[domain:{name}] has no handler (neither its own nor from [domain]); the section is skipped{}",
+                missing_key_hint("handler", sources)
             ),
         ));
         return None;

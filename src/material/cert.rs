@@ -272,8 +272,8 @@ pub fn key_to_pkcs8(pem: &str) -> Result<KeyPem, CertError> {
         "RSA PRIVATE KEY" => {
             use rsa::pkcs1::DecodeRsaPrivateKey;
             use rsa::pkcs8::EncodePrivateKey;
-            let key =
-                rsa::RsaPrivateKey::from_pkcs1_der(&block.contents).map_err(|_| CertError::BadKey)?;
+            let key = rsa::RsaPrivateKey::from_pkcs1_der(&block.contents)
+                .map_err(|_| CertError::BadKey)?;
             let der = key.to_pkcs8_der().map_err(|_| CertError::BadKey)?;
             encode(der.as_bytes())
         }
