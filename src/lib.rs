@@ -15,6 +15,7 @@ pub mod log;
 pub mod material;
 pub mod observe;
 pub mod plan;
+pub mod progress;
 pub mod publicip;
 pub mod run;
 pub mod secret;

@@ -29,9 +29,11 @@ impl Log for OriginalFormat {
             Level::Trace => "TRACE",
         };
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
-        let mut err = std::io::stderr().lock();
-        // A closed stderr must not stop the run.
-        let _ = writeln!(err, "[{now}]    {level:<10}{}", record.args());
+        let line = format!("[{now}]    {level:<10}{}", record.args());
+        crate::progress::above_bars(|| {
+            // A closed stderr must not stop the run.
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        });
     }
 
     fn flush(&self) {}

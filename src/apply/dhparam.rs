@@ -29,9 +29,12 @@ pub async fn make(store: &Store, dh: &DhParamSection, reason: &str) -> Result<()
             );
             let started = std::time::Instant::now();
             let bits = dh.bits;
-            let params = tokio::task::spawn_blocking(move || dhparam::generate(bits))
-                .await
-                .map_err(|e| StepError::Panicked(e.to_string()))??;
+            let params = crate::progress::while_running(
+                &format!("[dhparam:{}] generating {bits}-bit DH parameters", dh.name),
+                tokio::task::spawn_blocking(move || dhparam::generate(bits)),
+            )
+            .await
+            .map_err(|e| StepError::Panicked(e.to_string()))??;
             info!(
                 "[dhparam:{}] generated in {:.1} s",
                 dh.name,

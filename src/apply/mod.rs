@@ -24,6 +24,7 @@ use crate::config::model::Config;
 use crate::crashpoint;
 use crate::dns::provider::ProviderError;
 use crate::plan::{Action, Deletion, Note, Plan, PublishMark, Section, Step, deploys};
+use crate::progress;
 use crate::state::{State, Store};
 pub use error::StepError;
 
@@ -45,10 +46,12 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
             .collect()
     };
     let mut outcomes = Vec::new();
+    let steps = progress::Steps::start("steps of this round", runnable.len());
 
     for step in of(|a| matches!(a, Action::Note(_))) {
         let result = note(store, step).await;
         outcomes.push(outcome(step, result));
+        progress::step_done(&steps);
     }
 
     let zone_steps = of(|a| matches!(a, Action::ChangeZone(_)));
@@ -59,6 +62,7 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
             changed_ok.push((change.provider, change.zone.clone()));
         }
         outcomes.push(outcome(step, result));
+        progress::step_done(&steps);
     }
     for mark in &plan.marks {
         if mark.zones.iter().all(|z| changed_ok.contains(z)) {
@@ -75,13 +79,23 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
             Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams
         )
     });
-    let results = join_all(making.iter().map(|step| make(config, store, step))).await;
+    let results = join_all(making.iter().map(|step| async {
+        let result = make(config, store, step).await;
+        progress::step_done(&steps);
+        result
+    }))
+    .await;
     for (step, result) in making.into_iter().zip(results) {
         outcomes.push(outcome(step, result));
     }
 
     let deploying = of(deploys);
-    let results = join_all(deploying.iter().map(|step| deploy(config, store, step))).await;
+    let results = join_all(deploying.iter().map(|step| async {
+        let result = deploy(config, store, step).await;
+        progress::step_done(&steps);
+        result
+    }))
+    .await;
     let mut deployed = Vec::new();
     for (step, result) in deploying.into_iter().zip(results) {
         if result.is_ok() {
@@ -136,11 +150,13 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
             None => Ok(()),
         };
         outcomes.push(outcome(step, result));
+        progress::step_done(&steps);
     }
 
     for step in of(|a| matches!(a, Action::Delete(_))) {
         let result = delete(config, store, step).await;
         outcomes.push(outcome(step, result));
+        progress::step_done(&steps);
     }
     outcomes
 }
