@@ -340,6 +340,10 @@ pub enum StateError {
     )]
     TooNew { path: PathBuf, found: u32 },
     #[error(
+        "{path} is the state of the Python cryptdomainmgr, which this version does not read; move it aside (mv {path} {path}.python) and run --adopt to take over the certificates and DKIM keys it deployed (docs/migrating.md)"
+    )]
+    Original { path: PathBuf },
+    #[error(
         "another cryptdomainmgr run{holder} holds the lock {path}; try again when it has finished"
     )]
     Locked { path: PathBuf, holder: String },
@@ -376,6 +380,9 @@ pub fn load(statedir: &Path) -> Result<State, StateError> {
             path: path.clone(),
             reason: e.to_string(),
         })?;
+    if version.get("version").is_none() && version.get("substate").is_some() {
+        return Err(StateError::Original { path });
+    }
     let found = version
         .get("version")
         .and_then(serde_json::Value::as_u64)
@@ -584,6 +591,15 @@ mod tests {
         ));
         std::fs::write(dir.path().join(STATE_FILE), "{").unwrap();
         assert!(matches!(load(dir.path()), Err(StateError::Corrupt { .. })));
+        // The Python original's state.json in the same place.
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            r#"{"opstate": "done", "result": {}, "config": {}, "substate": {}}"#,
+        )
+        .unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert!(matches!(err, StateError::Original { .. }), "{err}");
+        assert!(err.to_string().contains("--adopt"), "{err}");
     }
 
     #[test]

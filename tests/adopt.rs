@@ -620,3 +620,34 @@ fn dkim_key_that_dns_does_not_publish_is_refused() {
     );
     assert!(!env.dir.path().join("state/state.json").exists());
 }
+
+/// The Python original's `state.json` in the state directory is not read as
+/// ours: every action stops with what to do, and the file is kept as it is.
+#[test]
+fn the_originals_state_file_is_named_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let statedir = dir.path().join("state");
+    std::fs::create_dir_all(&statedir).unwrap();
+    let original = r#"{"opstate": "done", "result": {}, "config": {}, "substate": {"cert": {}}}"#;
+    std::fs::write(statedir.join("state.json"), original).unwrap();
+    let conf = support::cdm::write_config(
+        dir.path(),
+        "cdm.conf",
+        &format!("[cdm]\nstatedir = {}\n", statedir.display()),
+    );
+    for action in ["--adopt", "--prepare", "--status"] {
+        let run = support::cdm::cdm(dir.path(), &[action, &conf]);
+        assert_eq!(run.code, 1, "{action}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("is the state of the Python cryptdomainmgr")
+                && run.stderr.contains("state.json.python) and run --adopt"),
+            "{action}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(statedir.join("state.json")).unwrap(),
+        original
+    );
+}
