@@ -28,6 +28,8 @@ packages=(
   "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql:pdns-backend-sqlite3"
   "sqlite3:sqlite3"
   "nginx:nginx"
+  "certbot:certbot"
+  "lego:lego"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.
