@@ -197,7 +197,12 @@ fn openssl_material_is_adopted_and_renewed_only_when_due() {
 
     let dry = env.run(&["--adopt", "--dry-run", &conf]);
     assert_eq!(dry.code, 0, "{}", dry.stderr);
-    assert!(dry.stderr.contains("[cert:web] would adopt the certificate at"), "{}", dry.stderr);
+    assert!(
+        dry.stderr
+            .contains("[cert:web] would adopt the certificate at"),
+        "{}",
+        dry.stderr
+    );
     assert!(!env.dir.path().join("state/state.json").exists());
 
     let run = env.run(&["--adopt", &conf]);

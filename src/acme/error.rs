@@ -228,8 +228,9 @@ pub(crate) fn wait_before_retry(
                 });
             }
             log::info!(
-                "ACME CA rate-limits {what}; retrying in {} s",
-                wait.as_secs()
+                "ACME CA rate-limits {what}; waiting {} s as it asks (at most ratelimitwait = {} s), then trying again",
+                wait.as_secs(),
+                limits.max_retry_after.as_secs()
             );
             Ok(wait)
         }

@@ -522,6 +522,11 @@ impl AcmeClient {
                 challenge.set_ready().await
             )?;
         }
+        log::info!(
+            "the CA is checking the DNS-01 challenge(s) of {}; waiting for its answer (at most {} s)",
+            ordered.join(", "),
+            self.limits.order_timeout.as_secs()
+        );
         Ok(())
     }
 
