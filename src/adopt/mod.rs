@@ -427,19 +427,21 @@ async fn record_cert(
             logged(s, format!("cert:{}", cert.name), now);
         })
         .await?;
-    let due = crate::state::load(store.statedir())
-        .ok()
-        .and_then(|s| crate::plan::cert::renewal_due_at(cert, s.certs.get(&cert.name)?));
+    // Without the CA's renewal information yet, `renewdays` decides.
+    let due = not_after - chrono::Duration::days(i64::from(cert.renew_days));
     info!(
-        "[cert:{}] adopted the certificate at {place}: serial {}, valid until {}, for {}; renewal is due {}",
+        "[cert:{}] adopted the certificate at {place}: serial {}, valid until {}, for {}; renewal is due {} (renewdays = {}){}",
         cert.name,
         info.serial,
         not_after.format(crate::plan::timing::WHEN),
         info.sans.join(", "),
-        due.map_or_else(
-            || "when the CA says".to_string(),
-            |d| d.format(crate::plan::timing::WHEN).to_string()
-        )
+        due.format(crate::plan::timing::WHEN),
+        cert.renew_days,
+        if cert.ari {
+            ", or when the CA's renewal information says"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
