@@ -74,7 +74,7 @@ pub struct Args {
     /// Do everything that is due and safe now, for every section (for timers)
     #[arg(long)]
     pub auto: bool,
-    /// Validate the configuration and print it as interpreted
+    /// Validate the configuration, say what it will do, and print it as interpreted
     #[arg(long)]
     pub check: bool,
     /// Print the state: last phase, next phase, material, what is due
