@@ -1,4 +1,4 @@
-//! The state directory (SPEC §5): `state.json`, versioned and replaced atomically,
+//! The state directory (docs/architecture.md, "State and crash safety"): `state.json`, versioned and replaced atomically,
 //! and a lock file that stops a second concurrent run. Later modules add their
 //! material (certificates, DKIM selectors, DH parameters) to [`State`].
 
@@ -95,7 +95,7 @@ pub struct LoggedStep {
 
 /// When the records of new material were first served by every authoritative
 /// server, and the TTLs that decide how long resolvers may still hold answers
-/// from before (SPEC §7).
+/// from before (docs/timing.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Served {
     pub at: DateTime<Utc>,
@@ -172,7 +172,7 @@ pub struct CertMaterial {
     #[serde(default)]
     pub deployed_at: Option<DateTime<Utc>>,
     /// When prepare first published the TLSA records of this certificate
-    /// (rollover waits two TTLs after it, SPEC §7).
+    /// (docs/timing.md).
     #[serde(default)]
     pub tlsa_published_at: Option<DateTime<Utc>>,
     /// The longest TTL of the TLSA RRsets its records joined, as the zone held

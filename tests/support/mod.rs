@@ -1,6 +1,6 @@
 //! Support shared by the integration tests: real servers started on loopback with
 //! a temporary directory and a free port, stopped by a `Drop` guard, so tests run
-//! in parallel and leave nothing behind. See TESTING.md.
+//! in parallel and leave nothing behind.
 //!
 //! Use from a test file with `mod support;`.
 
