@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::model::Config;
+use crate::dns::provider::Providers;
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
     items
@@ -14,7 +15,7 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
 }
 
 /// What each provider in use can do (once per provider instance).
-fn render_providers(config: &Config, out: &mut String) {
+fn render_providers(config: &Config, providers: &Providers, out: &mut String) {
     let mut shown = Vec::new();
     for domain in &config.domains {
         let provider = &domain.provider;
@@ -24,15 +25,22 @@ fn render_providers(config: &Config, out: &mut String) {
         shown.push(provider.id);
         let caps = &provider.capabilities;
         out.push_str(&format!("\n[provider:{}]\n", provider.handler));
-        out.push_str(&format!("api = {}\n", provider.instance.describe()));
+        out.push_str(&format!("api = {}\n", describe(providers, provider.id)));
         out.push_str(&format!("record types = {}\n", caps.types_text()));
         out.push_str(&format!("soa fields = {}\n", caps.soa_text()));
         out.push_str(&format!("changes = {}\n", caps.application));
     }
 }
 
+/// How the provider `id` describes itself (never with a secret).
+fn describe(providers: &Providers, id: usize) -> String {
+    providers
+        .get(id)
+        .map_or_else(|| "not configured".into(), |p| p.describe())
+}
+
 /// The configuration as interpreted, for `--check`. Secrets are never shown.
-pub fn render_config(config: &Config) -> String {
+pub fn render_config(config: &Config, providers: &Providers) -> String {
     let mut out = String::new();
     out.push_str("[cdm]\n");
     out.push_str(&format!("statedir = {}\n", config.cdm.statedir.display()));
@@ -45,7 +53,7 @@ pub fn render_config(config: &Config) -> String {
         out.push_str(&format!(
             "provider = {} ({})\n",
             domain.provider.handler,
-            domain.provider.instance.describe()
+            describe(providers, domain.provider.id)
         ));
         out.push_str(&format!("ttl = {}\n", domain.ttl));
         if let Some(certs) = &domain.certs {
@@ -58,7 +66,7 @@ pub fn render_config(config: &Config) -> String {
             ));
         }
     }
-    render_providers(config, &mut out);
+    render_providers(config, providers, &mut out);
     for cert in &config.certs {
         out.push_str(&format!("\n[cert:{}]\n", cert.name));
         out.push_str(&format!("names = {}\n", join(&cert.domains)));
@@ -99,7 +107,8 @@ mod tests {
              [domain:c.example]\nhandler = inwx\nuser = u\npasswd = p\n",
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
-        let text = render_config(&config);
+        let providers = Providers::build(&config).unwrap();
+        let text = render_config(&config, &providers);
         assert_eq!(text.matches("[provider:inwx]").count(), 1, "{text}");
         assert!(
             text.contains(

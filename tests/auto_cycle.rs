@@ -71,9 +71,10 @@ fn served_tlsa(env: &CycleEnv) -> Vec<String> {
 }
 
 fn selector_in_config(env: &CycleEnv) -> Option<String> {
-    let text =
-        std::fs::read_to_string(env.dir.path().join("rspamd/dkim_signing.conf")).ok()?;
-    let line = text.lines().find(|l| l.trim_start().starts_with("selector"))?;
+    let text = std::fs::read_to_string(env.dir.path().join("rspamd/dkim_signing.conf")).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("selector"))?;
     Some(line.split('"').nth(1)?.to_string())
 }
 
@@ -88,19 +89,30 @@ fn each_section_moves_through_its_cycle_when_due_and_safe() {
     // A dry run plans the first steps and changes nothing.
     let dry = env.run_ok(&["--auto", "--dry-run", &conf]);
     assert!(
-        dry.stdout.contains("cert web: issue a certificate for www.example.test"),
+        dry.stdout
+            .contains("cert web: issue a certificate for www.example.test"),
         "{}",
         dry.stdout
     );
-    assert!(dry.stdout.contains("dkim mail: new ed25519 key"), "{}", dry.stdout);
-    assert!(!env.dir.path().join("state").exists(), "a dry run writes no state");
+    assert!(
+        dry.stdout.contains("dkim mail: new ed25519 key"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        !env.dir.path().join("state").exists(),
+        "a dry run writes no state"
+    );
     assert_eq!(env.orders(), 0);
 
     // First run: everything is made; the DH parameters (no DNS) are deployed
     // and the service reloaded at once; certificate and DKIM key wait.
     let first = env.run_ok(&["--auto", &conf]);
     assert_eq!(env.orders(), 1);
-    assert!(env.dir.path().join("dh.pem").exists(), "DH deployed at once");
+    assert!(
+        env.dir.path().join("dh.pem").exists(),
+        "DH deployed at once"
+    );
     assert_eq!(reloads(&env), 1, "reloaded after the DH parameters");
     assert_eq!(deployed_spki(&env, WWW), None, "the certificate waits");
     assert_eq!(selector_in_config(&env), None, "the DKIM key waits");
@@ -115,7 +127,12 @@ fn each_section_moves_through_its_cycle_when_due_and_safe() {
     assert_eq!(web["state"], "prepared, records served");
     assert_eq!(web["next"]["step"], "rollover");
     assert_eq!(web["next"]["when"], "at");
-    assert!(web["next"]["reason"].as_str().unwrap().contains("first served"));
+    assert!(
+        web["next"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("first served")
+    );
     assert_eq!(section(&shown, "dhparam:web")["state"], "deployed");
     assert_eq!(shown["last_auto"]["ok"], true);
 
@@ -188,7 +205,10 @@ fn a_failed_step_fails_the_run_but_not_the_other_sections() {
     let shown = status(&env, &conf);
     let dh = section(&shown, "dhparam:web");
     assert!(
-        dh["last_error"]["error"].as_str().unwrap().contains("blocker"),
+        dh["last_error"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("blocker"),
         "{dh}"
     );
 }

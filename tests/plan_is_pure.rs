@@ -61,7 +61,11 @@ fn no_file_in_plan_does_io_or_reads_the_clock() {
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} files in {}", dir.display());
-    assert!(found.is_empty(), "I/O in the planner:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "I/O in the planner:\n{}",
+        found.join("\n")
+    );
 }
 
 /// The check itself finds what it looks for (it would pass vacuously if it

@@ -35,24 +35,28 @@ struct ZoneBatch {
 
 /// Publishes challenges for the names of one certificate.
 pub struct ProviderDns01 {
-    domains: Vec<Domain>,
+    domains: Vec<(Domain, Arc<dyn DnsProvider>)>,
     batches: Mutex<Vec<ZoneBatch>>,
 }
 
 impl ProviderDns01 {
-    /// `domains`: the domain sections of the certificate's names.
-    pub fn new(domains: Vec<Domain>) -> Self {
+    /// `domains`: the domain sections of the certificate's names, each with
+    /// its provider.
+    pub fn new(domains: Vec<(Domain, Arc<dyn DnsProvider>)>) -> Self {
         ProviderDns01 {
             domains,
             batches: Mutex::new(Vec::new()),
         }
     }
 
-    fn domain_of(&self, challenge: &ChallengeRecord) -> Result<&Domain, Dns01Error> {
+    fn domain_of(
+        &self,
+        challenge: &ChallengeRecord,
+    ) -> Result<&(Domain, Arc<dyn DnsProvider>), Dns01Error> {
         let wanted = challenge.domain.trim_start_matches("*.");
         self.domains
             .iter()
-            .find(|d| d.name.as_str().eq_ignore_ascii_case(wanted))
+            .find(|(d, _)| d.name.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| {
                 format!("no [domain:{wanted}] section to publish its challenge through").into()
             })
@@ -62,9 +66,9 @@ impl ProviderDns01 {
     async fn batches(&self, challenges: &[ChallengeRecord]) -> Result<Vec<ZoneBatch>, Dns01Error> {
         let mut batches: Vec<(usize, ZoneBatch)> = Vec::new();
         for challenge in challenges {
-            let domain = self.domain_of(challenge)?;
+            let (domain, instance) = self.domain_of(challenge)?;
             let provider = &domain.provider;
-            let zone = provider.instance.find_zone(&challenge.name).await?;
+            let zone = instance.find_zone(&challenge.name).await?;
             let record = Record::new(
                 challenge.name.clone(),
                 domain.ttl,
@@ -78,7 +82,7 @@ impl ProviderDns01 {
                 None => batches.push((
                     provider.id,
                     ZoneBatch {
-                        provider: provider.instance.clone(),
+                        provider: instance.clone(),
                         zone,
                         nameservers: domain.nameservers.clone(),
                         records: vec![record],
