@@ -8,6 +8,7 @@
 mod support;
 
 use std::cell::Cell;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -58,7 +59,9 @@ impl Env {
             self.ca.directory_url(),
             self.dir.path().join("dest").display()
         ));
-        write_config(self.dir.path(), "cdm.conf", &text);
+        let path = write_config(self.dir.path(), "cdm.conf", &text);
+        // It holds the TSIG secret.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 
     /// Moves the program's clock `seconds` ahead for the following runs; the
@@ -94,7 +97,13 @@ impl Env {
     fn deployed_serial(&self) -> String {
         support::openssl(
             self.dir.path(),
-            &["x509", "-in", &self.deployed().display().to_string(), "-noout", "-serial"],
+            &[
+                "x509",
+                "-in",
+                &self.deployed().display().to_string(),
+                "-noout",
+                "-serial",
+            ],
         )
         .trim()
         .to_string()
@@ -122,7 +131,11 @@ fn first_certificate(env: &Env) -> String {
     env.ca.renewal_info(move |_| window(start, end, Some(60)));
     env.run_ok(&["--auto"]);
     assert_eq!(env.orders(), 1);
-    assert_eq!(env.ca.order_requests()[0].replaces, None, "nothing to replace");
+    assert_eq!(
+        env.ca.order_requests()[0].replaces,
+        None,
+        "nothing to replace"
+    );
     let id = cert_id_by_openssl(&env.deployed());
     assert_eq!(
         env.ca.renewal_requests(),
@@ -157,7 +170,11 @@ fn a_window_in_the_past_renews_with_replaces_naming_the_current_certificate() {
     assert_eq!(orders.len(), 2, "{orders:?}");
     assert_eq!(orders[1].names, vec![NAME.to_string()]);
     assert_eq!(orders[1].replaces.as_deref(), Some(first.as_str()));
-    assert_ne!(env.deployed_serial(), first_serial, "the renewal was deployed");
+    assert_ne!(
+        env.deployed_serial(),
+        first_serial,
+        "the renewal was deployed"
+    );
     // The new certificate's window (ahead) was asked and renews nothing more.
     let asked = env.ca.renewal_requests();
     assert_eq!(asked.last(), Some(&cert_id_by_openssl(&env.deployed())));
@@ -313,4 +330,29 @@ fn ari_no_asks_no_renewal_information() {
     assert_ne!(env.deployed_serial(), first_serial);
     assert_eq!(env.ca.order_requests()[1].replaces, None);
     assert_eq!(env.ca.renewal_requests(), Vec::<String>::new());
+}
+
+#[test]
+fn a_rate_limited_renewal_is_not_ordered_again_without_replaces() {
+    let Some(env) = Env::start() else { return };
+    env.config("");
+    let first = first_certificate(&env);
+    let serial = env.deployed_serial();
+    let (start, end) = days(env.now(), -2, -1);
+    env.ca.renewal_info(move |_| window(start, end, Some(60)));
+    // Longer than ratelimitwait (120 s): the run fails at once.
+    let (code, mut headers, body) = problem(429, "rateLimited", "too many orders");
+    headers.push(("Retry-After".into(), "3600".into()));
+    env.ca.reject_replaces((code, headers, body));
+    env.advance(120);
+    let run = env.run(&["--auto"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let orders = env.ca.order_requests();
+    assert_eq!(orders.len(), 2, "one order, not repeated: {orders:?}");
+    assert_eq!(orders[1].replaces.as_deref(), Some(first.as_str()));
+    assert_eq!(
+        env.deployed_serial(),
+        serial,
+        "the current certificate stays"
+    );
 }

@@ -81,8 +81,17 @@ impl MiniCa {
         super::openssl(
             dir.path(),
             &[
-                "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=mini test CA", "-days",
-                "3650", "-out", "ca.pem",
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-subj",
+                "/CN=mini test CA",
+                "-days",
+                "3650",
+                "-out",
+                "ca.pem",
             ],
         );
         let inner = Arc::new(Mutex::new(Inner {
@@ -163,7 +172,11 @@ pub fn window(
 
 /// An error answer: HTTP `code` with a problem document.
 pub fn status(code: u16) -> Reply {
-    let kind = if code >= 500 { "serverInternal" } else { "malformed" };
+    let kind = if code >= 500 {
+        "serverInternal"
+    } else {
+        "malformed"
+    };
     problem(code, kind, &format!("scripted HTTP {code}"))
 }
 
