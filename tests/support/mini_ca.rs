@@ -35,7 +35,8 @@ pub struct OrderRequest {
 pub struct MiniCa {
     base: String,
     inner: Arc<Mutex<Inner>>,
-    dir: tempfile::TempDir,
+    /// The CA's key and files, removed with it.
+    _dir: tempfile::TempDir,
 }
 
 struct Inner {
@@ -66,34 +67,12 @@ impl MiniCa {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        super::openssl(
-            dir.path(),
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                "ca.key",
-            ],
-        );
-        super::openssl(
-            dir.path(),
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "ca.key",
-                "-subj",
-                "/CN=mini test CA",
-                "-days",
-                "3650",
-                "-out",
-                "ca.pem",
-            ],
-        );
+        for args in [
+            "ecparam -name prime256v1 -genkey -noout -out ca.key",
+            "req -x509 -new -key ca.key -subj /CN=mini-test-CA -days 3650 -out ca.pem",
+        ] {
+            super::openssl(dir.path(), &args.split(' ').collect::<Vec<_>>());
+        }
         let inner = Arc::new(Mutex::new(Inner {
             dir: dir.path().to_path_buf(),
             orders: Vec::new(),
@@ -113,16 +92,15 @@ impl MiniCa {
             headers.push(("Replay-Nonce".into(), nonce));
             (code, headers, body)
         });
-        Some(MiniCa { base, inner, dir })
+        Some(MiniCa {
+            base,
+            inner,
+            _dir: dir,
+        })
     }
 
     pub fn directory_url(&self) -> String {
         format!("{}/dir", self.base)
-    }
-
-    /// The CA certificate (PEM).
-    pub fn ca_pem(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
     }
 
     /// Answers `renewalInfo/<certID>` with `script(certID)` from now on.
