@@ -14,6 +14,7 @@ pub mod dkim;
 pub mod http;
 pub mod inwx;
 pub mod knot;
+pub mod mini_ca;
 pub mod nginx;
 pub mod opendkim;
 pub mod pdns;
