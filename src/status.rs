@@ -626,6 +626,13 @@ fn document(
         };
         let params = |m: &state::DhMaterial| json!({"bits": m.bits, "sha256": m.fingerprint, "created": m.created_at.to_rfc3339(), "deployed_at": time(m.deployed_at)});
         let mut value = base(&section, "dhparam", &dh.name, stage);
+        value["rotation_due_at"] = time(
+            entry
+                .current
+                .as_ref()
+                .filter(|_| dh.handler == crate::config::dhparam::DhHandler::Generate)
+                .map(|m| m.created_at + chrono::Duration::days(i64::from(dh.rotate_days))),
+        );
         value["current"] = entry.current.as_ref().map_or(Value::Null, params);
         value["prepared"] = entry.prepared.as_ref().map_or(Value::Null, params);
         sections.push(value);
