@@ -338,6 +338,8 @@ pub async fn ari(
     now: DateTime<Utc>,
 ) -> BTreeMap<String, AriAnswer> {
     let mut answers = BTreeMap::new();
+    // Each CA's directory is asked once, however many certificates it has.
+    let mut bases: BTreeMap<String, Result<String, String>> = BTreeMap::new();
     for name in wanted {
         let Some(cert) = config.certs.iter().find(|c| &c.name == name) else {
             continue;
@@ -351,7 +353,17 @@ pub async fn ari(
             None => Err("the certificate was not read".into()),
         };
         let fetched = match (&id, acme::http::AcmeHttp::new(cert.cacert.as_deref())) {
-            (Ok(id), Ok(http)) => ari::fetch(&http, &cert.directory, id).await,
+            (Ok(id), Ok(http)) => {
+                let base = match bases.get(&cert.directory) {
+                    Some(base) => base.clone(),
+                    None => {
+                        let base = ari::renewal_info_url(&http, &cert.directory).await;
+                        bases.insert(cert.directory.clone(), base.clone());
+                        base
+                    }
+                };
+                ari::fetch_at(&http, base, id).await
+            }
             (Err(e), _) => ari::Fetched {
                 result: Err(e.clone()),
                 retry_after: ari::DEFAULT_RETRY,
