@@ -165,7 +165,7 @@ bench_variant() {
     med=$(echo "$sorted" | sed -n "$(( (NOOP_RUNS + 1) / 2 ))p")
     echo "   no-op runs ($NOOP_RUNS): min $(ms "$min") ms, median $(ms "$med") ms, max $(ms "$max") ms; SOA queries $s2max, AXFR $a2max, UPDATE $u2total in total; failed $noop_failed" >&2
 
-    # Targets (SPEC): one AXFR and at most one UPDATE per zone; SOA lookups only
+    # Targets: one AXFR and at most one UPDATE per zone; SOA lookups only
     # without `zone =`; no-op: no UPDATE, under 100 ms; and no run fails.
     local soa_target verdict1 verdict2
     if [ "$with_zone" = yes ]; then soa_target=0; else soa_target="$NAMES"; fi

@@ -4,7 +4,8 @@
 # (hmac-sha256, random secret) allowed to update and transfer the zone, updates
 # kept in the journal (`zonefile-sync: -1`), readiness = an SOA query answered.
 #
-#   knot_start DIR ZONE ZONE_BODY   # ZONE_BODY: zone-file text relative to $ORIGIN ZONE.
+#   knot_start DIR ZONE ZONE_BODY   # ZONE_BODY: zone-file text relative to $ORIGIN ZONE;
+#                                   # ZONE may be a space-separated list (one body for all)
 #   ... $KNOT_PORT $KNOT_KEYNAME $KNOT_SECRET $KNOT_PID ...
 #   knot_stop                       # by pid; call it from an EXIT trap too
 #
@@ -42,10 +43,13 @@ knot_soa_answered() {
 }
 
 knot_start() {
-    local dir=$1 zone=$2 body=$3 attempt deadline
+    local dir=$1 zones=$2 body=$3 attempt deadline zone last
     mkdir -p "$dir/run" "$dir/db" "$dir/zones"
     KNOT_SECRET=$(head -c 32 /dev/urandom | base64)
-    printf '$ORIGIN %s.\n$TTL 300\n%s\n' "$zone" "$body" >"$dir/zones/$zone.zone"
+    for zone in $zones; do
+        printf '$ORIGIN %s.\n$TTL 300\n%s\n' "$zone" "$body" >"$dir/zones/$zone.zone"
+        last=$zone
+    done
     for attempt in 1 2 3 4 5; do
         KNOT_PORT=$(free_port)
         cat >"$dir/knot.conf" <<EOF
@@ -78,8 +82,7 @@ template:
     journal-content: changes
     acl: [acl_update]
 zone:
-  - domain: $zone
-    file: $zone.zone
+$(for zone in $zones; do printf '  - domain: %s\n    file: %s.zone\n' "$zone" "$zone"; done)
 EOF
         chmod 600 "$dir/knot.conf"
         if ! knotc -c "$dir/knot.conf" conf-check >"$dir/conf-check.log" 2>&1; then
@@ -92,7 +95,7 @@ EOF
         deadline=$(( $(date +%s) + 15 ))
         while [ "$(date +%s)" -le "$deadline" ]; do
             kill -0 "$KNOT_PID" 2>/dev/null || break
-            knot_soa_answered "$zone" && return 0
+            knot_soa_answered "$last" && return 0
             sleep 0.05
         done
         echo "knotd attempt $attempt on port $KNOT_PORT failed:" >&2

@@ -10,6 +10,7 @@
 #   ... $PEBBLE_DIR_URL $PEBBLE_CACERT $PEBBLE_MGMT_URL $PEBBLE_PID ...
 #   pebble_get PATH                 # GET from the management interface (/roots/0)
 #   pebble_orders                   # orders created so far (POST /order-plz in its log)
+#   pebble_requests                 # ACME requests so far
 #   pebble_stop                     # by pid; call it from an EXIT trap too
 #
 # Needs pebble, openssl and python3 (HTTPS GETs); source scripts/knot-lib.sh
@@ -48,6 +49,8 @@ EOF
 pebble_get() { pebble_https_get "$PEBBLE_MGMT_URL$1"; }
 
 pebble_orders() { grep -c 'POST /order-plz' "$PEBBLE_DIR/pebble.log" || true; }
+# pebble_requests: ACME requests so far (every GET, HEAD and POST in its log).
+pebble_requests() { grep -cE '(GET|HEAD|POST) /' "$PEBBLE_DIR/pebble.log" || true; }
 
 # The throw-away CA (ca.pem) and server certificate (server.pem, server.key) in $1.
 pebble_make_tls_certs() (

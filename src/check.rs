@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::model::Config;
+use crate::dns::provider::Providers;
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
     items
@@ -15,7 +16,7 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
 }
 
 /// What each provider in use can do (once per provider instance).
-fn render_providers(config: &Config, out: &mut String) {
+fn render_providers(config: &Config, providers: &Providers, out: &mut String) {
     let mut shown = Vec::new();
     for domain in &config.domains {
         let provider = &domain.provider;
@@ -25,16 +26,23 @@ fn render_providers(config: &Config, out: &mut String) {
         shown.push(provider.id);
         let caps = &provider.capabilities;
         out.push_str(&format!("\n[provider:{}]\n", provider.handler));
-        out.push_str(&format!("api = {}\n", provider.instance.describe()));
+        out.push_str(&format!("api = {}\n", describe(providers, provider.id)));
         out.push_str(&format!("record types = {}\n", caps.types_text()));
         out.push_str(&format!("soa fields = {}\n", caps.soa_text()));
         out.push_str(&format!("changes = {}\n", caps.application));
     }
 }
 
+/// How the provider `id` describes itself (never with a secret).
+fn describe(providers: &Providers, id: usize) -> String {
+    providers
+        .get(id)
+        .map_or_else(|| "not configured".into(), |p| p.describe())
+}
+
 /// The configuration as interpreted, for `--check`. Secrets are never shown.
-pub fn render_config(config: &Config) -> String {
-    let mut out = crate::summary::render(config);
+pub fn render_config(config: &Config, providers: &Providers) -> String {
+    let mut out = crate::summary::render(config, providers);
     out.push_str("The configuration as interpreted\n\n[cdm]\n");
     out.push_str(&format!("statedir = {}\n", config.cdm.statedir.display()));
     out.push_str(&format!(
@@ -46,7 +54,7 @@ pub fn render_config(config: &Config) -> String {
         out.push_str(&format!(
             "provider = {} ({})\n",
             domain.provider.handler,
-            domain.provider.instance.describe()
+            describe(providers, domain.provider.id)
         ));
         out.push_str(&format!("ttl = {}\n", domain.ttl));
         if let Some(certs) = &domain.certs {
@@ -59,7 +67,7 @@ pub fn render_config(config: &Config) -> String {
             ));
         }
     }
-    render_providers(config, &mut out);
+    render_providers(config, providers, &mut out);
     for cert in &config.certs {
         out.push_str(&format!("\n[cert:{}]\n", cert.name));
         out.push_str(&format!("names = {}\n", join(&cert.domains)));
@@ -100,7 +108,8 @@ mod tests {
              [domain:c.example]\nhandler = inwx\nuser = u\npasswd = p\n",
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
-        let text = render_config(&config);
+        let providers = Providers::build(&config).unwrap();
+        let text = render_config(&config, &providers);
         assert_eq!(text.matches("[provider:inwx]").count(), 1, "{text}");
         assert!(
             text.contains(

@@ -1,4 +1,4 @@
-//! The command line (SPEC §2), keeping the original's flags.
+//! The command line (docs/cli.md), keeping the original's flags.
 
 use std::path::PathBuf;
 

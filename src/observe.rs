@@ -18,7 +18,7 @@ use crate::config::cert::certs_of;
 use crate::config::dhparam::DhHandler;
 use crate::config::model::{Config, Domain};
 use crate::dns::observe::{served_ttl, soa_negative_ttl};
-use crate::dns::provider::DnsProvider;
+use crate::dns::provider::{DnsProvider, Providers};
 use crate::dns::record::{Name, RecordType};
 use crate::material::cert::{CertInfo, hex, parse_chain};
 use crate::material::dhparam;
@@ -121,7 +121,11 @@ fn has_old_versions(dir: &Path, current: &str) -> bool {
 /// or below a zone already found at the same provider is taken to be in it),
 /// one read per zone, concurrently. Names that the zone's records show to lie
 /// below a delegation get a lookup of their own in a second round.
-pub async fn zones(input: &Input<'_>, wanted: &[Name]) -> (Vec<ZoneView>, BTreeMap<Name, String>) {
+pub async fn zones(
+    input: &Input<'_>,
+    providers: &Providers,
+    wanted: &[Name],
+) -> (Vec<ZoneView>, BTreeMap<Name, String>) {
     let mut views = Vec::new();
     let mut errors = BTreeMap::new();
     let mut remaining: Vec<&Domain> = input
@@ -134,7 +138,7 @@ pub async fn zones(input: &Input<'_>, wanted: &[Name]) -> (Vec<ZoneView>, BTreeM
         if remaining.is_empty() {
             break;
         }
-        let assigned = assign_zones(&remaining, &mut errors).await;
+        let assigned = assign_zones(providers, &remaining, &mut errors).await;
         let mut reads = JoinSet::new();
         for (provider_id, provider, zone, domains) in assigned {
             let owned: Vec<Domain> = domains.iter().map(|d| (*d).clone()).collect();
@@ -197,6 +201,7 @@ type Assigned<'a> = (usize, Arc<dyn DnsProvider>, Name, Vec<&'a Domain>);
 
 /// Groups domain sections by zone with one lookup per zone.
 async fn assign_zones<'a>(
+    providers: &Providers,
     domains: &[&'a Domain],
     errors: &mut BTreeMap<Name, String>,
 ) -> Vec<Assigned<'a>> {
@@ -214,10 +219,14 @@ async fn assign_zones<'a>(
             members.push(domain);
             continue;
         }
-        match domain.provider.instance.find_zone(&domain.name).await {
+        let Some(instance) = providers.get(id) else {
+            errors.insert(domain.name.clone(), "its provider is not configured".into());
+            continue;
+        };
+        match instance.find_zone(&domain.name).await {
             Ok(zone) => match zones.iter_mut().find(|(p, _, z, _)| *p == id && *z == zone) {
                 Some((_, _, _, members)) => members.push(domain),
-                None => zones.push((id, domain.provider.instance.clone(), zone, vec![domain])),
+                None => zones.push((id, instance.clone(), zone, vec![domain])),
             },
             Err(e) => {
                 errors.insert(domain.name.clone(), e.to_string());
@@ -246,7 +255,7 @@ pub async fn authoritative_servers(
 
 /// What every authoritative server serves of `awaited`'s records: per domain
 /// section its zone's servers, each asked once for all records there.
-pub async fn served(config: &Config, awaited: &Awaited) -> ServedAnswers {
+pub async fn served(config: &Config, providers: &Providers, awaited: &Awaited) -> ServedAnswers {
     let mut answers = ServedAnswers {
         servers: Vec::new(),
         negative_ttl: Ok(0),
@@ -262,7 +271,13 @@ pub async fn served(config: &Config, awaited: &Awaited) -> ServedAnswers {
         let Some(domain) = config.domains.iter().find(|d| &d.name == name) else {
             continue;
         };
-        let provider = domain.provider.instance.as_ref();
+        let Some(provider) = providers.get(domain.provider.id) else {
+            answers
+                .unknown
+                .push(format!("the provider of {name} is not configured"));
+            continue;
+        };
+        let provider = provider.as_ref();
         let zone = match provider.find_zone(name).await {
             Ok(zone) => zone,
             Err(e) => {
@@ -314,6 +329,8 @@ pub async fn ari(
     now: DateTime<Utc>,
 ) -> BTreeMap<String, AriAnswer> {
     let mut answers = BTreeMap::new();
+    // Each CA's directory is asked once, however many certificates it has.
+    let mut bases: BTreeMap<String, Result<String, String>> = BTreeMap::new();
     for name in wanted {
         let Some(cert) = config.certs.iter().find(|c| &c.name == name) else {
             continue;
@@ -327,7 +344,17 @@ pub async fn ari(
             None => Err("the certificate was not read".into()),
         };
         let fetched = match (&id, acme::http::AcmeHttp::new(cert.cacert.as_deref())) {
-            (Ok(id), Ok(http)) => ari::fetch(&http, &cert.directory, id).await,
+            (Ok(id), Ok(http)) => {
+                let base = match bases.get(&cert.directory) {
+                    Some(base) => base.clone(),
+                    None => {
+                        let base = ari::renewal_info_url(&http, &cert.directory).await;
+                        bases.insert(cert.directory.clone(), base.clone());
+                        base
+                    }
+                };
+                ari::fetch_at(&http, base, id).await
+            }
             (Err(e), _) => ari::Fetched {
                 result: Err(e.clone()),
                 retry_after: ari::DEFAULT_RETRY,
@@ -452,12 +479,20 @@ pub async fn caa_identities(config: &Config, domains: &[Name], observed: &mut Ob
 }
 
 /// Fills in what `needs` asks for, besides the zones.
-pub async fn network(input: &Input<'_>, needs: &Needs, observed: &mut Observed) {
+pub async fn network(
+    input: &Input<'_>,
+    providers: &Providers,
+    needs: &Needs,
+    observed: &mut Observed,
+) {
     public_ips(needs, observed).await;
     caa_identities(input.config, &needs.caa, observed).await;
     let mut served_answers = BTreeMap::new();
     for awaited in &needs.served {
-        served_answers.insert(awaited.section.clone(), served(input.config, awaited).await);
+        served_answers.insert(
+            awaited.section.clone(),
+            served(input.config, providers, awaited).await,
+        );
     }
     observed.served = served_answers;
     observed.ari = ari(input.config, input.state, observed, &needs.ari, input.now).await;

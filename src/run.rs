@@ -15,7 +15,7 @@ use crate::clock;
 use crate::config::cert;
 use crate::config::ini::{self, Ini};
 use crate::config::model::{self, Config};
-use crate::dns::provider;
+use crate::dns::provider::{self, Providers};
 use crate::dns::record::Name;
 use crate::observe;
 use crate::plan::observed::ZoneView;
@@ -42,27 +42,36 @@ pub async fn run(args: &Args) -> Exit {
     let Some(config) = load_config(args) else {
         return Exit::ConfigError;
     };
+    let providers = match Providers::build(&config) {
+        Ok(providers) => providers,
+        Err(e) => {
+            error!("{e}");
+            return Exit::ConfigError;
+        }
+    };
     let exit = match args.action() {
         CliAction::Check => {
-            print!("{}", crate::check::render_config(&config));
+            print!("{}", crate::check::render_config(&config, &providers));
             Exit::Success
         }
-        CliAction::Status => status::print(&config, args.json).await,
-        CliAction::Adopt => run_adopt(&config, args).await,
-        CliAction::Auto => run_request(&config, Request::Auto, None, args).await,
+        CliAction::Status => status::print(&config, &providers, args.json).await,
+        CliAction::Adopt => run_adopt(&config, &providers, args).await,
+        CliAction::Auto => run_request(&config, &providers, Request::Auto, None, args).await,
         CliAction::Next => match state::load(&config.cdm.statedir) {
             Ok(state) => {
                 let phase = state.next_phase();
-                run_request(&config, request_of(phase), Some(phase), args).await
+                run_request(&config, &providers, request_of(phase), Some(phase), args).await
             }
             Err(e) => {
                 error!("{e}");
                 Exit::PhaseFailed
             }
         },
-        CliAction::Run(phase) => run_request(&config, request_of(phase), Some(phase), args).await,
+        CliAction::Run(phase) => {
+            run_request(&config, &providers, request_of(phase), Some(phase), args).await
+        }
     };
-    close_providers(&config).await;
+    providers.close().await;
     exit
 }
 
@@ -113,17 +122,6 @@ fn load_config(args: &Args) -> Option<Config> {
     }
 }
 
-/// Ends the sessions of API providers (each provider instance once).
-async fn close_providers(config: &Config) {
-    let mut closed = Vec::new();
-    for domain in &config.domains {
-        if !closed.contains(&domain.provider.id) {
-            closed.push(domain.provider.id);
-            domain.provider.instance.close().await;
-        }
-    }
-}
-
 /// Warns about configuration files that hold a secret and are readable by others.
 fn warn_readable_secrets(ini: &Ini) {
     let mut warned = Vec::new();
@@ -148,7 +146,7 @@ fn warn_readable_secrets(ini: &Ini) {
 }
 
 /// `--adopt` under the state lock (with `--dry-run`: checks only, no lock).
-async fn run_adopt(config: &Config, args: &Args) -> Exit {
+async fn run_adopt(config: &Config, providers: &Providers, args: &Args) -> Exit {
     let statedir = &config.cdm.statedir;
     let _lock = if args.dry_run {
         None
@@ -169,7 +167,7 @@ async fn run_adopt(config: &Config, args: &Args) -> Exit {
         }
     };
     let store = Store::new(statedir, state, args.dry_run);
-    if crate::adopt::adopt(config, &store, args.force).await {
+    if crate::adopt::adopt(config, providers, &store, args.force).await {
         Exit::Success
     } else {
         Exit::PhaseFailed
@@ -177,7 +175,13 @@ async fn run_adopt(config: &Config, args: &Args) -> Exit {
 }
 
 /// Runs `request` (a phase, or `--auto`) under the state lock.
-async fn run_request(config: &Config, request: Request, phase: Option<Phase>, args: &Args) -> Exit {
+async fn run_request(
+    config: &Config,
+    providers: &Providers,
+    request: Request,
+    phase: Option<Phase>,
+    args: &Args,
+) -> Exit {
     let statedir = &config.cdm.statedir;
     // A dry run takes no lock and writes nothing; it reads the state if there is one.
     let _lock = if args.dry_run {
@@ -216,7 +220,7 @@ async fn run_request(config: &Config, request: Request, phase: Option<Phase>, ar
     if config.domains.iter().all(|d| !plan::zones::has_static(d)) && request == Request::Update {
         info!("No static records configured");
     }
-    let ok = drive(config, &store, request, args.force, args.dry_run).await;
+    let ok = drive(config, providers, &store, request, args.force, args.dry_run).await;
     let now = clock::now();
     let saved = store
         .update(|s| match phase {
@@ -252,6 +256,7 @@ async fn run_request(config: &Config, request: Request, phase: Option<Phase>, ar
 /// The rounds of a run. Returns true when nothing failed.
 async fn drive(
     config: &Config,
+    providers: &Providers,
     store: &Store,
     request: Request,
     force: bool,
@@ -282,7 +287,7 @@ async fn drive(
             };
             let needs = plan::needs::needs(&input);
             if zones.is_none() && !needs.domains.is_empty() {
-                let read = observe::zones(&input, &needs.domains).await;
+                let read = observe::zones(&input, providers, &needs.domains).await;
                 for (domain, e) in &read.1 {
                     error!("[domain:{domain}]: {e}; its records are left as they are");
                     ok = false;
@@ -313,7 +318,7 @@ async fn drive(
                 failed: &failed,
             };
             let mut network = observed.clone();
-            observe::network(&input, &needs, &mut network).await;
+            observe::network(&input, providers, &needs, &mut network).await;
             observed = network;
         }
         let input = Input {
@@ -338,7 +343,7 @@ async fn drive(
         if !progress && !first_round {
             break;
         }
-        let outcomes = apply::execute(config, store, &plan).await;
+        let outcomes = apply::execute(config, providers, store, &plan).await;
         let stamp = clock::now();
         let mut log: Vec<(String, LoggedStep, bool)> = Vec::new();
         for outcome in &outcomes {

@@ -1,4 +1,4 @@
-//! The state directory (SPEC §5): `state.json`, versioned and replaced atomically,
+//! The state directory (docs/architecture.md, "State and crash safety"): `state.json`, versioned and replaced atomically,
 //! and a lock file that stops a second concurrent run. Later modules add their
 //! material (certificates, DKIM selectors, DH parameters) to [`State`].
 
@@ -95,7 +95,7 @@ pub struct LoggedStep {
 
 /// When the records of new material were first served by every authoritative
 /// server, and the TTLs that decide how long resolvers may still hold answers
-/// from before (SPEC §7).
+/// from before (docs/timing.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Served {
     pub at: DateTime<Utc>,
@@ -172,7 +172,7 @@ pub struct CertMaterial {
     #[serde(default)]
     pub deployed_at: Option<DateTime<Utc>>,
     /// When prepare first published the TLSA records of this certificate
-    /// (rollover waits two TTLs after it, SPEC §7).
+    /// (docs/timing.md).
     #[serde(default)]
     pub tlsa_published_at: Option<DateTime<Utc>>,
     /// The longest TTL of the TLSA RRsets its records joined, as the zone held
@@ -579,6 +579,50 @@ mod tests {
         assert!(state.dkim.is_empty());
         assert!(state.dhparams.is_empty());
         assert!(state.services.is_empty());
+    }
+
+    /// Whether every value of `old` is in `new` unchanged (objects may have
+    /// gained keys).
+    fn kept(old: &serde_json::Value, new: &serde_json::Value, path: &str) -> Result<(), String> {
+        use serde_json::Value;
+        match (old, new) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (key, value) in a {
+                    let next = b.get(key).ok_or(format!("{path}.{key} is lost"))?;
+                    kept(value, next, &format!("{path}.{key}"))?;
+                }
+                Ok(())
+            }
+            (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+                .iter()
+                .zip(b)
+                .enumerate()
+                .try_for_each(|(i, (x, y))| kept(x, y, &format!("{path}[{i}]"))),
+            (a, b) if a == b => Ok(()),
+            (a, b) => Err(format!("{path}: {a} became {b}")),
+        }
+    }
+
+    #[test]
+    fn a_state_of_the_first_version_is_read_without_loss() {
+        // Written by the first release through a whole cycle: a deployed and
+        // a superseded certificate, DKIM keys current and retired, DH
+        // parameters, a service.
+        let v1 = include_str!("../tests/fixtures/state/v1.json");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STATE_FILE), v1).unwrap();
+        let state = load(dir.path()).unwrap();
+        assert_eq!(state.version, STATE_VERSION);
+        let old: serde_json::Value = serde_json::from_str(v1).unwrap();
+        let mut new = serde_json::to_value(&state).unwrap();
+        // The version is the one thing that changes.
+        new["version"] = old["version"].clone();
+        kept(&old, &new, "state").unwrap();
+        assert!(state.certs["web"].current.is_some());
+        assert_eq!(state.certs["web"].superseded.len(), 1);
+        // Saved again, it is the new version, and reads back the same.
+        save(dir.path(), &state).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), state);
     }
 
     #[test]

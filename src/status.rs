@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::clock;
 use crate::config::model::Config;
 use crate::config::records::Op;
+use crate::dns::provider::Providers;
 use crate::dns::record::{Name, Record, RecordType};
 use crate::material::cert::CertInfo;
 use crate::observe;
@@ -29,7 +30,7 @@ use crate::state::{self, CertMaterial, LoggedStep, State};
 pub const JSON_VERSION: u32 = 1;
 
 /// Prints the status, as text or as JSON.
-pub async fn print(config: &Config, json: bool) -> Exit {
+pub async fn print(config: &Config, providers: &Providers, json: bool) -> Exit {
     let state = match state::load(&config.cdm.statedir) {
         Ok(state) => state,
         Err(e) => {
@@ -38,7 +39,7 @@ pub async fn print(config: &Config, json: bool) -> Exit {
         }
     };
     let now = clock::now();
-    let (observed, plan) = observe_and_plan(config, &state, now).await;
+    let (observed, plan) = observe_and_plan(config, providers, &state, now).await;
     if json {
         match serde_json::to_string_pretty(&document(config, &state, &observed, &plan, now)) {
             Ok(text) => println!("{text}"),
@@ -54,7 +55,12 @@ pub async fn print(config: &Config, json: bool) -> Exit {
 }
 
 /// Observes what `--auto` would (but the CA) and plans as it would.
-async fn observe_and_plan(config: &Config, state: &State, now: DateTime<Utc>) -> (Observed, Plan) {
+async fn observe_and_plan(
+    config: &Config,
+    providers: &Providers,
+    state: &State,
+    now: DateTime<Utc>,
+) -> (Observed, Plan) {
     let failed = BTreeSet::new();
     let mut observed = observe::material(config, state);
     let (needs, zones) = {
@@ -69,13 +75,13 @@ async fn observe_and_plan(config: &Config, state: &State, now: DateTime<Utc>) ->
             failed: &failed,
         };
         let needs = plan::needs::needs(&input);
-        let zones = observe::zones(&input, &needs.domains).await;
+        let zones = observe::zones(&input, providers, &needs.domains).await;
         (needs, zones)
     };
     observed.zones = zones.0;
     observed.zone_errors = zones.1;
     for awaited in &needs.served {
-        let answers = observe::served(config, awaited).await;
+        let answers = observe::served(config, providers, awaited).await;
         observed.served.insert(awaited.section.clone(), answers);
     }
     let input = Input {
@@ -620,6 +626,13 @@ fn document(
         };
         let params = |m: &state::DhMaterial| json!({"bits": m.bits, "sha256": m.fingerprint, "created": m.created_at.to_rfc3339(), "deployed_at": time(m.deployed_at)});
         let mut value = base(&section, "dhparam", &dh.name, stage);
+        value["rotation_due_at"] = time(
+            entry
+                .current
+                .as_ref()
+                .filter(|_| dh.handler == crate::config::dhparam::DhHandler::Generate)
+                .map(|m| m.created_at + chrono::Duration::days(i64::from(dh.rotate_days))),
+        );
         value["current"] = entry.current.as_ref().map_or(Value::Null, params);
         value["prepared"] = entry.prepared.as_ref().map_or(Value::Null, params);
         sections.push(value);

@@ -9,16 +9,17 @@ use crate::config::dhparam::DhHandler;
 use crate::config::model::{Config, Domain, SpannedRule};
 use crate::config::records::{AddrEntry, CaaEntry, Op, RecordKind, SoaField};
 use crate::config::service::Reload;
+use crate::dns::provider::Providers;
 use crate::plan::cert::key_type_name;
 
 /// The summary, ending with an empty line.
-pub fn render(config: &Config) -> String {
+pub fn render(config: &Config, providers: &Providers) -> String {
     let mut out = String::from("What this configuration does\n\n");
     if config.domains.is_empty() {
         out.push_str("No domain section with a DNS handler: no records are managed.\n\n");
     }
     for domain in &config.domains {
-        render_domain(config, domain, &mut out);
+        render_domain(config, providers, domain, &mut out);
     }
     for cert in &config.certs {
         render_cert(config, cert, &mut out);
@@ -85,7 +86,7 @@ fn or_none(items: &[String]) -> String {
     }
 }
 
-fn render_domain(config: &Config, domain: &Domain, out: &mut String) {
+fn render_domain(config: &Config, providers: &Providers, domain: &Domain, out: &mut String) {
     let servers = if domain.nameservers.is_empty() {
         "the servers of the zone's NS records".to_string()
     } else {
@@ -100,7 +101,9 @@ fn render_domain(config: &Config, domain: &Domain, out: &mut String) {
         "{}\n  DNS through {} ({}), new records with TTL {} s; new records are checked at {} (waiting up to {} s)\n",
         domain.name,
         domain.provider.handler,
-        domain.provider.instance.describe(),
+        providers
+            .get(domain.provider.id)
+            .map_or_else(|| "not configured".into(), |p| p.describe()),
         domain.ttl,
         servers,
         domain.propagation_timeout.as_secs()
@@ -334,7 +337,8 @@ mod tests {
              [service:postfix]\ncert = web\ndkim = none\n",
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
-        let text = render(&config);
+        let providers = Providers::build(&config).unwrap();
+        let text = render(&config, &providers);
         for wanted in [
             "A at example.com: exactly 192.0.2.1, this host's public IPv4 address (any other is deleted)",
             "MX of priority 30 at example.com: adds mail.example.com (priority 30) (keeps the others)",

@@ -9,7 +9,7 @@ use cryptdomainmgr::apply;
 use cryptdomainmgr::config::ini::{self, Source};
 use cryptdomainmgr::config::model::{self, Config, Domain};
 use cryptdomainmgr::config::records::Op;
-use cryptdomainmgr::dns::provider::ChangeSet;
+use cryptdomainmgr::dns::provider::{ChangeSet, Providers};
 use cryptdomainmgr::dns::record::{Name, RData, Record, RecordType};
 use cryptdomainmgr::observe;
 use cryptdomainmgr::plan::records::Awaited;
@@ -40,9 +40,11 @@ fn config(knot: &KnotEnv) -> Config {
 /// Plans the contributions of each domain against the zone as Knot holds it
 /// and, unless `dry_run`, applies them as one zone change.
 async fn apply_work(config: &Config, work: Vec<(&Domain, Contribution)>, dry_run: bool) {
+    let providers = Providers::build(config).unwrap();
     let provider = &config.domains[0].provider;
-    let zone = provider.instance.find_zone(&work[0].0.name).await.unwrap();
-    let existing = provider.instance.read_zone(&zone).await.unwrap();
+    let instance = providers.get(provider.id).unwrap();
+    let zone = instance.find_zone(&work[0].0.name).await.unwrap();
+    let existing = instance.read_zone(&zone).await.unwrap();
     let mut changes = ChangeSet::default();
     for (_, contribution) in work {
         let planned = plan_contributions(&[contribution], &existing);
@@ -56,7 +58,7 @@ async fn apply_work(config: &Config, work: Vec<(&Domain, Contribution)>, dry_run
             changes,
             domains: Vec::new(),
         };
-        apply::zones::apply(config, &change).await.unwrap();
+        apply::zones::apply(&providers, &change).await.unwrap();
     }
 }
 
@@ -65,7 +67,8 @@ async fn served_everywhere(config: &Config, domain: &Domain, record: Record) -> 
         section: Section::Cert("test".into()),
         domains: vec![(domain.name.clone(), vec![record])],
     };
-    let answers = observe::served(config, &awaited).await;
+    let providers = Providers::build(config).unwrap();
+    let answers = observe::served(config, &providers, &awaited).await;
     assert_eq!(answers.servers.len(), 1, "{answers:?}");
     answers.all_served()
 }

@@ -2,7 +2,7 @@
 //! configuration model, the record language, names and server addresses, DNS
 //! wire messages, PEM chains, and the ACME shim's header and text handling.
 //! Each must return an error, never panic, whatever it is given. These run in
-//! `scripts/test.sh`; `fuzz/` holds coverage-guided targets for longer runs.
+//! `scripts/test.sh`; raise `PROPTEST_CASES` for longer runs.
 
 use std::time::{Duration, SystemTime};
 

@@ -63,11 +63,18 @@ pub fn cert_id(leaf_der: &[u8]) -> Result<String, String> {
 /// Failures are part of the result (the caller falls back to `renewdays` and
 /// asks again later), never an error of the run.
 pub async fn fetch(http: &AcmeHttp, directory_url: &str, cert_id: &str) -> Fetched {
+    let base = renewal_info_url(http, directory_url).await;
+    fetch_at(http, base, cert_id).await
+}
+
+/// Like [`fetch`], with the CA's `renewalInfo` URL (or why there is none)
+/// already known: several certificates of one CA ask the directory once.
+pub async fn fetch_at(http: &AcmeHttp, base: Result<String, String>, cert_id: &str) -> Fetched {
     let failed = |reason: String, retry: Option<Duration>| Fetched {
         result: Err(reason),
         retry_after: retry.unwrap_or(DEFAULT_RETRY).clamp(MIN_RETRY, MAX_RETRY),
     };
-    let base = match renewal_info_url(http, directory_url).await {
+    let base = match base {
         Ok(url) => url,
         Err(reason) => return failed(reason, None),
     };
@@ -93,7 +100,10 @@ pub async fn fetch(http: &AcmeHttp, directory_url: &str, cert_id: &str) -> Fetch
 }
 
 /// The `renewalInfo` URL of the CA's directory.
-async fn renewal_info_url(http: &AcmeHttp, directory_url: &str) -> Result<String, String> {
+///
+/// # Errors
+/// The directory cannot be fetched or names none.
+pub async fn renewal_info_url(http: &AcmeHttp, directory_url: &str) -> Result<String, String> {
     let (status, body) = http
         .get(directory_url)
         .await

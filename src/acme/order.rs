@@ -180,9 +180,10 @@ impl AcmeClient {
                 self.account.new_order(&new).await
             ) {
                 Ok(created) => order = Some(created),
-                Err(e) => log::warn!(
+                Err(e) if worth_ordering_without_replaces(&e) => log::warn!(
                     "the CA did not take the order as a renewal ({e}); ordering without \"replaces\""
                 ),
+                Err(e) => return Err(e),
             }
         }
         let order = match order {
@@ -565,6 +566,15 @@ impl AcmeClient {
     }
 }
 
+/// Whether an order that failed with `e` while it carried `replaces` is sent
+/// again without it: when the CA refused it (`alreadyReplaced`, malformed) or
+/// answered in a way the client does not take (no ARI support, `replaces` not
+/// reflected). Not after a rate limit, exhausted retries or an unreachable
+/// CA: the same order would meet the same, after waiting again.
+fn worth_ordering_without_replaces(e: &AcmeError) -> bool {
+    matches!(e, AcmeError::Server { .. } | AcmeError::Protocol(_))
+}
+
 /// Removes published challenge records once; a failure becomes a warning.
 async fn remove_records(
     dns: &dyn Dns01,
@@ -581,5 +591,38 @@ async fn remove_records(
         );
         log::warn!("{text}");
         warnings.push(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_is_dropped_only_when_the_ca_refused_it() {
+        let refused = AcmeError::Server {
+            what: "create an order",
+            problem: "already replaced (urn:ietf:params:acme:error:alreadyReplaced)".into(),
+        };
+        assert!(worth_ordering_without_replaces(&refused));
+        assert!(worth_ordering_without_replaces(&AcmeError::Protocol(
+            "replaces field mismatch".into()
+        )));
+        let rate_limited = AcmeError::RateLimited {
+            detail: "while trying to create an order".into(),
+            retry_after: None,
+        };
+        let exhausted = AcmeError::RetriesExhausted {
+            what: "create an order",
+            attempts: 8,
+            last: "5xx".into(),
+        };
+        let unreachable = AcmeError::Unreachable {
+            url: "https://ca.test/order".into(),
+            reason: "connection refused".into(),
+        };
+        for e in [rate_limited, exhausted, unreachable] {
+            assert!(!worth_ordering_without_replaces(&e), "{e}");
+        }
     }
 }

@@ -27,6 +27,7 @@ use crate::clock;
 use crate::config::cert::CertSection;
 use crate::config::dkim::{DkimHandler, DkimSection};
 use crate::config::model::Config;
+use crate::dns::provider::Providers;
 use crate::dns::record::{Name, RData, RecordType};
 use crate::state::{CertMaterial, DkimKeyState, LoggedStep, Store};
 use check::{AdoptedCert, AdoptedDkim, DkimContext, FoundCert};
@@ -39,7 +40,7 @@ enum Finding<'a> {
 
 /// Adopts what is in place for every section. Returns false when something
 /// was refused (then nothing was changed) or when nothing was found.
-pub async fn adopt(config: &Config, store: &Store, force: bool) -> bool {
+pub async fn adopt(config: &Config, providers: &Providers, store: &Store, force: bool) -> bool {
     let now = clock::now();
     let state = store.snapshot().await;
     let mut findings = Vec::new();
@@ -114,7 +115,7 @@ pub async fn adopt(config: &Config, store: &Store, force: bool) -> bool {
                 continue;
             }
         };
-        match adopt_dkim_check(config, dkim, &key_pem, now).await {
+        match adopt_dkim_check(config, providers, dkim, &key_pem, now).await {
             Ok(adopted) => {
                 let current = state.dkim.get(&dkim.name).and_then(|d| d.current.as_ref());
                 if current.is_some_and(|c| c.selector == adopted.selector) {
@@ -265,6 +266,7 @@ fn read_lego_layout(dir: &Path, base: &str) -> Result<FoundCert, String> {
 /// Checks the DKIM key of `dkim` against its signing configuration and DNS.
 async fn adopt_dkim_check(
     config: &Config,
+    providers: &Providers,
     dkim: &DkimSection,
     key_pem: &str,
     now: DateTime<Utc>,
@@ -290,7 +292,7 @@ async fn adopt_dkim_check(
         }
         configured_selector = selector;
     }
-    let records = dkim_records(config, dkim).await?;
+    let records = dkim_records(config, providers, dkim).await?;
     let file_time = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .ok()
@@ -310,20 +312,27 @@ async fn adopt_dkim_check(
 
 /// The TXT records below `_domainkey.DOMAIN` of each domain of `dkim`, read
 /// from its zone through the domain's provider (each zone once).
-async fn dkim_records(config: &Config, dkim: &DkimSection) -> Result<Vec<(Name, String)>, String> {
+async fn dkim_records(
+    config: &Config,
+    providers: &Providers,
+    dkim: &DkimSection,
+) -> Result<Vec<(Name, String)>, String> {
     let mut zones: BTreeMap<(usize, Name), Vec<crate::dns::record::Record>> = BTreeMap::new();
     let mut out = Vec::new();
     for name in &dkim.domains {
         let Some(domain) = config.domains.iter().find(|d| &d.name == name) else {
             continue;
         };
-        let provider = &domain.provider;
-        let zone = provider.instance.find_zone(name).await.map_err(|e| {
+        let id = domain.provider.id;
+        let Some(provider) = providers.get(id) else {
+            continue;
+        };
+        let zone = provider.find_zone(name).await.map_err(|e| {
             format!("cannot find the zone of {name} to compare the key with its DKIM record: {e}")
         })?;
-        let key = (provider.id, zone.clone());
+        let key = (id, zone.clone());
         if !zones.contains_key(&key) {
-            let records = provider.instance.read_zone(&zone).await.map_err(|e| {
+            let records = provider.read_zone(&zone).await.map_err(|e| {
                 format!("cannot read zone {zone} to compare the key with its DKIM record: {e}")
             })?;
             zones.insert(key.clone(), records);

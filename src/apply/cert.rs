@@ -8,6 +8,7 @@
 //! rename, so key and certificate change together.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use log::{info, warn};
@@ -20,6 +21,7 @@ use crate::clock;
 use crate::config::cert::CertSection;
 use crate::config::model::{Config, Domain};
 use crate::crashpoint;
+use crate::dns::provider::{DnsProvider, Providers};
 use crate::material::cert::{KeyPem, generate_key};
 use crate::plan::Issue;
 use crate::plan::cert::key_type_name;
@@ -42,6 +44,7 @@ const DATA_LINK: &str = "..data";
 /// its files are unchanged.
 pub async fn issue(
     config: &Config,
+    providers: &Providers,
     store: &Store,
     cert: &CertSection,
     issue: &Issue,
@@ -59,11 +62,11 @@ pub async fn issue(
         },
     };
     let client = AcmeClient::connect(&acme_config).await?;
-    let domains: Vec<Domain> = config
+    let domains: Vec<(Domain, Arc<dyn DnsProvider>)> = config
         .domains
         .iter()
         .filter(|d| cert.domains.contains(&d.name))
-        .cloned()
+        .filter_map(|d| Some((d.clone(), providers.get(d.provider.id)?.clone())))
         .collect();
     let dns = ProviderDns01::new(domains, cert.propagation_timeout);
 

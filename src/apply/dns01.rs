@@ -37,21 +37,21 @@ struct ZoneBatch {
 
 /// Publishes challenges for the names of one certificate.
 pub struct ProviderDns01 {
-    domains: Vec<Domain>,
+    domains: Vec<(Domain, Arc<dyn DnsProvider>)>,
     /// How long to wait for the records to be served.
     timeout: Duration,
     batches: Mutex<Vec<ZoneBatch>>,
 }
 
 impl ProviderDns01 {
-    /// `domains`: the domain sections of the certificate's names; `timeout`:
-    /// the certificate's `propagationtimeout`, if it sets one, else the
-    /// longest of the domains'.
-    pub fn new(domains: Vec<Domain>, timeout: Option<Duration>) -> Self {
+    /// `domains`: the domain sections of the certificate's names, each with
+    /// its provider; `timeout`: the certificate's `propagationtimeout`, if it
+    /// sets one, else the longest of the domains'.
+    pub fn new(domains: Vec<(Domain, Arc<dyn DnsProvider>)>, timeout: Option<Duration>) -> Self {
         let timeout = timeout.unwrap_or_else(|| {
             domains
                 .iter()
-                .map(|d| d.propagation_timeout)
+                .map(|(d, _)| d.propagation_timeout)
                 .max()
                 .unwrap_or(crate::config::model::DEFAULT_PROPAGATION_TIMEOUT)
         });
@@ -62,11 +62,14 @@ impl ProviderDns01 {
         }
     }
 
-    fn domain_of(&self, challenge: &ChallengeRecord) -> Result<&Domain, Dns01Error> {
+    fn domain_of(
+        &self,
+        challenge: &ChallengeRecord,
+    ) -> Result<&(Domain, Arc<dyn DnsProvider>), Dns01Error> {
         let wanted = challenge.domain.trim_start_matches("*.");
         self.domains
             .iter()
-            .find(|d| d.name.as_str().eq_ignore_ascii_case(wanted))
+            .find(|(d, _)| d.name.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| {
                 format!("no [domain:{wanted}] section to publish its challenge through").into()
             })
@@ -76,9 +79,9 @@ impl ProviderDns01 {
     async fn batches(&self, challenges: &[ChallengeRecord]) -> Result<Vec<ZoneBatch>, Dns01Error> {
         let mut batches: Vec<(usize, ZoneBatch)> = Vec::new();
         for challenge in challenges {
-            let domain = self.domain_of(challenge)?;
+            let (domain, instance) = self.domain_of(challenge)?;
             let provider = &domain.provider;
-            let zone = provider.instance.find_zone(&challenge.name).await?;
+            let zone = instance.find_zone(&challenge.name).await?;
             let record = Record::new(
                 challenge.name.clone(),
                 domain.ttl,
@@ -92,7 +95,7 @@ impl ProviderDns01 {
                 None => batches.push((
                     provider.id,
                     ZoneBatch {
-                        provider: provider.instance.clone(),
+                        provider: instance.clone(),
                         zone,
                         nameservers: domain.nameservers.clone(),
                         records: vec![record],

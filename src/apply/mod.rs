@@ -22,7 +22,7 @@ use log::{error, info};
 use crate::clock;
 use crate::config::model::Config;
 use crate::crashpoint;
-use crate::dns::provider::ProviderError;
+use crate::dns::provider::{ProviderError, Providers};
 use crate::plan::{Action, Deletion, Note, Plan, PublishMark, Section, Step, deploys};
 use crate::progress;
 use crate::state::{State, Store};
@@ -36,7 +36,12 @@ pub struct Outcome {
 }
 
 /// Runs the steps of `plan` that are due now, in the order described above.
-pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome> {
+pub async fn execute(
+    config: &Config,
+    providers: &Providers,
+    store: &Store,
+    plan: &Plan,
+) -> Vec<Outcome> {
     let runnable: Vec<&Step> = plan.runnable().collect();
     let of = |pick: fn(&Action) -> bool| -> Vec<&Step> {
         runnable
@@ -55,7 +60,7 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
     }
 
     let zone_steps = of(|a| matches!(a, Action::ChangeZone(_)));
-    let results = zones::apply_all(config, &zone_steps).await;
+    let results = zones::apply_all(config, providers, &zone_steps).await;
     let mut changed_ok = Vec::new();
     for (step, result) in zone_steps.into_iter().zip(results) {
         if let (Action::ChangeZone(change), Ok(())) = (&step.action, &result) {
@@ -80,7 +85,7 @@ pub async fn execute(config: &Config, store: &Store, plan: &Plan) -> Vec<Outcome
         )
     });
     let results = join_all(making.iter().map(|step| async {
-        let result = make(config, store, step).await;
+        let result = make(config, providers, store, step).await;
         progress::step_done(&steps);
         result
     }))
@@ -312,7 +317,12 @@ fn merge(into: &mut Vec<String>, names: &[String]) -> bool {
     grew
 }
 
-async fn make(config: &Config, store: &Store, step: &Step) -> Result<(), StepError> {
+async fn make(
+    config: &Config,
+    providers: &Providers,
+    store: &Store,
+    step: &Step,
+) -> Result<(), StepError> {
     match (&step.action, &step.section) {
         (Action::Issue(issue), Section::Cert(name)) => {
             let Some(cert) = config.certs.iter().find(|c| &c.name == name) else {
@@ -323,7 +333,7 @@ async fn make(config: &Config, store: &Store, step: &Step) -> Result<(), StepErr
                 issue.names.join(", "),
                 step.reason
             );
-            cert::issue(config, store, cert, issue).await
+            cert::issue(config, providers, store, cert, issue).await
         }
         (Action::MakeDkimKey(key), Section::Dkim(name)) => {
             match config.dkims.iter().find(|d| &d.name == name) {

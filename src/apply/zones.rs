@@ -2,8 +2,6 @@
 //! every domain section in the zone (the original's `add (new)`, `add
 //! (exists)`, `delete`).
 
-use std::sync::Arc;
-
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use log::{error, info};
@@ -11,7 +9,7 @@ use log::{error, info};
 use super::error::StepError;
 use crate::config::model::Config;
 use crate::crashpoint;
-use crate::dns::provider::DnsProvider;
+use crate::dns::provider::Providers;
 use crate::plan::{Action, Step, ZoneChange};
 
 /// How many changes go to one provider at once when it changes each zone
@@ -22,16 +20,20 @@ const PER_PROVIDER: usize = 8;
 /// Applies the zone changes of `steps`: providers concurrently, the zones of
 /// one provider one at a time (or a few at a time for atomic providers).
 /// Returns the results in the order of `steps`.
-pub async fn apply_all(config: &Config, steps: &[&Step]) -> Vec<Result<(), StepError>> {
-    let mut providers: Vec<usize> = Vec::new();
+pub async fn apply_all(
+    config: &Config,
+    providers: &Providers,
+    steps: &[&Step],
+) -> Vec<Result<(), StepError>> {
+    let mut ids: Vec<usize> = Vec::new();
     for step in steps {
         if let Action::ChangeZone(change) = &step.action
-            && !providers.contains(&change.provider)
+            && !ids.contains(&change.provider)
         {
-            providers.push(change.provider);
+            ids.push(change.provider);
         }
     }
-    let groups = join_all(providers.iter().map(|id| async move {
+    let groups = join_all(ids.iter().map(|id| async move {
         let atomic = config
             .domains
             .iter()
@@ -47,7 +49,7 @@ pub async fn apply_all(config: &Config, steps: &[&Step]) -> Vec<Result<(), StepE
             .collect();
         let limit = if atomic { PER_PROVIDER } else { 1 };
         futures_util::stream::iter(mine)
-            .map(|(i, change)| async move { (i, apply(config, change).await) })
+            .map(|(i, change)| async move { (i, apply(providers, change).await) })
             .buffer_unordered(limit)
             .collect::<Vec<_>>()
             .await
@@ -60,15 +62,6 @@ pub async fn apply_all(config: &Config, steps: &[&Step]) -> Vec<Result<(), StepE
     results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
 }
 
-/// The provider with identity `id` in `config`.
-pub fn provider(config: &Config, id: usize) -> Option<Arc<dyn DnsProvider>> {
-    config
-        .domains
-        .iter()
-        .find(|d| d.provider.id == id)
-        .map(|d| d.provider.instance.clone())
-}
-
 /// Logs each domain section's lines and applies the change set (adds before
 /// deletes, in one message where the provider allows).
 ///
@@ -76,7 +69,7 @@ pub fn provider(config: &Config, id: usize) -> Option<Arc<dyn DnsProvider>> {
 /// The provider refused or could not be reached (nothing of the zone was
 /// changed where the provider is atomic), or some keys could not be planned
 /// (the rest was applied).
-pub async fn apply(config: &Config, change: &ZoneChange) -> Result<(), StepError> {
+pub async fn apply(providers: &Providers, change: &ZoneChange) -> Result<(), StepError> {
     let zone = &change.zone;
     let mut key_errors = 0;
     for domain in &change.domains {
@@ -90,7 +83,7 @@ pub async fn apply(config: &Config, change: &ZoneChange) -> Result<(), StepError
         }
     }
     if !change.changes.is_empty() {
-        let Some(provider) = provider(config, change.provider) else {
+        let Some(provider) = providers.get(change.provider) else {
             return Err(StepError::Mismatch(format!(
                 "zone {zone}: its provider is not configured"
             )));

@@ -1,4 +1,4 @@
-//! `[cert]` and `[cert:NAME]` sections (SPEC §3.3): which CA, account, key type,
+//! `[cert]` and `[cert:NAME]` sections (docs/configuration.md): which CA, account, key type,
 //! where the files go. The names on a certificate are the `[domain:X]` sections
 //! whose `cert` key lists it (`cert = auto` lists every certificate).
 

@@ -1,4 +1,4 @@
-//! `[dhparam]` and `[dhparam:NAME]` sections (SPEC §3.5): how DH parameters are
+//! `[dhparam]` and `[dhparam:NAME]` sections (docs/configuration.md): how DH parameters are
 //! made and where rollover puts them.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `[dkim]` and `[dkim:NAME]` sections (SPEC §3.4): the key, where it goes on
+//! `[dkim]` and `[dkim:NAME]` sections (docs/configuration.md): the key, where it goes on
 //! rollover, which signing configuration is written, and how long the old
 //! selector stays published. The domains of a key are every `[domain:X]` with
 //! `dkim = auto:NAME` or `dkim.NAME = auto`.

@@ -14,7 +14,7 @@ use super::dkim::{DkimSection, build_dkims};
 use super::ini::{ConfigError, Ini, Span, Value};
 use super::records::{Op, RecordKind, RecordRule, SoaField, changes_nothing, parse_rule};
 use super::service::{Known, ServiceSection, build_services};
-use crate::dns::provider::{self, DnsProvider, KeyValues, ProviderSpec};
+use crate::dns::provider::{self, KeyValues, ProviderSpec};
 use crate::dns::record::{Name, RecordType};
 
 /// Modules the program knows, and the keys of those not described elsewhere.
@@ -77,6 +77,8 @@ pub const DEFAULT_IP6_LOOKUP: &str = "https://ipv6.icanhazip.com";
 pub struct Config {
     pub cdm: Cdm,
     pub domains: Vec<Domain>,
+    /// The DNS providers the domains use, by [`ProviderRef::id`].
+    pub providers: Vec<ProviderSettings>,
     pub certs: Vec<CertSection>,
     pub dkims: Vec<DkimSection>,
     pub dhparams: Vec<DhParamSection>,
@@ -123,15 +125,23 @@ pub struct SpannedRule {
     pub span: Span,
 }
 
-/// The provider of a domain; identical settings share one instance.
-#[derive(Clone)]
+/// The provider of a domain, by identity: domains configured with identical
+/// provider settings share one. The runner builds the providers
+/// ([`crate::dns::provider::Providers`]) from [`Config::providers`].
+#[derive(Clone, Debug)]
 pub struct ProviderRef {
     pub handler: &'static str,
     /// What it can do (from the registry).
     pub capabilities: provider::Capabilities,
-    pub instance: Arc<dyn DnsProvider>,
-    /// Equal for domains configured with identical provider settings.
+    /// Its index in [`Config::providers`].
     pub id: usize,
+}
+
+/// The settings of one provider: its registry entry and its keys (checked).
+#[derive(Clone)]
+pub struct ProviderSettings {
+    pub spec: &'static ProviderSpec,
+    pub keys: KeyValues,
 }
 
 /// `[domain:NAME]`: the records of NAME.
@@ -368,6 +378,7 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
         Ok(Config {
             cdm,
             domains,
+            providers: providers.built.into_iter().map(|(p, _)| p).collect(),
             certs,
             dkims,
             dhparams,
@@ -449,10 +460,10 @@ fn unknown_key_message(module: &str, name: Option<&str>, key: &str) -> String {
     }
 }
 
-/// Providers built so far, by handler and settings.
+/// Providers configured so far, by handler and settings.
 #[derive(Default)]
 struct ProviderCache {
-    built: Vec<(&'static str, KeyValues, ProviderRef)>,
+    built: Vec<(ProviderSettings, ProviderRef)>,
 }
 
 fn build_domain(
@@ -556,22 +567,25 @@ fn build_domain(
                 .map(|v| (k.name.to_string(), v.text.clone()))
         })
         .collect();
-    let provider = if let Some((_, _, existing)) = providers
+    let provider = if let Some((_, existing)) = providers
         .built
         .iter()
-        .find(|(h, k, _)| *h == spec.name && *k == keys)
+        .find(|(p, _)| p.spec.name == spec.name && p.keys == keys)
     {
         existing.clone()
     } else {
+        // Built once here only to check the keys (no network); the runner
+        // builds the providers it uses.
         match (spec.build)(&keys) {
-            Ok(instance) => {
+            Ok(_) => {
                 let built = ProviderRef {
                     handler: spec.name,
                     capabilities: spec.capabilities,
-                    instance,
                     id: providers.built.len(),
                 };
-                providers.built.push((spec.name, keys, built.clone()));
+                providers
+                    .built
+                    .push((ProviderSettings { spec, keys }, built.clone()));
                 built
             }
             Err(e) => {

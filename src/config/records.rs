@@ -1,4 +1,4 @@
-//! The record-key language of `[domain:NAME]` sections (SPEC §3.2): which keys
+//! The record-key language of `[domain:NAME]` sections (docs/configuration.md): which keys
 //! are records, the operator (`=` set, `+=` add, `-=` remove), dotted keys that
 //! narrow the scope and supply fields, and the original's field order: key parts
 //! fill a record's fields from the first, the value's first field is the content

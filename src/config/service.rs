@@ -1,4 +1,4 @@
-//! `[service:NAME]` sections (SPEC §3.6): how a service is reloaded and which
+//! `[service:NAME]` sections (docs/configuration.md): how a service is reloaded and which
 //! certificates, DH parameters and DKIM keys it uses (`auto`: all of them).
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Diffie-Hellman parameters (SPEC §3.5): safe primes `p = 2q + 1` with
+//! Diffie-Hellman parameters (docs/configuration.md): safe primes `p = 2q + 1` with
 //! generator 2, generated natively or taken from RFC 7919, written as PKCS #3
 //! `DH PARAMETERS` PEM (what `openssl dhparam` writes and servers read).
 //!

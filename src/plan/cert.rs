@@ -221,7 +221,7 @@ pub fn awaited_tlsa(
 /// Plans `cert`'s steps of this round.
 pub fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
     let section = Section::Cert(cert.name.clone());
-    let state = cert_state(input.state, &cert.name);
+    let mut state = cert_state(input.state, &cert.name);
     let now = input.now;
 
     if let Some(answer) = input.observed.ari.get(&cert.name) {
@@ -229,10 +229,12 @@ pub fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
         if state.ari.as_ref() != Some(&after) {
             plan.steps.push(Step::now(
                 section.clone(),
-                Action::Note(Note::Ari(after)),
+                Action::Note(Note::Ari(after.clone())),
                 "the CA's renewal information",
             ));
         }
+        // The answer just received decides, not the one it replaces.
+        state.ari = Some(after);
     }
 
     if input.request.prepares() {
@@ -646,6 +648,60 @@ mod tests {
         assert_eq!(failed.error.as_deref(), Some("HTTP 500"));
         // A first answer that fails leaves nothing to renew by.
         assert_eq!(ari_after(None, &answer(Err("404"), 0.3)).renew_at, None);
+    }
+
+    /// The plan of `[cert:web]` (a.test, b.test) after the CA answered `fresh`,
+    /// with `stored` the answer the state holds from before.
+    fn planned(stored: AriState, fresh: &AriAnswer) -> Plan {
+        use crate::config::ini::{Source, read};
+        let text = "[domain]\nhandler = rfc2136\nserver = 127.0.0.1\nkeyname = k\nsecret = c2VjcmV0\n\n\
+            [cert:web]\nca = https://ca.test/dir\nkeytype = ecdsa-p256\n\n\
+            [domain:a.test]\ncert = web\n[domain:b.test]\ncert = web\n";
+        let source = Source {
+            name: "t.conf".into(),
+            text: text.into(),
+        };
+        let config = crate::config::model::build(&read(&[source]).unwrap()).unwrap();
+        let mut state = State::default();
+        let entry = CertState {
+            ari: Some(stored),
+            ..current(t(60))
+        };
+        state.certs.insert("web".into(), entry);
+        let mut observed = Observed::default();
+        observed.ari.insert("web".into(), fresh.clone());
+        let failed = std::collections::BTreeSet::new();
+        let input = Input {
+            config: &config,
+            state: &state,
+            observed: &observed,
+            request: super::super::Request::Auto,
+            force: false,
+            now: t(0),
+            first_round: true,
+            failed: &failed,
+        };
+        let mut plan = Plan::default();
+        super::plan(&input, &config.certs[0], &mut plan);
+        plan
+    }
+
+    fn issue(plan: &Plan) -> Option<&Issue> {
+        plan.steps.iter().find_map(|s| match &s.action {
+            Action::Issue(issue) => Some(issue),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_answer_just_received_decides() {
+        // Stored: weeks ahead; the CA now says the window has opened.
+        let plan = planned(ari(Some(t(30)), None), &answer(Ok((-2, -1)), 0.5));
+        let renewal = issue(&plan).expect("renewed in the round the answer came");
+        assert_eq!(renewal.replaces.as_deref(), Some("aki.01"));
+        // Stored: opened; the CA now moved the window weeks ahead.
+        let plan = planned(ari(Some(t(-1)), None), &answer(Ok((30, 32)), 0.5));
+        assert!(issue(&plan).is_none(), "{:?}", plan.steps);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Pure decisions of DKIM rotation (SPEC §4, §7): when a new key is due, when an
+//! Pure decisions of DKIM rotation (docs/timing.md): when a new key is due, when an
 //! old selector's record may go, which files a key is installed as and when
 //! they go, and the record contributions that publish a key next to the others
 //! (`Op::Add`) or remove an old selector (`Op::Set` on exactly its name, with

@@ -1,5 +1,5 @@
-//! Which existing records a record key speaks for (its scope of deletion, SPEC
-//! §3.2 "Scopes of deletion"). Pure predicates over records.
+//! Which existing records a record key speaks for (its scope of deletion, docs/configuration.md,
+//! "Scopes of deletion"). Pure predicates over records.
 
 use crate::config::records::{SrvFields, TlsaFields};
 use crate::dns::record::{Name, RData, Record, RecordType};

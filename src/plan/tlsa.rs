@@ -1,4 +1,4 @@
-//! TLSA records of a domain from its certificates (SPEC §3.2, §4): each `tlsa`
+//! TLSA records of a domain from its certificates (docs/configuration.md, docs/timing.md): each `tlsa`
 //! key names ports, protocols and usage/selector/matching types, and its records
 //! are those of every certificate in the domain's `cert` list, current and
 //! prepared. Pure: the certificates are parsed beforehand and passed in.

@@ -1,4 +1,4 @@
-//! The update phase's plan for one domain (SPEC §3.2): from the domain's record
+//! The update phase's plan for one domain (docs/configuration.md): from the domain's record
 //! rules and what the zone holds now, the records to add and delete and the log
 //! lines in the original's words. Pure: public addresses and CAA identities are
 //! looked up beforehand and passed in.

@@ -10,11 +10,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
+/// One request as the script sees it.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// How often this path was asked before.
+    pub n: usize,
+    /// The server's base URL (`http://127.0.0.1:PORT`).
+    pub base: &'a str,
+    pub body: &'a [u8],
+}
+
 /// Serves plain HTTP on a free loopback port, answering each request with
 /// `script(method, path, n)` where `n` counts requests to that path from 0.
 /// Returns the base URL and the total request count.
 pub fn serve(
     script: impl Fn(&str, &str, usize, &str) -> Reply + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
+    serve_requests(move |r| script(r.method, r.path, r.n, r.base))
+}
+
+/// [`serve`] for scripts that read the request body too.
+pub fn serve_requests(
+    script: impl Fn(&Request) -> Reply + Send + Sync + 'static,
 ) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -54,7 +72,13 @@ pub fn serve(
                 *e - 1
             };
             total2.fetch_add(1, Ordering::SeqCst);
-            let (status, headers, body) = script(&method, &path, n, &base2);
+            let (status, headers, body) = script(&Request {
+                method: &method,
+                path: &path,
+                n,
+                base: &base2,
+                body: &body,
+            });
             let mut head = format!(
                 "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
                 body.len()

@@ -1,6 +1,6 @@
 //! Support shared by the integration tests: real servers started on loopback with
 //! a temporary directory and a free port, stopped by a `Drop` guard, so tests run
-//! in parallel and leave nothing behind. See TESTING.md.
+//! in parallel and leave nothing behind.
 //!
 //! Use from a test file with `mod support;`.
 
@@ -14,6 +14,7 @@ pub mod dkim;
 pub mod http;
 pub mod inwx;
 pub mod knot;
+pub mod mini_ca;
 pub mod nginx;
 pub mod opendkim;
 pub mod pdns;

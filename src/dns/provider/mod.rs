@@ -281,6 +281,41 @@ pub trait DnsProvider: Send + Sync {
     }
 }
 
+/// The providers of a configuration, built from their settings, by the
+/// identity the configuration gives them (`ProviderRef::id`).
+pub struct Providers {
+    instances: Vec<Arc<dyn DnsProvider>>,
+}
+
+impl Providers {
+    /// Builds every provider of `config` (no network).
+    ///
+    /// # Errors
+    /// A provider whose keys its constructor refuses (the configuration check
+    /// already tried them): the handler and the key.
+    pub fn build(config: &crate::config::model::Config) -> Result<Providers, String> {
+        let mut instances = Vec::with_capacity(config.providers.len());
+        for settings in &config.providers {
+            let instance = (settings.spec.build)(&settings.keys)
+                .map_err(|e| format!("{}: {}: {}", settings.spec.name, e.key, e.message))?;
+            instances.push(instance);
+        }
+        Ok(Providers { instances })
+    }
+
+    /// The provider with identity `id`.
+    pub fn get(&self, id: usize) -> Option<&Arc<dyn DnsProvider>> {
+        self.instances.get(id)
+    }
+
+    /// Ends the sessions the providers opened (API logins).
+    pub async fn close(&self) {
+        for provider in &self.instances {
+            provider.close().await;
+        }
+    }
+}
+
 /// One documented configuration key of a provider.
 #[derive(Debug)]
 pub struct KeySpec {
