@@ -17,6 +17,7 @@ pub mod observe;
 pub mod plan;
 pub mod progress;
 pub mod publicip;
+pub mod retry;
 pub mod run;
 pub mod secret;
 pub mod state;

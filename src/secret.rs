@@ -28,3 +28,29 @@ impl fmt::Display for Secret {
         f.write_str("***")
     }
 }
+
+/// `text` with every non-empty secret of `secrets` replaced by `***`: for
+/// messages that quote a server's answer, which may echo what it was sent.
+pub fn redact<'a>(mut text: String, secrets: impl IntoIterator<Item = &'a Secret>) -> String {
+    for secret in secrets {
+        if !secret.0.is_empty() {
+            text = text.replace(&secret.0, "***");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_replaces_every_secret_and_ignores_empty_ones() {
+        let secrets = [Secret::new("hunter2"), Secret::new(""), Secret::new("k3y")];
+        assert_eq!(
+            redact("pw hunter2, key k3y, hunter2 again".into(), &secrets),
+            "pw ***, key ***, *** again"
+        );
+        assert_eq!(redact("nothing".into(), &secrets), "nothing");
+    }
+}

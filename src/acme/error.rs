@@ -164,9 +164,17 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The retry policy these limits describe.
+    pub(crate) fn policy(&self) -> crate::retry::Backoff {
+        crate::retry::Backoff {
+            first: self.initial_backoff,
+            max: Duration::from_secs(8),
+            attempts: self.max_attempts,
+        }
+    }
+
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32 << attempt.min(10);
-        (self.initial_backoff * factor).min(Duration::from_secs(8))
+        self.policy().delay(attempt)
     }
 }
 

@@ -27,6 +27,14 @@ use crate::acme::error::{
 use crate::dns::record::Name;
 use crate::material::cert::{CertInfo, KeyPem, csr_der, key_matches_cert, parse_chain};
 
+/// How often an order's status is polled (the CA's `Retry-After` wins when
+/// longer; the order's own deadline ends the poll).
+const ORDER_POLL: crate::retry::Backoff = crate::retry::Backoff {
+    first: Duration::from_millis(200),
+    max: Duration::from_secs(5),
+    attempts: u32::MAX,
+};
+
 /// One DNS-01 TXT record to publish (RFC 8555 §8.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChallengeRecord {
@@ -325,7 +333,7 @@ impl AcmeClient {
         warnings: &mut Vec<String>,
     ) -> Result<String, AcmeError> {
         let deadline = Instant::now() + self.limits.order_timeout;
-        let mut delay = Duration::from_millis(200);
+        let mut polls = ORDER_POLL.waits();
         let mut challenged = false;
         let mut finalize_attempts: u32 = 0;
         loop {
@@ -392,8 +400,8 @@ impl AcmeClient {
                 .retry_after
                 .and_then(|t| t.duration_since(SystemTime::now()).ok())
                 .map(|d| d.min(Duration::from_secs(10)));
+            let delay = polls.next().unwrap_or(ORDER_POLL.max);
             tokio::time::sleep(hinted.unwrap_or(delay).max(delay)).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
             retry!(
                 self.http,
                 self.limits,

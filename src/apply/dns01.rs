@@ -22,8 +22,12 @@ use crate::dns::provider::{ChangeSet, DnsProvider};
 use crate::dns::record::{Name, RData, Record};
 use crate::plan::timing::WHEN;
 
-const POLL_FIRST: Duration = Duration::from_millis(100);
-const POLL_MAX: Duration = Duration::from_secs(5);
+/// How often the servers are asked again (a poll gives up at its deadline).
+const POLL: crate::retry::Backoff = crate::retry::Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+    attempts: u32::MAX,
+};
 /// How often a wait without news says that it is still waiting.
 const REPORT_EVERY: Duration = Duration::from_secs(30);
 
@@ -202,7 +206,7 @@ async fn wait_served(
         listed.join(", ")
     );
     let mut watches: Vec<Watch> = servers.iter().cloned().map(Watch::new).collect();
-    let mut pause = POLL_FIRST;
+    let mut pauses = POLL.waits();
     let mut last_report = started;
     loop {
         let tried_at = started.elapsed();
@@ -239,6 +243,7 @@ async fn wait_served(
         if let Some(hopeless) = waiting.iter().find(|w| w.hopeless(now)) {
             return Err(wait::unreachable_advice(zone.as_str(), hopeless, configured).into());
         }
+        let pause = pauses.next().unwrap_or(POLL.max);
         if Instant::now() + pause > deadline {
             return Err(wait::timeout_message(zone.as_str(), &waiting, timeout).into());
         }
@@ -252,6 +257,5 @@ async fn wait_served(
             }
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(POLL_MAX);
     }
 }

@@ -99,13 +99,8 @@ impl CrateProvider {
         self
     }
 
-    fn redact(&self, mut text: String) -> String {
-        for secret in &self.secrets {
-            if !secret.expose().is_empty() {
-                text = text.replace(secret.expose(), "***");
-            }
-        }
-        text
+    fn redact(&self, text: String) -> String {
+        crate::secret::redact(text, &self.secrets)
     }
 
     fn meaning(error: &dns_update::Error) -> Meaning {
@@ -625,12 +620,7 @@ impl<'a> Keys<'a> {
             .filter_map(|k| self.opt(k.name))
             .map(Secret::new)
             .collect();
-        let redact = |mut text: String| {
-            for secret in &secrets {
-                text = text.replace(secret.expose(), "***");
-            }
-            text
-        };
+        let redact = |text: String| crate::secret::redact(text, &secrets);
         let updater = built.map_err(|e| {
             KeyError::new(
                 "handler",

@@ -85,8 +85,11 @@ pub const LIVE_URL: &str = "https://api.domrobot.com/jsonrpc/";
 pub const OTE_URL: &str = "https://api.ote.domrobot.com/jsonrpc/";
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts of one call when INWX answers a temporary failure.
-const ATTEMPTS: u32 = 4;
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const RETRY: crate::retry::Backoff = crate::retry::Backoff {
+    first: Duration::from_millis(500),
+    max: Duration::from_secs(4),
+    attempts: 4,
+};
 
 /// Result codes (INWX's, after EPP's).
 const OBJECT_EXISTS: i64 = 2302;
@@ -217,13 +220,11 @@ impl Inwx {
     }
 
     /// Never let a secret through, even if the server echoes it.
-    fn redact(&self, mut text: String) -> String {
-        for secret in std::iter::once(&self.password).chain(self.shared_secret.as_ref()) {
-            if !secret.expose().is_empty() {
-                text = text.replace(secret.expose(), "***");
-            }
-        }
-        text
+    fn redact(&self, text: String) -> String {
+        crate::secret::redact(
+            text,
+            std::iter::once(&self.password).chain(self.shared_secret.as_ref()),
+        )
     }
 
     /// One POST; returns the answer and the session cookie it set, if any.
@@ -302,13 +303,13 @@ impl Inwx {
         params: &Value,
         cookie: Option<&str>,
     ) -> Result<(Answer, Option<String>), ProviderError> {
-        let mut delay = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
             let (answer, set_cookie) = self.post(method, params, cookie).await?;
-            if !TEMPORARY.contains(&answer.code) || attempt == ATTEMPTS {
+            if !TEMPORARY.contains(&answer.code) || RETRY.exhausted(attempt) {
                 return Ok((answer, set_cookie));
             }
+            let delay = RETRY.delay(attempt);
             warn!(
                 "inwx: {method} answered {} ({}); retrying in {} ms",
                 answer.code,
@@ -316,7 +317,6 @@ impl Inwx {
                 delay.as_millis()
             );
             tokio::time::sleep(delay).await;
-            delay *= 2;
             attempt += 1;
         }
     }

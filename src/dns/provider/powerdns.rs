@@ -121,12 +121,7 @@ impl PowerDns {
 
     /// Never let the key through, even if a server echoes it.
     fn redact(&self, text: String) -> String {
-        let key = self.key.expose();
-        if key.is_empty() {
-            text
-        } else {
-            text.replace(key, "***")
-        }
+        crate::secret::redact(text, [&self.key])
     }
 
     /// One API request; `what` says what it is for in errors. Returns the body of
