@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr as hrr;
 
-use crate::dns::provider::ProviderError;
+use crate::dns::error::ProviderError;
 use crate::dns::record::{Name, RData, Record, RecordType};
 use crate::dns::transport::{DEFAULT_TIMEOUT, Exchange, rcode_error};
 use crate::dns::wire::{from_wire_all, from_wire_name, to_wire_name, to_wire_type};

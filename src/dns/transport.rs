@@ -14,7 +14,7 @@ use hickory_proto::rr::{self as hrr, TSigVerifier, TSigner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::dns::provider::ProviderError;
+use crate::dns::error::ProviderError;
 
 /// The time each network step (connect, send, every read) may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,17 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use super::ProviderError;
+pub use crate::dns::error::Refusal;
+use crate::dns::error::ProviderError;
 use crate::dns::record::{Name, Record, RecordType};
-
-/// A change the provider did not make, with its answer (or why it was not sent).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// `add www.example.com 300 A 192.0.2.1` (several records of one RRset:
-    /// their data joined by `, `).
-    pub change: String,
-    pub answer: String,
-}
 
 /// `verb` and the records of one RRset, for a [`Refusal`].
 pub fn change_text(verb: &str, records: &[&Record]) -> String {
