@@ -523,7 +523,10 @@ async fn observe_nameservers_served_records_and_negative_ttl() {
     let Some(knot) = KnotEnv::start(ZONE, &body) else {
         return;
     };
-    let servers = observe::zone_nameservers(knot.addr(), &name(ZONE))
+    let listed = observe::ns_hosts_from(knot.addr(), &name(ZONE))
+        .await
+        .unwrap();
+    let servers = observe::resolve_nameservers(&name(ZONE), listed)
         .await
         .unwrap();
     assert_eq!(servers.len(), 2, "{servers:?}");

@@ -233,10 +233,12 @@ async fn nameservers_from_the_file() {
     .unwrap();
     let keys = KeyValues::from([("file".to_string(), file.display().to_string())]);
     let provider = ZoneFileProvider::from_keys(&keys).unwrap();
-    let servers = provider
-        .nameservers(&Name::parse("example.org").unwrap())
-        .await
-        .unwrap();
+    let servers = cryptdomainmgr::dns::observe::zone_nameservers(
+        &provider,
+        &Name::parse("example.org").unwrap(),
+    )
+    .await
+    .unwrap();
     let addrs: Vec<std::net::SocketAddr> = servers.iter().flat_map(|s| s.addrs.clone()).collect();
     let text: Vec<String> = addrs.iter().map(|s| s.to_string()).collect();
     assert_eq!(servers[0].host.as_str(), "ns1.example.org", "{servers:?}");

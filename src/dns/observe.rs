@@ -63,8 +63,7 @@ pub async fn authoritative(
 ) -> Result<Vec<Server>, String> {
     let mut servers = Vec::new();
     if configured.is_empty() {
-        let named = provider
-            .nameservers(zone)
+        let named = zone_nameservers(provider, zone)
             .await
             .map_err(|e| e.to_string())?;
         for ns in named {
@@ -163,50 +162,121 @@ pub fn all_served(wanted: &[&Record], served: &[Record]) -> bool {
         .all(|want| served.iter().any(|have| have.same_as(want)))
 }
 
-/// The authoritative nameservers of `zone` as `query_server` lists them, each
-/// with its addresses on port 53.
+/// The NS hosts of a zone as its provider lists them, before their addresses
+/// are looked up (by [`resolve_nameservers`], the one place that does).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NsHosts {
+    /// Who listed them (the provider's description), for messages.
+    pub source: String,
+    /// Each NS host with the addresses the source itself knows for it (glue,
+    /// the zone's own A/AAAA records).
+    pub hosts: Vec<(Name, Vec<IpAddr>)>,
+    /// A server that may hold the addresses of in-zone hosts without glue.
+    pub ask: Option<SocketAddr>,
+}
+
+impl NsHosts {
+    /// The apex NS hosts among `records` of `zone`, each with the addresses
+    /// `records` give it (glue).
+    pub fn from_records(source: String, zone: &Name, records: &[Record]) -> NsHosts {
+        let hosts = records
+            .iter()
+            .filter(|r| &r.name == zone)
+            .filter_map(|r| match &r.data {
+                RData::Ns(host) => Some(host.clone()),
+                _ => None,
+            })
+            .map(|host| {
+                let ips = glue_addresses(records, &host);
+                (host, ips)
+            })
+            .collect();
+        NsHosts {
+            source,
+            hosts,
+            ask: None,
+        }
+    }
+}
+
+/// The NS hosts of `zone` as `query_server` lists them, with the glue of its
+/// answer; in-zone hosts without glue are asked of the same server later.
 ///
 /// # Errors
-/// The server cannot be asked or is not authoritative, the zone has no NS
-/// records, or a nameserver has no address anywhere.
-pub async fn zone_nameservers(
+/// The server cannot be asked or answers with an error.
+pub async fn ns_hosts_from(
     query_server: SocketAddr,
     zone: &Name,
-) -> Result<Vec<NameServer>, ProviderError> {
+) -> Result<NsHosts, ProviderError> {
     let (_, answer) = ask(query_server, zone, zone, RecordType::Ns).await?;
-    let answers = from_wire_all(&answer.answers);
-    let glue = from_wire_all(&answer.additionals);
-    let hosts: Vec<Name> = answers
-        .iter()
-        .filter(|r| &r.name == zone)
-        .filter_map(|r| match &r.data {
-            RData::Ns(host) => Some(host.clone()),
-            _ => None,
-        })
-        .collect();
-    if hosts.is_empty() {
-        return Err(ProviderError::NoZone {
-            name: zone.to_string(),
-            server: query_server.to_string(),
-            reason: "the zone has no NS records".into(),
-        });
+    let mut records = from_wire_all(&answer.answers);
+    records.extend(from_wire_all(&answer.additionals));
+    let mut found = NsHosts::from_records(query_server.to_string(), zone, &records);
+    found.ask = Some(query_server);
+    Ok(found)
+}
+
+/// The authoritative servers of `zone` that `provider` lists, each with its
+/// addresses on port 53.
+///
+/// # Errors
+/// As [`resolve_nameservers`], or the provider cannot list the NS set.
+pub async fn zone_nameservers(
+    provider: &dyn crate::dns::provider::DnsProvider,
+    zone: &Name,
+) -> Result<Vec<NameServer>, ProviderError> {
+    resolve_nameservers(zone, provider.nameserver_hosts(zone).await?).await
+}
+
+/// The addresses of each NS host of `found`: those its source knows, else the
+/// A/AAAA the listing server holds, else the system resolver's. A host without
+/// any address is kept (and logged): it cannot be asked, which the wait for
+/// "served" reports.
+///
+/// # Errors
+/// There is no NS host, or none has an address.
+pub async fn resolve_nameservers(
+    zone: &Name,
+    found: NsHosts,
+) -> Result<Vec<NameServer>, ProviderError> {
+    let no_servers = |reason: String| ProviderError::NoZone {
+        name: zone.to_string(),
+        server: found.source.clone(),
+        reason: format!("{reason}; set nameservers = host[:port], ... in [domain]"),
+    };
+    if found.hosts.is_empty() {
+        return Err(no_servers("the zone has no NS records".into()));
     }
     let mut servers = Vec::new();
-    for host in hosts {
-        let mut ips = glue_addresses(&glue, &host);
-        if ips.is_empty() {
-            ips = addresses_from(query_server, zone, &host).await;
+    for (host, known) in &found.hosts {
+        let mut ips = known.clone();
+        if ips.is_empty()
+            && let Some(server) = found.ask
+        {
+            ips = addresses_from(server, zone, host).await;
         }
         let mut addrs: Vec<SocketAddr> = ips
             .into_iter()
             .map(|ip| SocketAddr::new(ip, DNS_PORT))
             .collect();
         if addrs.is_empty() {
-            addrs = system_lookup(&host).await?;
+            match system_lookup(host).await {
+                Ok(found) => addrs = found,
+                Err(e) => log::debug!("zone {zone}: {e}"),
+            }
         }
         addrs.sort();
         addrs.dedup();
-        servers.push(NameServer { host, addrs });
+        servers.push(NameServer {
+            host: host.clone(),
+            addrs,
+        });
+    }
+    if servers.iter().all(|s| s.addrs.is_empty()) {
+        return Err(no_servers(format!(
+            "none of the zone's {} NS hosts has an address",
+            servers.len()
+        )));
     }
     Ok(servers)
 }
@@ -450,5 +520,30 @@ mod tests {
             minimum: 300,
         };
         assert_eq!(ttls.negative_ttl(), 60);
+    }
+
+    #[tokio::test]
+    async fn nameserver_addresses_from_the_listing_else_the_system() {
+        let zone = name("example.org");
+        let records = [
+            Record::new(name("example.org"), 300, RData::Ns(name("ns1.example.org"))),
+            Record::new(name("example.org"), 300, RData::Ns(name("localhost"))),
+            a("ns1.example.org", "192.0.2.53"),
+        ];
+        let found = NsHosts::from_records("test".into(), &zone, &records);
+        let servers = resolve_nameservers(&zone, found).await.unwrap();
+        assert_eq!(servers[0].addrs, ["192.0.2.53:53".parse().unwrap()]);
+        assert_eq!(servers[1].host, name("localhost"));
+        assert!(servers[1].addrs.iter().all(|a| a.ip().is_loopback()));
+        assert!(!servers[1].addrs.is_empty());
+
+        let none =
+            NsHosts::from_records("test".into(), &zone, &[a("www.example.org", "192.0.2.1")]);
+        let error = resolve_nameservers(&zone, none)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no NS records"), "{error}");
+        assert!(error.contains("set nameservers"), "{error}");
     }
 }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use capability::{Application, Capabilities, SoaField};
 pub use crate::dns::error::{ProviderError, Refusal};
+pub use capability::{Application, Capabilities, SoaField};
 
 use crate::dns::record::{Name, Record, RecordType};
 
@@ -97,47 +97,22 @@ pub trait DnsProvider: Send + Sync {
     /// done with the provider. Failures are only logged.
     async fn close(&self) {}
 
-    /// The authoritative servers of `zone` to ask whether a record is served
-    /// (its NS set, on port 53). Used when `nameservers` is not configured. The
-    /// default reads the apex NS RRset from the provider and resolves each host.
-    async fn nameservers(
+    /// The NS hosts of `zone`, to ask whether a record is served (on port
+    /// 53), when `nameservers` is not configured; their addresses are looked
+    /// up by [`crate::dns::observe::resolve_nameservers`]. The default reads
+    /// the apex NS RRset from the provider.
+    async fn nameserver_hosts(
         &self,
         zone: &Name,
-    ) -> Result<Vec<crate::dns::observe::NameServer>, ProviderError> {
-        let no_servers = |reason: String| ProviderError::NoZone {
-            name: zone.to_string(),
-            server: self.describe(),
-            reason: format!("{reason}; set nameservers = host[:port], ... in [domain]"),
-        };
+    ) -> Result<crate::dns::observe::NsHosts, ProviderError> {
         let records = self
             .read_rrsets(zone, &[(zone.clone(), RecordType::Ns)])
             .await?;
-        let hosts: Vec<&Name> = records
-            .iter()
-            .filter(|r| &r.name == zone)
-            .filter_map(|r| match &r.data {
-                crate::dns::record::RData::Ns(host) => Some(host),
-                _ => None,
-            })
-            .collect();
-        let mut servers = Vec::new();
-        for host in &hosts {
-            match tokio::net::lookup_host((host.as_str(), 53)).await {
-                Ok(addrs) => servers.push(crate::dns::observe::NameServer {
-                    host: (*host).clone(),
-                    addrs: addrs.collect(),
-                }),
-                Err(e) => log::debug!("{}: nameserver {host}: {e}", self.describe()),
-            }
-        }
-        if servers.iter().all(|s| s.addrs.is_empty()) {
-            Err(no_servers(format!(
-                "none of the zone's {} NS hosts could be resolved",
-                hosts.len()
-            )))
-        } else {
-            Ok(servers)
-        }
+        Ok(crate::dns::observe::NsHosts::from_records(
+            self.describe(),
+            zone,
+            &records,
+        ))
     }
 }
 

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-pub use crate::dns::error::Refusal;
 use crate::dns::error::ProviderError;
+pub use crate::dns::error::Refusal;
 use crate::dns::record::{Name, Record, RecordType};
 
 /// `verb` and the records of one RRset, for a [`Refusal`].

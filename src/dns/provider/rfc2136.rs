@@ -339,10 +339,10 @@ impl DnsProvider for Rfc2136 {
         Ok(())
     }
 
-    async fn nameservers(
+    async fn nameserver_hosts(
         &self,
         zone: &Name,
-    ) -> Result<Vec<crate::dns::observe::NameServer>, ProviderError> {
+    ) -> Result<crate::dns::observe::NsHosts, ProviderError> {
         let server = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
             .ok()
@@ -351,6 +351,6 @@ impl DnsProvider for Rfc2136 {
                 server: self.describe(),
                 reason: format!("cannot resolve {}", self.host),
             })?;
-        crate::dns::observe::zone_nameservers(server, zone).await
+        crate::dns::observe::ns_hosts_from(server, zone).await
     }
 }

@@ -15,7 +15,6 @@ mod format;
 mod lexer;
 mod parse;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +23,8 @@ use async_trait::async_trait;
 
 use super::{ChangeSet, DnsProvider, KeyError, KeySpec, KeyValues, ProviderError, ProviderSpec};
 use crate::apply::{command, fs};
-use crate::dns::observe::NameServer;
-use crate::dns::record::{Name, RData, Record};
+use crate::dns::observe::NsHosts;
+use crate::dns::record::{Name, Record};
 
 pub use edit::next_serial;
 pub use format::zone_line;
@@ -209,45 +208,11 @@ impl DnsProvider for ZoneFileProvider {
         Ok(self.load_zone(zone)?.1.records())
     }
 
-    /// The zone's NS records from the file, on port 53: addresses from the
-    /// file's own A/AAAA records for the NS names, else from the system
-    /// resolver.
-    async fn nameservers(&self, zone: &Name) -> Result<Vec<NameServer>, ProviderError> {
+    /// The zone's NS records from the file, with the file's own A/AAAA
+    /// records for them (the system resolver is asked for the others).
+    async fn nameserver_hosts(&self, zone: &Name) -> Result<NsHosts, ProviderError> {
         let records = self.load_zone(zone)?.1.records();
-        let mut servers = Vec::new();
-        for ns in records.iter().filter_map(|r| match &r.data {
-            RData::Ns(ns) if &r.name == zone => Some(ns),
-            _ => None,
-        }) {
-            let mut addrs: Vec<SocketAddr> = records
-                .iter()
-                .filter(|r| &r.name == ns)
-                .filter_map(|r| match r.data {
-                    RData::A(ip) => Some(SocketAddr::from((ip, 53))),
-                    RData::Aaaa(ip) => Some(SocketAddr::from((ip, 53))),
-                    _ => None,
-                })
-                .collect();
-            if addrs.is_empty()
-                && let Ok(found) = tokio::net::lookup_host((ns.as_str(), 53)).await
-            {
-                addrs.extend(found);
-            }
-            addrs.sort();
-            addrs.dedup();
-            servers.push(NameServer {
-                host: ns.clone(),
-                addrs,
-            });
-        }
-        if servers.iter().all(|s| s.addrs.is_empty()) {
-            return Err(ProviderError::NoZone {
-                name: zone.to_string(),
-                server: self.describe(),
-                reason: "no address found for the zone's NS records; set nameservers = host[:port], ... in [domain]".into(),
-            });
-        }
-        Ok(servers)
+        Ok(NsHosts::from_records(self.describe(), zone, &records))
     }
 
     async fn apply(&self, zone: &Name, changes: &ChangeSet) -> Result<(), ProviderError> {
