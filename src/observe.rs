@@ -140,23 +140,34 @@ pub async fn zones(
         }
         let assigned = assign_zones(providers, &remaining, &mut errors).await;
         let mut reads = JoinSet::new();
+        let mut reading: BTreeMap<tokio::task::Id, Vec<Name>> = BTreeMap::new();
         for (provider_id, provider, zone, domains) in assigned {
             let owned: Vec<Domain> = domains.iter().map(|d| (*d).clone()).collect();
+            let names = owned.iter().map(|d| d.name.clone()).collect();
             let wanted_rrsets = rrsets(input, &owned, &zone);
-            reads.spawn(async move {
+            let task = reads.spawn(async move {
                 let records = provider
                     .read_rrsets(&zone, &wanted_rrsets)
                     .await
                     .map_err(|e| e.to_string());
                 (provider_id, zone, records, owned)
             });
+            reading.insert(task.id(), names);
         }
         remaining = Vec::new();
         while let Some(joined) = reads.join_next().await {
             let (provider, zone, records, domains) = match joined {
                 Ok(read) => read,
                 Err(e) => {
-                    log::error!("a zone read stopped: {e}");
+                    // A bug: the domains of this zone get an error, the others go on.
+                    let names = reading.remove(&e.id()).unwrap_or_default();
+                    log::error!("reading the zone of {names:?} stopped unexpectedly: {e}");
+                    for name in names {
+                        errors.insert(
+                            name,
+                            format!("reading its zone stopped unexpectedly (a bug): {e}"),
+                        );
+                    }
                     continue;
                 }
             };
@@ -428,7 +439,13 @@ pub async fn public_ips(needs: &Needs, observed: &mut Observed) {
         });
     }
     while let Some(joined) = set.join_next().await {
-        let Ok((url, v4, v6)) = joined else { continue };
+        let (url, v4, v6) = match joined {
+            Ok(answer) => answer,
+            Err(e) => {
+                log::error!("a public address lookup stopped unexpectedly (a bug): {e}");
+                continue;
+            }
+        };
         if let Some(answer) = v4 {
             if let Ok(a) = &answer {
                 info!("public IPv4 address {a} (from {url})");

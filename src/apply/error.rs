@@ -46,7 +46,7 @@ pub enum StepError {
     #[error("{0}")]
     Partial(String),
     /// A task of the step stopped without finishing (a bug).
-    #[error("the step stopped unexpectedly: {0}")]
+    #[error("the step stopped unexpectedly (a bug; please report it): {0}")]
     Panicked(String),
 }
 

@@ -85,7 +85,7 @@ pub async fn execute(
         )
     });
     let results = join_all(making.iter().map(|step| async {
-        let result = make(config, providers, store, step).await;
+        let result = guarded(&step.section, make(config, providers, store, step)).await;
         progress::step_done(&steps);
         result
     }))
@@ -96,7 +96,7 @@ pub async fn execute(
 
     let deploying = of(deploys);
     let results = join_all(deploying.iter().map(|step| async {
-        let result = deploy(config, store, step).await;
+        let result = guarded(&step.section, deploy(config, store, step)).await;
         progress::step_done(&steps);
         result
     }))
@@ -151,7 +151,13 @@ pub async fn execute(
             .iter()
             .find(|s| Section::Service(s.name.clone()) == step.section)
         {
-            Some(service) => services::reload(config, store, service, &why).await,
+            Some(service) => {
+                guarded(
+                    &step.section,
+                    services::reload(config, store, service, &why),
+                )
+                .await
+            }
             None => Ok(()),
         };
         outcomes.push(outcome(step, result));
@@ -159,11 +165,33 @@ pub async fn execute(
     }
 
     for step in of(|a| matches!(a, Action::Delete(_))) {
-        let result = delete(config, store, step).await;
+        let result = guarded(&step.section, delete(config, store, step)).await;
         outcomes.push(outcome(step, result));
         progress::step_done(&steps);
     }
     outcomes
+}
+
+/// Runs one step's work so that a panic in it (a bug) becomes that step's
+/// error, logged with its section like any other failure, instead of ending
+/// the whole run.
+pub async fn guarded<T>(
+    section: &Section,
+    work: impl std::future::Future<Output = Result<T, StepError>>,
+) -> Result<T, StepError> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without message".into());
+            log::debug!("{section}: the step panicked");
+            Err(StepError::Panicked(message))
+        }
+    }
 }
 
 fn outcome(step: &Step, result: Result<(), StepError>) -> Outcome {
@@ -396,5 +424,29 @@ async fn delete(config: &Config, store: &Store, step: &Step) -> Result<(), StepE
             }
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_step_becomes_its_error() {
+        let section = Section::Cert("web".into());
+        let result: Result<(), StepError> = guarded(&section, async {
+            let answers: Vec<u8> = Vec::new();
+            if answers.is_empty() {
+                panic!("an impossible state");
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Err(StepError::Panicked(message)) => assert_eq!(message, "an impossible state"),
+            other => panic!("expected Panicked, got {other:?}"),
+        }
+        let fine: Result<u8, StepError> = guarded(&section, async { Ok(7) }).await;
+        assert_eq!(fine.ok(), Some(7));
     }
 }

@@ -49,7 +49,10 @@ pub async fn apply_all(
             .collect();
         let limit = if atomic { PER_PROVIDER } else { 1 };
         futures_util::stream::iter(mine)
-            .map(|(i, change)| async move { (i, apply(providers, change).await) })
+            .map(|(i, change)| async move {
+                let section = &steps[i].section;
+                (i, super::guarded(section, apply(providers, change)).await)
+            })
             .buffer_unordered(limit)
             .collect::<Vec<_>>()
             .await
