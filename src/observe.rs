@@ -260,7 +260,7 @@ pub async fn authoritative_servers(
     zone: &Name,
     nameservers: &[(String, u16)],
 ) -> Result<Vec<SocketAddr>, String> {
-    let servers = crate::dns::observe::authoritative(provider, zone, nameservers).await?;
+    let servers = crate::dns::authoritative::authoritative(provider, zone, nameservers).await?;
     Ok(servers.into_iter().map(|s| s.addr).collect())
 }
 

@@ -233,7 +233,7 @@ async fn nameservers_from_the_file() {
     .unwrap();
     let keys = KeyValues::from([("file".to_string(), file.display().to_string())]);
     let provider = ZoneFileProvider::from_keys(&keys).unwrap();
-    let servers = cryptdomainmgr::dns::observe::zone_nameservers(
+    let servers = cryptdomainmgr::dns::authoritative::zone_nameservers(
         &provider,
         &Name::parse("example.org").unwrap(),
     )

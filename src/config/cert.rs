@@ -4,14 +4,33 @@
 
 use std::path::PathBuf;
 
+use super::domain::Domain;
 use super::ini::{ConfigError, Span, Value};
-use super::model::{Domain, ModuleSection};
 use super::original::{self, Flag};
 use super::records::RecordKind;
+use super::section::ModuleSection;
 use crate::acme::{self, Eab};
 use crate::dns::record::Name;
 use crate::material::cert::KeyType;
 use crate::secret::Secret;
+
+/// The keys of `[cert]` sections.
+pub const KEYS: &[&str] = &[
+    "handler",
+    "ca",
+    "email",
+    "keytype",
+    "keysize",
+    "destination",
+    "extraflags",
+    "cacert",
+    "eabkid",
+    "eabhmackey",
+    "renewdays",
+    "ratelimitwait",
+    "ari",
+    "propagationtimeout",
+];
 
 pub const DEFAULT_RENEW_DAYS: u32 = 30;
 /// Seconds of `Retry-After` waited for before a rate-limited issuance fails.
@@ -134,7 +153,7 @@ fn build_cert(
             .map(|v| v.text.trim())
             .filter(|t| !t.is_empty())
     };
-    let propagation_timeout = super::model::seconds_key(
+    let propagation_timeout = super::section::seconds_key(
         "propagationtimeout",
         entries.get("propagationtimeout"),
         errors,

@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 
 use super::ini::{ConfigError, Span};
-use super::model::ModuleSection;
+use super::section::ModuleSection;
 use crate::material::dhparam::{FFDHE_SIZES, MAX_BITS, MIN_BITS};
+
+/// The keys of `[dhparam]` sections.
+pub const KEYS: &[&str] = &["handler", "keysize", "filename", "rotatedays"];
 
 pub const DEFAULT_KEYSIZE: usize = 2048;
 pub const DEFAULT_FILENAME: &str = "/etc/myssl/dh2048.pem";

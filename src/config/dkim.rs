@@ -7,13 +7,33 @@ use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::domain::Domain;
 use super::ini::{ConfigError, Span};
-use super::model::{Domain, ModuleSection};
 use super::records::{Op, RecordKind};
+use super::section::ModuleSection;
 use crate::dns::record::Name;
 use crate::material::dkim::{
     DkimKeyType, MAX_RSA_BITS, MIN_RSA_BITS, RECOMMENDED_RSA_BITS, valid_base_name,
 };
+
+/// The keys of `[dkim]` sections.
+pub const KEYS: &[&str] = &[
+    "handler",
+    "keytype",
+    "keysize",
+    "keybasename",
+    "keylocation",
+    "keyname",
+    "signingconfdestinationfile",
+    "signingconftemplatefile",
+    "dkimdrain",
+    "rotatedays",
+    "keyowner",
+    "keygroup",
+    "keytable",
+    "signingtable",
+    "signingconftemporaryfile",
+];
 
 pub const DEFAULT_KEY_LOCATION: &str = "/var/lib/rspamd/dkim";
 pub const DEFAULT_KEY_NAME: &str = "dkim.key";

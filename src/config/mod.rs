@@ -4,8 +4,10 @@
 pub mod cert;
 pub mod dhparam;
 pub mod dkim;
+pub mod domain;
 pub mod ini;
 pub mod model;
 pub mod original;
 pub mod records;
+pub mod section;
 pub mod service;

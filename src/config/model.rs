@@ -5,65 +5,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::cert::{CertSection, build_certs};
 use super::dhparam::{DhParamSection, build_dhparams};
 use super::dkim::{DkimSection, build_dkims};
 use super::ini::{ConfigError, Ini, Span, Value};
-use super::records::{Op, RecordKind, RecordRule, SoaField, changes_nothing, parse_rule};
+use super::records::{Op, RecordKind, SoaField, changes_nothing, parse_rule};
 use super::service::{Known, ServiceSection, build_services};
 use crate::dns::provider::{self, KeyValues, ProviderSpec};
 use crate::dns::record::{Name, RecordType};
 
 /// Modules the program knows, and the keys of those not described elsewhere.
 const CDM_KEYS: &[&str] = &["statedir", "postwait"];
-const CERT_KEYS: &[&str] = &[
-    "handler",
-    "ca",
-    "email",
-    "keytype",
-    "keysize",
-    "destination",
-    "extraflags",
-    "cacert",
-    "eabkid",
-    "eabhmackey",
-    "renewdays",
-    "ratelimitwait",
-    "ari",
-    "propagationtimeout",
-];
-const DKIM_KEYS: &[&str] = &[
-    "handler",
-    "keytype",
-    "keysize",
-    "keybasename",
-    "keylocation",
-    "keyname",
-    "signingconfdestinationfile",
-    "signingconftemplatefile",
-    "dkimdrain",
-    "rotatedays",
-    "keyowner",
-    "keygroup",
-    "keytable",
-    "signingtable",
-    "signingconftemporaryfile",
-];
-const DHPARAM_KEYS: &[&str] = &["handler", "keysize", "filename", "rotatedays"];
-const SERVICE_KEYS: &[&str] = &[
-    "handler",
-    "cert",
-    "dhparam",
-    "dkim",
-    "unit",
-    "command",
-    "configdir",
-];
 /// Domain keys that are neither records nor provider keys.
 const DOMAIN_KEYS: &[&str] = &["cert", "propagationtimeout"];
+
+pub use super::domain::{CertList, Domain, ProviderRef, ProviderSettings, SpannedRule};
+pub use super::section::{ModuleSection, seconds_key};
 
 pub const DEFAULT_STATEDIR: &str = "/var/cryptdomainmgr";
 pub const DEFAULT_TTL: u32 = 300;
@@ -98,85 +57,12 @@ pub struct Cdm {
     pub postwait: Duration,
 }
 
-/// A module section with its effective keys (own keys over the module default).
-#[derive(Clone, Debug)]
-pub struct ModuleSection {
-    pub module: String,
-    pub name: String,
-    pub span: Option<Span>,
-    pub entries: BTreeMap<String, Value>,
-}
-
-impl ModuleSection {
-    /// Where the section's header stands, for errors about the whole section
-    /// (`<config>:0` for a section that has none).
-    pub fn header_span(&self) -> Span {
-        self.span.clone().unwrap_or_else(|| Span {
-            source: Arc::from("<config>"),
-            line: 0,
-        })
-    }
-}
-
-/// A rule with where it was written.
-#[derive(Clone, Debug)]
-pub struct SpannedRule {
-    pub rule: RecordRule,
-    pub span: Span,
-}
-
-/// The provider of a domain, by identity: domains configured with identical
-/// provider settings share one. The runner builds the providers
-/// ([`crate::dns::provider::Providers`]) from [`Config::providers`].
-#[derive(Clone, Debug)]
-pub struct ProviderRef {
-    pub handler: &'static str,
-    /// What it can do (from the registry).
-    pub capabilities: provider::Capabilities,
-    /// Its index in [`Config::providers`].
-    pub id: usize,
-}
-
-/// The settings of one provider: its registry entry and its keys (checked).
-#[derive(Clone)]
-pub struct ProviderSettings {
-    pub spec: &'static ProviderSpec,
-    pub keys: KeyValues,
-}
-
-/// `[domain:NAME]`: the records of NAME.
-#[derive(Clone)]
-pub struct Domain {
-    pub name: Name,
-    pub span: Option<Span>,
-    pub provider: ProviderRef,
-    pub ttl: u32,
-    pub ip4_lookup: String,
-    pub ip6_lookup: String,
-    /// `nameservers`: the authoritative servers to ask (host, port); empty for
-    /// the zone's NS set.
-    pub nameservers: Vec<(String, u16)>,
-    /// `propagationtimeout`: how long to wait for new records to be served.
-    pub propagation_timeout: Duration,
-    /// Record rules ordered: set, then add, then remove.
-    pub rules: Vec<SpannedRule>,
-    /// The `cert` key: the certificate sections covering this name.
-    pub certs: Option<CertList>,
-}
-
 /// A `[module:name]` section as read, before inheritance.
 struct NamedSection<'a> {
     module: String,
     name: String,
     span: Option<Span>,
     entries: &'a BTreeMap<String, Value>,
-}
-
-/// A domain's `cert` key: section names (`auto` is expanded to all of them).
-#[derive(Clone, Debug)]
-pub struct CertList {
-    pub names: Vec<String>,
-    pub span: Span,
 }
 
 /// How a section header names its module.
@@ -209,10 +95,10 @@ fn known_keys(module: &str) -> Option<&'static [&'static str]> {
     Some(match module {
         "cdm" => CDM_KEYS,
         "domain" => DOMAIN_KEYS,
-        "cert" => CERT_KEYS,
-        "dkim" => DKIM_KEYS,
-        "dhparam" => DHPARAM_KEYS,
-        "service" => SERVICE_KEYS,
+        "cert" => super::cert::KEYS,
+        "dkim" => super::dkim::KEYS,
+        "dhparam" => super::dhparam::KEYS,
+        "service" => super::service::KEYS,
         _ => return None,
     })
 }
@@ -639,29 +525,6 @@ fn build_domain(
         rules,
         certs,
     })
-}
-
-/// A key holding a whole number of seconds (`propagationtimeout`): `None`
-/// when it is not set; an error at its line when it is not a number.
-pub(super) fn seconds_key(
-    key: &str,
-    value: Option<&Value>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<Duration> {
-    let value = value?;
-    match value.text.trim().parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => {
-            errors.push(ConfigError::new(
-                &value.span,
-                format!(
-                    "{key} \"{}\" is not a number of seconds (e.g. {key} = 600)",
-                    value.text.trim()
-                ),
-            ));
-            None
-        }
-    }
 }
 
 /// Where a missing provider key may be: the files read, and a credentials

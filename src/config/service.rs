@@ -6,7 +6,18 @@ use std::path::PathBuf;
 use crate::apply::command::{self, SplitError};
 
 use super::ini::{ConfigError, Span, Value};
-use super::model::ModuleSection;
+use super::section::ModuleSection;
+
+/// The keys of `[service]` sections.
+pub const KEYS: &[&str] = &[
+    "handler",
+    "cert",
+    "dhparam",
+    "dkim",
+    "unit",
+    "command",
+    "configdir",
+];
 
 /// Handlers that reload the systemd unit of their own name.
 pub const UNIT_HANDLERS: &[&str] = &["apache2", "nginx", "postfix", "dovecot", "rspamd"];

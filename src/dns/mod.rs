@@ -1,6 +1,7 @@
 //! DNS: the record model, the providers that change zones, and observation of
 //! what authoritative servers serve.
 
+pub mod authoritative;
 pub mod error;
 pub mod observe;
 pub mod presentation;

@@ -51,47 +51,6 @@ impl std::fmt::Display for Server {
     }
 }
 
-/// The authoritative servers to ask about `zone`: the configured
-/// `nameservers` (host, port), or else the zone's NS set from the provider.
-///
-/// # Errors
-/// A configured name does not resolve, or the provider cannot list the NS set.
-pub async fn authoritative(
-    provider: &dyn crate::dns::provider::DnsProvider,
-    zone: &Name,
-    configured: &[(String, u16)],
-) -> Result<Vec<Server>, String> {
-    let mut servers = Vec::new();
-    if configured.is_empty() {
-        let named = zone_nameservers(provider, zone)
-            .await
-            .map_err(|e| e.to_string())?;
-        for ns in named {
-            for addr in ns.addrs {
-                if !servers.iter().any(|s: &Server| s.addr == addr) {
-                    servers.push(Server {
-                        name: ns.host.to_string(),
-                        addr,
-                    });
-                }
-            }
-        }
-        return Ok(servers);
-    }
-    for (host, port) in configured {
-        let addrs = tokio::net::lookup_host((host.as_str(), *port))
-            .await
-            .map_err(|e| format!("nameserver {host}: {e}"))?;
-        for addr in addrs {
-            servers.push(Server {
-                name: host.clone(),
-                addr,
-            });
-        }
-    }
-    Ok(servers)
-}
-
 /// The TTLs that bound negative caching of a zone (RFC 2308 §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SoaTtls {
@@ -214,18 +173,6 @@ pub async fn ns_hosts_from(
     let mut found = NsHosts::from_records(query_server.to_string(), zone, &records);
     found.ask = Some(query_server);
     Ok(found)
-}
-
-/// The authoritative servers of `zone` that `provider` lists, each with its
-/// addresses on port 53.
-///
-/// # Errors
-/// As [`resolve_nameservers`], or the provider cannot list the NS set.
-pub async fn zone_nameservers(
-    provider: &dyn crate::dns::provider::DnsProvider,
-    zone: &Name,
-) -> Result<Vec<NameServer>, ProviderError> {
-    resolve_nameservers(zone, provider.nameserver_hosts(zone).await?).await
 }
 
 /// The addresses of each NS host of `found`: those its source knows, else the
