@@ -201,8 +201,7 @@ pub async fn install(
         return Ok(());
     };
     let link = keyname_target(dkim, &after);
-    install::install(dkim, &file, pem.as_bytes(), &files, link.as_deref())
-        .map_err(StepError::Signing)?;
+    install::install(dkim, &file, pem.as_bytes(), &files, link.as_deref())?;
     crashpoint::reached("dkim:installed");
     store
         .update(|s| {
@@ -244,7 +243,7 @@ pub async fn relink(store: &Store, dkim: &DkimSection) -> Result<(), StepError> 
     if std::fs::read_link(&link).is_ok_and(|t| t == target) {
         return Ok(());
     }
-    install::link_keyname(dkim, &target).map_err(StepError::Signing)?;
+    install::link_keyname(dkim, &target)?;
     info!(
         "[dkim:{}] {} now links to the current key {}",
         dkim.name,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use log::error;
 
+use crate::apply::StepError;
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
 use crate::config::dkim::{DkimHandler, DkimSection};
 use crate::config::model::Config;
@@ -130,7 +131,7 @@ pub(super) fn install(
     pem: &[u8],
     files: &[(PathBuf, Vec<u8>)],
     link: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let location = &dkim.key_location;
     if std::fs::symlink_metadata(location).is_err() {
         // Private unless a group (rspamd's) must reach the key through it.
@@ -139,14 +140,14 @@ pub(super) fn install(
         } else {
             PRIVATE_DIR
         };
-        afs::create_dir(location, mode).map_err(|e| e.to_string())?;
+        afs::create_dir(location, mode)?;
         if dkim.owner.is_some() || dkim.group.is_some() {
             afs::chown_dir(
                 location,
                 dkim.owner.as_ref().map(|a| a.id),
                 dkim.group.as_ref().map(|a| a.id),
             )
-            .map_err(|e| e.to_string())?;
+            ?;
         }
     }
     let mut undo: Vec<Backup> = Vec::new();
@@ -159,13 +160,13 @@ pub(super) fn install(
             dkim.owner.as_ref().map(|a| a.id),
             dkim.group.as_ref().map(|a| a.id),
         )
-        .map_err(|e| e.to_string())?;
+        ?;
         for (path, contents) in files {
             undo.push(Backup::take(path)?);
             if let Some(dir) = path.parent() {
-                afs::create_dir(dir, 0o755).map_err(|e| e.to_string())?;
+                afs::create_dir(dir, 0o755)?;
             }
-            afs::write_atomic(path, contents, PUBLIC_FILE).map_err(|e| e.to_string())?;
+            afs::write_atomic(path, contents, PUBLIC_FILE)?;
         }
         // Last: nothing after it can fail, so it needs no undo.
         if let Some(target) = link {
@@ -184,12 +185,12 @@ pub(super) fn install(
 }
 
 /// Points `keylocation/keyname` at `target` (atomically), unless it already does.
-pub(super) fn link_keyname(dkim: &DkimSection, target: &Path) -> Result<(), String> {
+pub(super) fn link_keyname(dkim: &DkimSection, target: &Path) -> Result<(), StepError> {
     let link = dkim.key_path();
     if std::fs::read_link(&link).is_ok_and(|t| t == target) {
         return Ok(());
     }
-    afs::swap_symlink(&link, target).map_err(|e| e.to_string())
+    Ok(afs::swap_symlink(&link, target)?)
 }
 
 /// A file as it was before rollover replaced it, to put back on failure.
@@ -200,13 +201,12 @@ struct Backup {
 }
 
 impl Backup {
-    fn take(path: &Path) -> Result<Backup, String> {
+    fn take(path: &Path) -> Result<Backup, StepError> {
         let was = match std::fs::symlink_metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("inspecting {}: {e}", path.display())),
+            Err(e) => return Err(StepError::read(path)(e)),
             Ok(meta) => {
-                let contents =
-                    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let contents = std::fs::read(path).map_err(StepError::read(path))?;
                 Some((contents, meta.mode() & 0o7777, meta.uid(), meta.gid()))
             }
         };
@@ -216,13 +216,12 @@ impl Backup {
         })
     }
 
-    fn restore(&self) -> Result<(), String> {
+    fn restore(&self) -> Result<(), afs::FsError> {
         match &self.was {
             None => afs::remove_file(&self.path),
             Some((contents, mode, uid, gid)) => {
                 afs::write_atomic_owned(&self.path, contents, *mode, Some(*uid), Some(*gid))
             }
         }
-        .map_err(|e| e.to_string())
     }
 }
