@@ -38,11 +38,7 @@ pub fn reached(step: &str) {
             "unlisted crash point {step}"
         );
         log::error!("crash point {step} reached: killing the process (CRYPTDOMAINMGR_CRASH_AT)");
-        // SAFETY: kill(2) on our own pid has no memory effects.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-        std::process::abort();
+        crate::sys::kill_self();
     }
 }
 

@@ -23,3 +23,4 @@ pub mod secret;
 pub mod state;
 pub mod status;
 pub mod summary;
+pub mod sys;

@@ -3,6 +3,9 @@
 //! HTTP responder on loopback. Its answers follow RFC 8555 §6.6/§6.7 (problem
 //! documents, `Retry-After`, `Replay-Nonce`).
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::sync::atomic::Ordering;

@@ -1,6 +1,9 @@
 //! ACME issuance against a real Pebble validating DNS-01 against a real Knot.
 //! Each test starts its own servers on free loopback ports.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

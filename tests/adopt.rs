@@ -4,6 +4,9 @@
 //! when due. Unreadable, expired, mismatched or foreign material is refused
 //! with a clear message, and then nothing at all is changed.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

@@ -19,6 +19,9 @@
 //! its certificates with the real time, which a moved clock cannot age; this
 //! CA issues certificates valid for 90 days on the program's clock.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

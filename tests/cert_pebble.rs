@@ -3,6 +3,9 @@
 //! Assertions are on what lands on disk (checked with openssl), what Knot
 //! serves, and what Pebble saw (its request log), not on our own log.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

@@ -5,6 +5,9 @@
 //! is lost; and a reader of the destination never finds it without a matching
 //! certificate and key, neither during the crash nor during the re-run.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::process::ExitStatusExt;

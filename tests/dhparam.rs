@@ -2,6 +2,9 @@
 //! with openssl (`dhparam -check`, and the RFC 7919 groups as openssl itself
 //! knows them).
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

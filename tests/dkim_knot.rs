@@ -3,6 +3,9 @@
 //! made and verified by dkimpy (Debian's `python3-dkim`) with those records,
 //! files on disk, and rspamd's own parser for the written `dkim_signing.conf`.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

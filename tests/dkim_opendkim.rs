@@ -9,6 +9,9 @@
 //!
 //! RSA keys: OpenDKIM 2.11 does not read Ed25519 keys from PKCS#8 files.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::MetadataExt;

@@ -8,6 +8,9 @@
 //!
 //! RSA keys: rspamd 3.4 reads only RSA keys from PEM files.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::MetadataExt;

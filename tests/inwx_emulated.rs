@@ -3,6 +3,9 @@
 //! INWX itself cannot be reached from here. Assertions are on the emulation's
 //! record state, the calls it received and the binary's exit status.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use support::cdm::{Run, cdm, write_config};

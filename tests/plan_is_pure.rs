@@ -4,6 +4,9 @@
 //! providers' I/O). The time comes in as `Input::now`; what the world holds
 //! comes in as `Observed`.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 use std::path::Path;
 
 /// What a pure module never names.

@@ -4,6 +4,9 @@
 //! that are not the API's JSON) come from a fake HTTP server, since a real
 //! PowerDNS does not produce them on demand.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::sync::{Arc, Mutex};

@@ -5,6 +5,9 @@
 //! account). Then stdout, stderr, `state.json` and every file the program wrote
 //! are searched for each sentinel, and for "PRIVATE KEY" outside key files.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,9 @@
 //! `umask 000`, planted symlinks at the state directory, lock, state file and
 //! destination, and two runs at once. Assertions are on the file system.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::net::TcpListener;

@@ -3,6 +3,9 @@
 //! argument vector it gets; reload commands are real scripts. The material
 //! that triggers the reloads is an RFC 7919 DH group (instant to prepare).
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,9 @@
 //! `command` service, traefik's dynamic configuration, and the order of
 //! reloads when a service uses several certificates.
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! the test. Assertions are on what Knot serves (`dig`), not on our log, except
 //! where the log's words are the contract (the original's `add (new)` lines).
 
+// In tests a failed unwrap is a failed test, and nothing is reachable from outside.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
 mod support;
 
 use support::cdm::{HttpAnswer, cdm, write_config};

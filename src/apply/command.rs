@@ -170,13 +170,7 @@ fn reader(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> JoinH
 }
 
 fn kill_group(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) on the process group of our own child, which we made
-        // its leader (process_group(0)) and have not reaped yet.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
+    crate::sys::kill_process_group(pid);
 }
 
 fn describe_status(status: ExitStatus) -> String {

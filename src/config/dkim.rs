@@ -3,7 +3,6 @@
 //! selector stays published. The domains of a key are every `[domain:X]` with
 //! `dkim = auto:NAME` or `dkim.NAME = auto`.
 
-use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -519,8 +518,7 @@ fn build_dkim(
         if entries.contains_key("keyowner") || entries.contains_key("keygroup") {
             (owner, group, KeyOwnership::Configured)
         } else {
-            // SAFETY: geteuid(2) cannot fail and has no side effects.
-            let is_root = unsafe { libc::geteuid() } == 0;
+            let is_root = crate::sys::is_root();
             default_ownership(&handler, is_root, lookup_account)
         };
     if let Some(value) = entries.get("signingconftemporaryfile")
@@ -612,39 +610,12 @@ fn lookup_account(name: &str, kind: AccountKind) -> Result<Account, String> {
             id,
         });
     }
-    let c_name = CString::new(name).map_err(|_| format!("{what} \"{name}\" is not a name"))?;
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    if name.contains('\0') {
+        return Err(format!("{what} \"{name}\" is not a name"));
+    }
     let found = match kind {
-        AccountKind::User => {
-            // SAFETY: all pointers are valid for the call; the buffer outlives it.
-            let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-            let mut result: *mut libc::passwd = std::ptr::null_mut();
-            let rc = unsafe {
-                libc::getpwnam_r(
-                    c_name.as_ptr(),
-                    &mut pwd,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    &mut result,
-                )
-            };
-            (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
-        }
-        AccountKind::Group => {
-            // SAFETY: as above.
-            let mut grp: libc::group = unsafe { std::mem::zeroed() };
-            let mut result: *mut libc::group = std::ptr::null_mut();
-            let rc = unsafe {
-                libc::getgrnam_r(
-                    c_name.as_ptr(),
-                    &mut grp,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    &mut result,
-                )
-            };
-            (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
-        }
+        AccountKind::User => crate::sys::user_id(name),
+        AccountKind::Group => crate::sys::group_id(name),
     };
     found
         .map(|id| Account {

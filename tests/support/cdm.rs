@@ -134,19 +134,12 @@ impl Drop for HttpAnswer {
 
 /// Runs the binary with `args` in `cwd` under `umask`.
 pub fn cdm_with_umask(cwd: &Path, args: &[&str], umask: u32, env: &[(&str, String)]) -> Run {
-    use std::os::unix::process::CommandExt;
     let mut command = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"));
     command.args(args).current_dir(cwd);
     for (key, value) in env {
         command.env(key, value);
     }
-    // SAFETY: umask is async-signal-safe and touches no memory.
-    unsafe {
-        command.pre_exec(move || {
-            libc::umask(umask as libc::mode_t);
-            Ok(())
-        });
-    }
+    super::sys::umask_in_child(&mut command, umask);
     Run::from(command.output().expect("run cryptdomainmgr"))
 }
 

@@ -353,10 +353,7 @@ pub fn soa_answered(port: u16, zone: &str) -> bool {
 /// SIGTERM by pid, wait up to 5 s, then SIGKILL and wait.
 pub fn stop_child(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        super::sys::signal(pid, libc::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {

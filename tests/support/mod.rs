@@ -20,6 +20,7 @@ pub mod opendkim;
 pub mod pdns;
 pub mod pebble;
 pub mod rspamd;
+pub mod sys;
 pub mod tls;
 
 use std::path::PathBuf;

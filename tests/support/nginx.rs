@@ -110,20 +110,13 @@ impl NginxEnv {
 impl Drop for NginxEnv {
     fn drop(&mut self) {
         let pid = self.child.id() as i32;
-        // SAFETY: signalling our own child (nginx's master) by its recorded pid;
-        // SIGQUIT makes it stop its workers and exit.
-        unsafe {
-            libc::kill(pid, libc::SIGQUIT);
-        }
+        super::sys::signal(pid, libc::SIGQUIT);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) | Err(_) => return,
                 Ok(None) if Instant::now() > deadline => {
-                    // SAFETY: the process group nginx's master leads (our child's pid).
-                    unsafe {
-                        libc::kill(-pid, libc::SIGKILL);
-                    }
+                    super::sys::signal(-pid, libc::SIGKILL);
                     let _ = self.child.wait();
                     return;
                 }

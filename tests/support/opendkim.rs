@@ -26,8 +26,7 @@ pub struct OpenDkim {
 /// The user OpenDKIM runs as: `opendkim` when the tests run as root (as the
 /// package runs it), otherwise the running user.
 pub fn filter_user() -> Option<&'static str> {
-    // SAFETY: geteuid(2) cannot fail and has no side effects.
-    (unsafe { libc::geteuid() } == 0).then_some("opendkim")
+    super::sys::is_root().then_some("opendkim")
 }
 
 impl OpenDkim {
@@ -117,8 +116,8 @@ impl OpenDkim {
     /// opendkim(8)).
     pub fn reload(&self) {
         let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the pid of our own child, which is running.
-        let rc = unsafe { libc::kill(pid, libc::SIGUSR1) };
+
+        let rc = super::sys::signal(pid, libc::SIGUSR1);
         assert_eq!(rc, 0, "SIGUSR1 to opendkim");
     }
 }

@@ -156,10 +156,7 @@ impl PebbleEnv {
 impl Drop for PebbleEnv {
     fn drop(&mut self) {
         let pid = self.child.id() as i32;
-        // SAFETY: signalling our own child by its recorded pid.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        super::sys::signal(pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.child.try_wait() {

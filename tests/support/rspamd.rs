@@ -35,8 +35,7 @@ pub struct Rspamd {
 /// The user rspamd's workers run as: `_rspamd` when the tests run as root (as
 /// the package runs them), otherwise the running user.
 pub fn worker_user() -> Option<&'static str> {
-    // SAFETY: geteuid(2) cannot fail and has no side effects.
-    (unsafe { libc::geteuid() } == 0).then_some("_rspamd")
+    super::sys::is_root().then_some("_rspamd")
 }
 
 /// Where the compiled expressions are kept between starts (and test runs).
@@ -163,8 +162,8 @@ impl Rspamd {
     /// rspamd` does); new workers take over shortly after.
     pub fn reload(&self) {
         let pid = i32::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on the pid of our own child, which is running.
-        let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
+
+        let rc = super::sys::signal(pid, libc::SIGHUP);
         assert_eq!(rc, 0, "SIGHUP to rspamd");
     }
 
@@ -212,10 +211,7 @@ impl Drop for Rspamd {
         // Workers left behind by a main process that had to be killed: the
         // whole process group started for this rspamd.
         if let Ok(pgid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) on the process group this test created.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+            super::sys::signal(-pgid, libc::SIGKILL);
         }
     }
 }

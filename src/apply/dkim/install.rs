@@ -146,8 +146,7 @@ pub(super) fn install(
                 location,
                 dkim.owner.as_ref().map(|a| a.id),
                 dkim.group.as_ref().map(|a| a.id),
-            )
-            ?;
+            )?;
         }
     }
     let mut undo: Vec<Backup> = Vec::new();
@@ -159,8 +158,7 @@ pub(super) fn install(
             PRIVATE_FILE,
             dkim.owner.as_ref().map(|a| a.id),
             dkim.group.as_ref().map(|a| a.id),
-        )
-        ?;
+        )?;
         for (path, contents) in files {
             undo.push(Backup::take(path)?);
             if let Some(dir) = path.parent() {

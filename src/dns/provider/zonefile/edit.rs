@@ -16,7 +16,7 @@ use crate::dns::record::{Name, RData, Record, RecordType};
 
 /// The new text of a file and what changed.
 #[derive(Debug)]
-pub struct Edited {
+pub(super) struct Edited {
     pub text: String,
     pub serial: u32,
     pub added: usize,
@@ -41,7 +41,7 @@ pub fn next_serial(old: u32, today: u32) -> u32 {
 /// # Errors
 /// When the edited text would not mean exactly the old records plus and minus
 /// the changes (an internal safeguard: the file is then left alone).
-pub fn edit(
+pub(super) fn edit(
     text: &str,
     file: &ZoneFile,
     origin: Option<&Name>,

@@ -11,7 +11,7 @@ use crate::dns::presentation::unescape_one;
 /// One word of an entry: a bare word (escapes kept as written) or the inside
 /// of a quoted string.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Token {
+pub(super) struct Token {
     pub text: String,
     pub quoted: bool,
     /// Bytes of the token in the file (quotes included).
@@ -20,7 +20,7 @@ pub struct Token {
 
 /// One logical entry of the file.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(super) struct Entry {
     /// The 1-based line the entry starts on.
     pub line: usize,
     /// Whole lines: from the start of the first line to after the newline of
@@ -34,13 +34,13 @@ pub struct Entry {
 
 /// A syntax error at a 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyntaxError {
+pub(super) struct SyntaxError {
     pub line: usize,
     pub message: String,
 }
 
 impl SyntaxError {
-    pub fn new(line: usize, message: impl Into<String>) -> Self {
+    pub(super) fn new(line: usize, message: impl Into<String>) -> Self {
         SyntaxError {
             line,
             message: message.into(),
@@ -52,7 +52,7 @@ impl SyntaxError {
 ///
 /// # Errors
 /// An unbalanced parenthesis or an unterminated quoted string, with its line.
-pub fn entries(text: &str) -> Result<Vec<Entry>, SyntaxError> {
+pub(super) fn entries(text: &str) -> Result<Vec<Entry>, SyntaxError> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut pos = 0;
@@ -167,7 +167,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, SyntaxError> {
 ///
 /// # Errors
 /// A `\DDD` above 255.
-pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
+pub(super) fn unescape(text: &str) -> Result<Vec<u8>, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

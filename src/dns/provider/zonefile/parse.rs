@@ -13,13 +13,13 @@ use crate::dns::record::{Name, RData, Record, Soa};
 
 /// One entry of the file as understood.
 #[derive(Clone, Debug)]
-pub struct ParsedEntry {
+pub(super) struct ParsedEntry {
     pub span: Range<usize>,
     pub kind: EntryKind,
 }
 
 #[derive(Clone, Debug)]
-pub enum EntryKind {
+pub(super) enum EntryKind {
     /// `$ORIGIN`, `$TTL` (or a blank-owner entry that only states a TTL): never
     /// touched by the editor.
     Directive,
@@ -41,7 +41,7 @@ pub enum EntryKind {
 
 /// A parsed zone file.
 #[derive(Clone, Debug)]
-pub struct ZoneFile {
+pub(super) struct ZoneFile {
     pub entries: Vec<ParsedEntry>,
     /// The zone: the owner of the (only) SOA record.
     pub zone: Name,
@@ -51,7 +51,7 @@ pub struct ZoneFile {
 
 impl ZoneFile {
     /// The records the program handles, at or below the zone.
-    pub fn records(&self) -> Vec<Record> {
+    pub(super) fn records(&self) -> Vec<Record> {
         self.entries
             .iter()
             .filter_map(|e| match &e.kind {
@@ -64,7 +64,7 @@ impl ZoneFile {
     }
 
     /// The SOA record.
-    pub fn soa_record(&self) -> Option<(&Record, &Soa)> {
+    pub(super) fn soa_record(&self) -> Option<(&Record, &Soa)> {
         match &self.entries[self.soa].kind {
             EntryKind::Record {
                 record: Some(record),
@@ -82,7 +82,7 @@ impl ZoneFile {
 ///
 /// # Errors
 /// The first syntax error, with its line.
-pub fn parse(text: &str, origin: Option<&Name>) -> Result<ZoneFile, SyntaxError> {
+pub(super) fn parse(text: &str, origin: Option<&Name>) -> Result<ZoneFile, SyntaxError> {
     let mut state = State {
         origin: origin.map(Name::to_fqdn),
         default_ttl: None,
@@ -297,7 +297,7 @@ fn is_type_word(word: &str) -> bool {
 }
 
 /// A TTL in seconds, with BIND's unit suffixes (`1h30m`, `2d`, `1w`).
-pub fn parse_ttl(word: &str) -> Option<u32> {
+pub(super) fn parse_ttl(word: &str) -> Option<u32> {
     if let Ok(seconds) = word.parse::<u32>() {
         return Some(seconds);
     }

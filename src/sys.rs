@@ -1,0 +1,83 @@
+//! The few calls into the C library that the standard library does not offer,
+//! each wrapped safely here: the only module allowed `unsafe` code.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+
+/// Whether the program runs as root (effective user id 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and has no side effects.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Sends SIGKILL to the process group `leader` leads (a child we started with
+/// `process_group(0)` and have not reaped).
+pub fn kill_process_group(leader: u32) {
+    if let Ok(pid) = i32::try_from(leader) {
+        // SAFETY: kill(2) has no memory effects; a stale group id only fails.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Kills this process at once with SIGKILL (no destructors, no flush): a crash.
+pub fn kill_self() -> ! {
+    // SAFETY: kill(2) on our own pid has no memory effects.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
+}
+
+/// The user id of the account `name` in the system's account database.
+pub fn user_id(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: all pointers are valid for the call; the buffer outlives it and
+    // `pwd` is only read when getpwnam_r reported success.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        (rc == 0 && !result.is_null()).then_some(pwd.pw_uid)
+    }
+}
+
+/// The group id of the group `name` in the system's account database.
+pub fn group_id(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: as in `user_id`.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrnam_r(
+            c_name.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_resolve_and_unknown_ones_do_not() {
+        assert_eq!(user_id("root"), Some(0));
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(user_id("no-such-user-cdm"), None);
+        assert_eq!(user_id("nul\0byte"), None);
+    }
+}
