@@ -41,7 +41,7 @@ fn describe(providers: &Providers, id: usize) -> String {
 }
 
 /// The configuration as interpreted, for `--check`. Secrets are never shown.
-pub fn render_config(config: &Config, providers: &Providers) -> String {
+pub(crate) fn render_config(config: &Config, providers: &Providers) -> String {
     let mut out = crate::summary::render(config, providers);
     out.push_str("The configuration as interpreted\n\n[cdm]\n");
     out.push_str(&format!("statedir = {}\n", config.cdm.statedir.display()));

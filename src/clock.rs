@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 
 /// The current time.
-pub fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     #[cfg(feature = "test-hooks")]
     if let Some(now) = test_clock::now() {
         return now;

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 /// Installs rustls' ring provider once per process (later calls are no-ops).
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -19,7 +19,7 @@ pub fn install_crypto_provider() {
 ///
 /// # Errors
 /// When the TLS setup fails.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
     install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
@@ -31,7 +31,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
 
 /// A one-line description of a request error, with its cause chain (reqwest's
 /// own message alone often says only "error sending request").
-pub fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_string()
     } else {
@@ -63,7 +63,7 @@ pub enum Failure {
 
 /// What went wrong with a request, from the error's causes: hyper's "dns
 /// error", an I/O error's kind, a rustls error (nested in I/O errors).
-pub fn classify(error: &reqwest::Error) -> Failure {
+pub(crate) fn classify(error: &reqwest::Error) -> Failure {
     if error.is_timeout() {
         return Failure::Timeout;
     }
@@ -109,7 +109,7 @@ fn causes<'a>(
 
 /// Asks `url` once (GET, `timeout`) to find out why a request to it failed,
 /// for errors known only as text. `None` when it answered this time.
-pub async fn probe(url: &str, timeout: Duration) -> Option<Failure> {
+pub(crate) async fn probe(url: &str, timeout: Duration) -> Option<Failure> {
     let client = match client(timeout) {
         Ok(client) => client,
         Err(e) => return Some(Failure::Other(e)),
@@ -122,7 +122,7 @@ pub async fn probe(url: &str, timeout: Duration) -> Option<Failure> {
 
 /// `scheme://host[:port]` of `url`: where a request went, without path or
 /// query (which may hold a key).
-pub fn endpoint(url: &str) -> String {
+pub(crate) fn endpoint(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(parsed) => {
             let host = parsed.host_str().unwrap_or_default();
@@ -136,7 +136,7 @@ pub fn endpoint(url: &str) -> String {
 }
 
 /// The host of `url`, for messages about name resolution.
-pub fn host(url: &str) -> String {
+pub(crate) fn host(url: &str) -> String {
     reqwest::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))

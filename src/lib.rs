@@ -2,25 +2,25 @@
 //! records up to date without downtime. See README.md and the module docs.
 
 pub mod acme;
-pub mod adopt;
+pub(crate) mod adopt;
 pub mod apply;
-pub mod check;
+pub(crate) mod check;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
 pub mod crashpoint;
 pub mod dns;
-pub mod http;
+pub(crate) mod http;
 pub mod log;
 pub mod material;
 pub mod observe;
 pub mod plan;
-pub mod progress;
-pub mod publicip;
-pub mod retry;
+pub(crate) mod progress;
+pub(crate) mod publicip;
+pub(crate) mod retry;
 pub mod run;
 pub mod secret;
-pub mod state;
-pub mod status;
-pub mod summary;
-pub mod sys;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod summary;
+pub(crate) mod sys;

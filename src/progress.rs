@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often a plain line reports work that goes on.
-pub const PLAIN_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const PLAIN_EVERY: Duration = Duration::from_secs(30);
 /// Rounds with fewer steps than this show no bar.
-pub const MIN_STEPS: usize = 4;
+pub(crate) const MIN_STEPS: usize = 4;
 
 /// The bars on the terminal, when standard error is one.
 fn terminal() -> Option<&'static MultiProgress> {
@@ -31,7 +31,7 @@ fn terminal() -> Option<&'static MultiProgress> {
 
 /// Runs `write` (a log line to standard error) with the bars hidden, so the
 /// line is not drawn over them.
-pub fn above_bars(write: impl FnOnce()) {
+pub(crate) fn above_bars(write: impl FnOnce()) {
     match terminal() {
         Some(multi) => multi.suspend(write),
         None => write(),
@@ -39,13 +39,13 @@ pub fn above_bars(write: impl FnOnce()) {
 }
 
 /// True when a plain line is due: `every` has passed since the last one.
-pub fn plain_line_due(last: Duration, now: Duration, every: Duration) -> bool {
+pub(crate) fn plain_line_due(last: Duration, now: Duration, every: Duration) -> bool {
     now.saturating_sub(last) >= every
 }
 
 /// Runs `work` while a spinner (terminal) or a line every [`PLAIN_EVERY`]
 /// (log) says `what` is under way.
-pub async fn while_running<T>(what: &str, work: impl Future<Output = T>) -> T {
+pub(crate) async fn while_running<T>(what: &str, work: impl Future<Output = T>) -> T {
     let spinner = terminal().map(|multi| {
         let bar = multi.add(ProgressBar::new_spinner());
         bar.set_style(
@@ -74,7 +74,7 @@ pub async fn while_running<T>(what: &str, work: impl Future<Output = T>) -> T {
 
 /// Counted work: `total` steps, shown as a bar on a terminal; in a log, a
 /// line every [`PLAIN_EVERY`] as steps finish.
-pub struct Steps {
+pub(crate) struct Steps {
     what: String,
     total: u64,
     bar: Option<ProgressBar>,
@@ -84,7 +84,7 @@ pub struct Steps {
 
 impl Steps {
     /// `None` for fewer than [`MIN_STEPS`] steps: short work needs no report.
-    pub fn start(what: &str, total: usize) -> Option<Steps> {
+    pub(crate) fn start(what: &str, total: usize) -> Option<Steps> {
         if total < MIN_STEPS {
             return None;
         }
@@ -108,7 +108,7 @@ impl Steps {
     }
 
     /// One step finished.
-    pub fn done(&self) {
+    pub(crate) fn done(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
             return;
@@ -140,7 +140,7 @@ impl Drop for Steps {
 }
 
 /// Calls [`Steps::done`] when there is a report.
-pub fn step_done(steps: &Option<Steps>) {
+pub(crate) fn step_done(steps: &Option<Steps>) {
     if let Some(steps) = steps {
         steps.done();
     }

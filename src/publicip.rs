@@ -16,7 +16,7 @@ const MAX_ANSWER: usize = 256;
 ///
 /// # Errors
 /// A message naming the URL and what went wrong.
-pub async fn lookup_v4(url: &str) -> Result<Ipv4Addr, String> {
+pub(crate) async fn lookup_v4(url: &str) -> Result<Ipv4Addr, String> {
     lookup(url).await
 }
 
@@ -24,7 +24,7 @@ pub async fn lookup_v4(url: &str) -> Result<Ipv4Addr, String> {
 ///
 /// # Errors
 /// A message naming the URL and what went wrong.
-pub async fn lookup_v6(url: &str) -> Result<Ipv6Addr, String> {
+pub(crate) async fn lookup_v6(url: &str) -> Result<Ipv6Addr, String> {
     lookup(url).await
 }
 

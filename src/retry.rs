@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Exponential backoff: `first`, doubled per attempt, never above `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     pub first: Duration,
     pub max: Duration,
     /// Attempts in all (the first try included) before giving up.
@@ -16,19 +16,19 @@ pub struct Backoff {
 
 impl Backoff {
     /// The wait after attempt `attempt` (1 for the first try) failed.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(16);
         self.first.saturating_mul(1 << doublings).min(self.max)
     }
 
     /// Whether attempt `attempt` was the last one allowed.
-    pub fn exhausted(&self, attempt: u32) -> bool {
+    pub(crate) fn exhausted(&self, attempt: u32) -> bool {
         attempt >= self.attempts
     }
 
     /// The successive waits of a poll that never gives up on its own (the
     /// caller has its deadline): `first`, `2 × first`, … capped at `max`.
-    pub fn waits(self) -> impl Iterator<Item = Duration> {
+    pub(crate) fn waits(self) -> impl Iterator<Item = Duration> {
         (1..).map(move |attempt| self.delay(attempt))
     }
 }

@@ -16,7 +16,7 @@ use crate::cli::Phase;
 
 /// The version of the state format this program writes. Version 1 (the first
 /// release) is read as it is: every field added since has a default.
-pub const STATE_VERSION: u32 = 2;
+pub(crate) const STATE_VERSION: u32 = 2;
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
 
@@ -353,7 +353,7 @@ pub enum StateError {
 ///
 /// # Errors
 /// When the file exists but cannot be read or parsed, or is from a newer version.
-pub fn load(statedir: &Path) -> Result<State, StateError> {
+pub(crate) fn load(statedir: &Path) -> Result<State, StateError> {
     let path = statedir.join(STATE_FILE);
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(FsError {
@@ -406,7 +406,7 @@ pub fn load(statedir: &Path) -> Result<State, StateError> {
 ///
 /// # Errors
 /// When writing fails; the previous state file is then unchanged.
-pub fn save(statedir: &Path, state: &State) -> Result<(), StateError> {
+pub(crate) fn save(statedir: &Path, state: &State) -> Result<(), StateError> {
     let path = statedir.join(STATE_FILE);
     let text = serde_json::to_vec_pretty(state).map_err(|e| StateError::Corrupt {
         path: path.clone(),
@@ -418,7 +418,7 @@ pub fn save(statedir: &Path, state: &State) -> Result<(), StateError> {
 
 /// The exclusive lock on a state directory, held until dropped.
 #[derive(Debug)]
-pub struct StateLock {
+pub(crate) struct StateLock {
     _file: File,
 }
 
@@ -428,7 +428,7 @@ pub struct StateLock {
 ///
 /// # Errors
 /// [`StateError::Locked`] naming the holder's pid when another run holds it.
-pub fn lock(statedir: &Path) -> Result<StateLock, StateError> {
+pub(crate) fn lock(statedir: &Path) -> Result<StateLock, StateError> {
     afs::create_dir(statedir, PRIVATE_DIR)?;
     let path = statedir.join(LOCK_FILE);
     let fs_err = |action: &'static str| {

@@ -27,10 +27,10 @@ use crate::run::Exit;
 use crate::state::{self, CertMaterial, LoggedStep, State};
 
 /// The version of the `--status --json` document (docs/status-json.md).
-pub const JSON_VERSION: u32 = 1;
+pub(crate) const JSON_VERSION: u32 = 1;
 
 /// Prints the status, as text or as JSON.
-pub async fn print(config: &Config, providers: &Providers, json: bool) -> Exit {
+pub(crate) async fn print(config: &Config, providers: &Providers, json: bool) -> Exit {
     let state = match state::load(&config.cdm.statedir) {
         Ok(state) => state,
         Err(e) => {

@@ -13,7 +13,7 @@ use crate::dns::provider::Providers;
 use crate::plan::cert::key_type_name;
 
 /// The summary, ending with an empty line.
-pub fn render(config: &Config, providers: &Providers) -> String {
+pub(crate) fn render(config: &Config, providers: &Providers) -> String {
     let mut out = String::from("What this configuration does\n\n");
     if config.domains.is_empty() {
         out.push_str("No domain section with a DNS handler: no records are managed.\n\n");

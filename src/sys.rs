@@ -5,14 +5,14 @@
 use std::ffi::CString;
 
 /// Whether the program runs as root (effective user id 0).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and has no side effects.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Sends SIGKILL to the process group `leader` leads (a child we started with
 /// `process_group(0)` and have not reaped).
-pub fn kill_process_group(leader: u32) {
+pub(crate) fn kill_process_group(leader: u32) {
     if let Ok(pid) = i32::try_from(leader) {
         // SAFETY: kill(2) has no memory effects; a stale group id only fails.
         unsafe {
@@ -22,7 +22,8 @@ pub fn kill_process_group(leader: u32) {
 }
 
 /// Kills this process at once with SIGKILL (no destructors, no flush): a crash.
-pub fn kill_self() -> ! {
+#[cfg(feature = "test-hooks")]
+pub(crate) fn kill_self() -> ! {
     // SAFETY: kill(2) on our own pid has no memory effects.
     unsafe {
         libc::kill(libc::getpid(), libc::SIGKILL);
@@ -31,7 +32,7 @@ pub fn kill_self() -> ! {
 }
 
 /// The user id of the account `name` in the system's account database.
-pub fn user_id(name: &str) -> Option<u32> {
+pub(crate) fn user_id(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: all pointers are valid for the call; the buffer outlives it and
@@ -51,7 +52,7 @@ pub fn user_id(name: &str) -> Option<u32> {
 }
 
 /// The group id of the group `name` in the system's account database.
-pub fn group_id(name: &str) -> Option<u32> {
+pub(crate) fn group_id(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: as in `user_id`.

@@ -17,7 +17,7 @@ use crate::plan::timing::WHEN;
 
 /// A certificate and key as found on disk.
 #[derive(Clone, Debug)]
-pub struct FoundCert {
+pub(crate) struct FoundCert {
     /// Where they were found, for messages (`/etc/letsencrypt/live/example.com`).
     pub place: String,
     /// The leaf first, then the issuers.
@@ -27,7 +27,7 @@ pub struct FoundCert {
 
 /// A certificate that passed every check.
 #[derive(Clone, Debug)]
-pub struct AdoptedCert {
+pub(crate) struct AdoptedCert {
     pub key: KeyPem,
     pub info: CertInfo,
     /// `ecdsa-p256`, `rsa-4096`.
@@ -44,7 +44,7 @@ pub struct AdoptedCert {
 ///
 /// # Errors
 /// What is wrong, naming the place.
-pub fn check_cert(
+pub(crate) fn check_cert(
     cert: &CertSection,
     found: &FoundCert,
     now: DateTime<Utc>,
@@ -147,7 +147,7 @@ fn adopted_key_type(key: &KeyPem, info: &CertInfo) -> Result<String, String> {
 
 /// Whether a certificate with `sans` covers `name`: listed, or matched by a
 /// wildcard for exactly one label (RFC 6125 §6.4.3).
-pub fn covers(sans: &[String], name: &Name) -> bool {
+pub(crate) fn covers(sans: &[String], name: &Name) -> bool {
     let name = name.as_str();
     sans.iter().any(|san| {
         let san = san.to_ascii_lowercase();
@@ -160,7 +160,7 @@ pub fn covers(sans: &[String], name: &Name) -> bool {
 }
 
 /// The `CERTIFICATE` blocks of a PEM text, each ending with a newline.
-pub fn pem_blocks(chain: &str) -> Vec<String> {
+pub(crate) fn pem_blocks(chain: &str) -> Vec<String> {
     const END: &str = "-----END CERTIFICATE-----";
     chain
         .split_inclusive(END)
@@ -175,7 +175,7 @@ pub fn pem_blocks(chain: &str) -> Vec<String> {
 
 /// A DKIM key that passed every check.
 #[derive(Clone, Debug)]
-pub struct AdoptedDkim {
+pub(crate) struct AdoptedDkim {
     pub selector: String,
     pub key: KeyPem,
     pub key_type: String,
@@ -190,7 +190,7 @@ pub struct AdoptedDkim {
 /// What a DKIM adoption knows besides the key: the selector the signing
 /// configuration names (if it names one), and the DKIM records the zones
 /// publish below `_domainkey` of each domain (owner and text).
-pub struct DkimContext<'a> {
+pub(crate) struct DkimContext<'a> {
     pub place: String,
     pub configured_selector: Option<String>,
     pub records: &'a [(Name, String)],
@@ -205,7 +205,7 @@ pub struct DkimContext<'a> {
 ///
 /// # Errors
 /// What is wrong, naming the place.
-pub fn check_dkim(
+pub(crate) fn check_dkim(
     dkim_section: &DkimSection,
     key_pem: &str,
     context: &DkimContext<'_>,
@@ -312,7 +312,7 @@ fn domains_text(domains: &[Name]) -> String {
 }
 
 /// The `p=` tag of a DKIM record, without spaces (RFC 6376 §3.6.1).
-pub fn public_key_of(text: &str) -> Option<String> {
+pub(crate) fn public_key_of(text: &str) -> Option<String> {
     text.split(';').find_map(|tag| {
         let (name, value) = tag.split_once('=')?;
         (name.trim() == "p").then(|| value.chars().filter(|c| !c.is_whitespace()).collect())
@@ -332,7 +332,7 @@ fn selector_of(owner: &Name, domains: &[Name]) -> Option<String> {
 }
 
 /// The time in a selector of the original's form `BASE_UNIXTIME`.
-pub fn created_from_selector(selector: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn created_from_selector(selector: &str) -> Option<DateTime<Utc>> {
     let (_, digits) = selector.rsplit_once('_')?;
     if digits.len() < 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -346,7 +346,7 @@ pub fn created_from_selector(selector: &str) -> Option<DateTime<Utc>> {
 ///
 /// # Errors
 /// The file names several selectors and none can be told apart.
-pub fn selector_in_config(text: &str, key_path: &str) -> Result<Option<String>, String> {
+pub(crate) fn selector_in_config(text: &str, key_path: &str) -> Result<Option<String>, String> {
     let mut rspamd: Vec<String> = Vec::new();
     for line in text.lines() {
         let line = line.trim();

@@ -13,7 +13,7 @@
 //! nothing at all is changed. Adopted material is copied into the state
 //! directory (keys 0600, atomic writes) and recorded in the state as current.
 
-pub mod check;
+pub(crate) mod check;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ enum Finding<'a> {
 
 /// Adopts what is in place for every section. Returns false when something
 /// was refused (then nothing was changed) or when nothing was found.
-pub async fn adopt(config: &Config, providers: &Providers, store: &Store, force: bool) -> bool {
+pub(crate) async fn adopt(config: &Config, providers: &Providers, store: &Store, force: bool) -> bool {
     let now = clock::now();
     let state = store.snapshot().await;
     let mut findings = Vec::new();
@@ -189,7 +189,7 @@ fn names_text(names: &[Name]) -> String {
 /// The certificate files for the first of `names` that has some at `dest`.
 /// `None` when there are none; an error when they cannot be read or are
 /// incomplete.
-pub fn find_cert(dest: &Path, names: &[Name]) -> Option<Result<FoundCert, String>> {
+pub(crate) fn find_cert(dest: &Path, names: &[Name]) -> Option<Result<FoundCert, String>> {
     for name in names {
         let dir = dest.join(name.as_str());
         let file = |f: &str| dir.join(f);
