@@ -13,15 +13,15 @@ use super::http::{AcmeHttp, parse_retry_after};
 
 /// How long an answer without `Retry-After` (or a failed request) is kept
 /// before asking again.
-pub const DEFAULT_RETRY: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const DEFAULT_RETRY: Duration = Duration::from_secs(6 * 3600);
 /// Bounds on the CA's `Retry-After`, so that a broken value neither makes
 /// every run ask nor stops asking for months.
-pub const MIN_RETRY: Duration = Duration::from_secs(60);
-pub const MAX_RETRY: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const MIN_RETRY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The CA's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RenewalInfo {
+pub(crate) struct RenewalInfo {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub explanation_url: Option<String>,
@@ -30,7 +30,7 @@ pub struct RenewalInfo {
 /// A request and what came of it: the window (or why there is none) and how
 /// long to wait before asking again.
 #[derive(Clone, Debug)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub result: Result<RenewalInfo, String>,
     pub retry_after: Duration,
 }
@@ -41,7 +41,7 @@ pub struct Fetched {
 ///
 /// # Errors
 /// When the certificate cannot be parsed or has no Authority Key Identifier.
-pub fn cert_id(leaf_der: &[u8]) -> Result<String, String> {
+pub(crate) fn cert_id(leaf_der: &[u8]) -> Result<String, String> {
     let (_, cert) = X509Certificate::from_der(leaf_der)
         .map_err(|e| format!("cannot parse the certificate: {e}"))?;
     let aki = cert
@@ -59,17 +59,16 @@ pub fn cert_id(leaf_der: &[u8]) -> Result<String, String> {
     ))
 }
 
-/// Asks the CA at `directory_url` for the renewal window of `cert_id`.
-/// Failures are part of the result (the caller falls back to `renewdays` and
-/// asks again later), never an error of the run.
-pub async fn fetch(http: &AcmeHttp, directory_url: &str, cert_id: &str) -> Fetched {
-    let base = renewal_info_url(http, directory_url).await;
-    fetch_at(http, base, cert_id).await
-}
-
-/// Like [`fetch`], with the CA's `renewalInfo` URL (or why there is none)
-/// already known: several certificates of one CA ask the directory once.
-pub async fn fetch_at(http: &AcmeHttp, base: Result<String, String>, cert_id: &str) -> Fetched {
+/// Asks the CA for the renewal window of `cert_id`, with the CA's
+/// `renewalInfo` URL (or why there is none) already known: several
+/// certificates of one CA ask the directory once. Failures are part of the
+/// result (the caller falls back to `renewdays` and asks again later), never
+/// an error of the run.
+pub(crate) async fn fetch_at(
+    http: &AcmeHttp,
+    base: Result<String, String>,
+    cert_id: &str,
+) -> Fetched {
     let failed = |reason: String, retry: Option<Duration>| Fetched {
         result: Err(reason),
         retry_after: retry.unwrap_or(DEFAULT_RETRY).clamp(MIN_RETRY, MAX_RETRY),
@@ -103,7 +102,10 @@ pub async fn fetch_at(http: &AcmeHttp, base: Result<String, String>, cert_id: &s
 ///
 /// # Errors
 /// The directory cannot be fetched or names none.
-pub async fn renewal_info_url(http: &AcmeHttp, directory_url: &str) -> Result<String, String> {
+pub(crate) async fn renewal_info_url(
+    http: &AcmeHttp,
+    directory_url: &str,
+) -> Result<String, String> {
     let (status, body) = http
         .get(directory_url)
         .await
@@ -127,7 +129,7 @@ pub async fn renewal_info_url(http: &AcmeHttp, directory_url: &str) -> Result<St
 ///
 /// # Errors
 /// When it is not the expected JSON, or the window ends before it starts.
-pub fn parse(body: &[u8]) -> Result<RenewalInfo, String> {
+pub(crate) fn parse(body: &[u8]) -> Result<RenewalInfo, String> {
     #[derive(serde::Deserialize)]
     struct Window {
         start: String,

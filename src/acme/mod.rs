@@ -6,11 +6,11 @@
 //! No phase logic lives here: the caller decides when to issue, stores the
 //! order URL and the key, and implements [`Dns01`] on its DNS providers.
 
-pub mod account;
-pub mod ari;
+pub(crate) mod account;
+pub(crate) mod ari;
 pub mod error;
 pub mod http;
-pub mod order;
+pub(crate) mod order;
 
 use std::path::PathBuf;
 

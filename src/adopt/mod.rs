@@ -40,7 +40,12 @@ enum Finding<'a> {
 
 /// Adopts what is in place for every section. Returns false when something
 /// was refused (then nothing was changed) or when nothing was found.
-pub(crate) async fn adopt(config: &Config, providers: &Providers, store: &Store, force: bool) -> bool {
+pub(crate) async fn adopt(
+    config: &Config,
+    providers: &Providers,
+    store: &Store,
+    force: bool,
+) -> bool {
     let now = clock::now();
     let state = store.snapshot().await;
     let mut findings = Vec::new();

@@ -42,7 +42,7 @@ const DATA_LINK: &str = "..data";
 /// # Errors
 /// The CA, the DNS provider or the disk failed; the current certificate and
 /// its files are unchanged.
-pub async fn issue(
+pub(crate) async fn issue(
     config: &Config,
     providers: &Providers,
     store: &Store,
@@ -264,7 +264,7 @@ fn timestamp(unix: i64) -> DateTime<Utc> {
 ///
 /// # Errors
 /// A file could not be written; the current certificate stays in place.
-pub async fn deploy(
+pub(crate) async fn deploy(
     store: &Store,
     cert: &CertSection,
     prepared: &CertMaterial,
@@ -339,7 +339,7 @@ fn deploy_to(material: &CertMaterial, dir: &Path) -> Result<(), StepError> {
 ///
 /// # Errors
 /// The directory could not be removed (a later run retries).
-pub async fn delete(store: &Store, cert: &str, old: &CertMaterial) -> Result<(), StepError> {
+pub(crate) async fn delete(store: &Store, cert: &str, old: &CertMaterial) -> Result<(), StepError> {
     afs::remove_tree(&old.dir)?;
     info!(
         "[cert:{cert}] deleted superseded certificate serial {}",
@@ -360,7 +360,7 @@ pub async fn delete(store: &Store, cert: &str, old: &CertMaterial) -> Result<(),
 ///
 /// # Errors
 /// The directory cannot be read or a version removed.
-pub fn prune_versions(dir: &Path) -> Result<(), StepError> {
+pub(crate) fn prune_versions(dir: &Path) -> Result<(), StepError> {
     let Ok(current) = std::fs::read_link(dir.join(DATA_LINK)) else {
         return Ok(());
     };

@@ -47,7 +47,7 @@ fn output_suffix(output: &str) -> String {
 
 /// What a finished command left behind.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub success: bool,
     /// How it ended: `exit status N` or `killed by signal N`.
     pub status: String,
@@ -57,13 +57,13 @@ pub struct Finished {
 
 /// The command as shown in messages: its words, quoted where needed, so that
 /// [`split`] gives them back.
-pub fn display(argv: &[String]) -> String {
+pub(crate) fn display(argv: &[String]) -> String {
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| format!("{argv:?}"))
 }
 
 /// Why a configured command line has no argument vector.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SplitError {
+pub(crate) enum SplitError {
     #[error("unbalanced quotes")]
     Unbalanced,
     #[error("no command given")]
@@ -76,7 +76,7 @@ pub enum SplitError {
 ///
 /// # Errors
 /// An unbalanced quote, or no words at all.
-pub fn split(line: &str) -> Result<Vec<String>, SplitError> {
+pub(crate) fn split(line: &str) -> Result<Vec<String>, SplitError> {
     let words = shlex::split(line).ok_or(SplitError::Unbalanced)?;
     if words.is_empty() {
         return Err(SplitError::Empty);
@@ -89,7 +89,7 @@ pub fn split(line: &str) -> Result<Vec<String>, SplitError> {
 ///
 /// # Errors
 /// The command could not start or timed out.
-pub async fn execute(argv: &[String], timeout: Duration) -> Result<Finished, CommandError> {
+pub(crate) async fn execute(argv: &[String], timeout: Duration) -> Result<Finished, CommandError> {
     let (program, args) = argv.split_first().ok_or(CommandError::Empty)?;
     let spawn_error = |source| CommandError::Spawn {
         program: program.clone(),
@@ -146,7 +146,7 @@ pub async fn execute(argv: &[String], timeout: Duration) -> Result<Finished, Com
 /// # Errors
 /// The command could not start, timed out or exited unsuccessfully (with its
 /// output, stderr first, shortened).
-pub async fn run(argv: &[String], timeout: Duration) -> Result<Finished, CommandError> {
+pub(crate) async fn run(argv: &[String], timeout: Duration) -> Result<Finished, CommandError> {
     let finished = execute(argv, timeout).await?;
     if finished.success {
         return Ok(finished);

@@ -19,7 +19,11 @@ use crate::state::{DhMaterial, Store};
 ///
 /// # Errors
 /// Generation or writing failed.
-pub async fn make(store: &Store, dh: &DhParamSection, reason: &str) -> Result<(), StepError> {
+pub(crate) async fn make(
+    store: &Store,
+    dh: &DhParamSection,
+    reason: &str,
+) -> Result<(), StepError> {
     let params = match dh.handler {
         DhHandler::Ffdhe => dhparam::ffdhe(dh.bits)?,
         DhHandler::Generate => {
@@ -84,7 +88,7 @@ pub async fn make(store: &Store, dh: &DhParamSection, reason: &str) -> Result<()
 ///
 /// # Errors
 /// Reading or writing failed; the state is unchanged.
-pub async fn deploy(
+pub(crate) async fn deploy(
     store: &Store,
     dh: &DhParamSection,
     material: &DhMaterial,
@@ -131,7 +135,7 @@ fn copy(source: &Path, target: &Path) -> Result<(), StepError> {
 ///
 /// # Errors
 /// The file could not be removed (a later run retries).
-pub async fn delete(store: &Store, dh: &str, old: &DhMaterial) -> Result<(), StepError> {
+pub(crate) async fn delete(store: &Store, dh: &str, old: &DhMaterial) -> Result<(), StepError> {
     afs::remove_file(&old.file)?;
     info!("[dhparam:{dh}] deleted superseded {}", old.file.display());
     store

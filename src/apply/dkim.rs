@@ -24,11 +24,11 @@ use crate::plan::dkim::{
 };
 use crate::plan::observed::Observed;
 use crate::state::{DkimKeyState, State, Store};
-pub use install::signing_files;
+pub(crate) use install::signing_files;
 
 /// What observation checks of DKIM sections: that a prepared key's file holds
 /// it, and that the signing configuration can be made.
-pub fn observe(config: &Config, state: &State, observed: &mut Observed) {
+pub(crate) fn observe(config: &Config, state: &State, observed: &mut Observed) {
     for dkim in &config.dkims {
         let entry = dkim_state(state, &dkim.name);
         let check = selector_file(dkim, "check_0");
@@ -78,7 +78,7 @@ pub fn observe(config: &Config, state: &State, observed: &mut Observed) {
 ///
 /// # Errors
 /// Generation, the state or the file failed.
-pub async fn make(
+pub(crate) async fn make(
     store: &Store,
     dkim: &DkimSection,
     new: &NewDkimKey,
@@ -175,7 +175,7 @@ fn write_key(path: &Path, pem: &str) -> Result<(), StepError> {
 /// # Errors
 /// The key file does not hold the published key, or a file could not be
 /// written (everything written is then put back as it was).
-pub async fn install(
+pub(crate) async fn install(
     config: &Config,
     store: &Store,
     dkim: &DkimSection,
@@ -234,7 +234,7 @@ pub async fn install(
 ///
 /// # Errors
 /// The link could not be replaced.
-pub async fn relink(store: &Store, dkim: &DkimSection) -> Result<(), StepError> {
+pub(crate) async fn relink(store: &Store, dkim: &DkimSection) -> Result<(), StepError> {
     let state = store.snapshot().await;
     let Some(target) = keyname_target(dkim, &dkim_state(&state, &dkim.name)) else {
         return Ok(());
@@ -257,7 +257,7 @@ pub async fn relink(store: &Store, dkim: &DkimSection) -> Result<(), StepError> 
 ///
 /// # Errors
 /// The file could not be removed (a later run retries).
-pub async fn delete(
+pub(crate) async fn delete(
     config: &Config,
     store: &Store,
     dkim: &DkimSection,

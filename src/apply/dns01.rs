@@ -41,7 +41,7 @@ struct ZoneBatch {
 }
 
 /// Publishes challenges for the names of one certificate.
-pub struct ProviderDns01 {
+pub(crate) struct ProviderDns01 {
     domains: Vec<(Domain, Arc<dyn DnsProvider>)>,
     /// How long to wait for the records to be served.
     timeout: Duration,
@@ -52,7 +52,10 @@ impl ProviderDns01 {
     /// `domains`: the domain sections of the certificate's names, each with
     /// its provider; `timeout`: the certificate's `propagationtimeout`, if it
     /// sets one, else the longest of the domains'.
-    pub fn new(domains: Vec<(Domain, Arc<dyn DnsProvider>)>, timeout: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        domains: Vec<(Domain, Arc<dyn DnsProvider>)>,
+        timeout: Option<Duration>,
+    ) -> Self {
         let timeout = timeout.unwrap_or_else(|| {
             domains
                 .iter()

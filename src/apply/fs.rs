@@ -11,11 +11,11 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Mode of private keys, state and anything holding a secret.
-pub const PRIVATE_FILE: u32 = 0o600;
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
 /// Mode of public material (certificates, chains, DH parameters, DNS-facing config).
-pub const PUBLIC_FILE: u32 = 0o644;
+pub(crate) const PUBLIC_FILE: u32 = 0o644;
 /// Mode of directories holding private material.
-pub const PRIVATE_DIR: u32 = 0o700;
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
 
 /// A file operation that failed, with the path it concerned.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ fn fs_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 /// # Errors
 /// When a component cannot be created or is not a directory (a symlink counts as
 /// not a directory for the last component).
-pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
+pub(crate) fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
     match fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => {
             if mode == PRIVATE_DIR && meta.permissions().mode() & 0o077 != 0 {
@@ -72,7 +72,7 @@ pub fn create_dir(dir: &Path, mode: u32) -> Result<(), FsError> {
 /// # Errors
 /// When the target is a symlink, or writing, syncing or renaming fails. The
 /// target is then unchanged and no temporary file is left behind.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
     write_atomic_as(path, contents, mode, Owner::Unchanged)
 }
 
@@ -82,7 +82,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsErr
 ///
 /// # Errors
 /// As [`write_atomic`]; also when the ownership cannot be changed.
-pub fn write_atomic_owned(
+pub(crate) fn write_atomic_owned(
     path: &Path,
     contents: &[u8],
     mode: u32,
@@ -98,7 +98,7 @@ pub fn write_atomic_owned(
 ///
 /// # Errors
 /// As [`write_atomic`], and when `path` does not exist.
-pub fn replace_keeping_metadata(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+pub(crate) fn replace_keeping_metadata(path: &Path, contents: &[u8]) -> Result<(), FsError> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::symlink_metadata(path).map_err(fs_error("inspecting", path))?;
     write_atomic_as(
@@ -212,7 +212,7 @@ fn random_suffix(attempt: u32) -> u64 {
 ///
 /// # Errors
 /// When the directory cannot be opened or synced.
-pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(fs_error("syncing directory", dir))
@@ -222,7 +222,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
 ///
 /// # Errors
 /// When the ownership cannot be changed.
-pub fn chown_dir(dir: &Path, owner: Option<u32>, group: Option<u32>) -> Result<(), FsError> {
+pub(crate) fn chown_dir(dir: &Path, owner: Option<u32>, group: Option<u32>) -> Result<(), FsError> {
     std::os::unix::fs::lchown(dir, owner, group).map_err(fs_error("changing the owner of", dir))
 }
 
@@ -230,7 +230,7 @@ pub fn chown_dir(dir: &Path, owner: Option<u32>, group: Option<u32>) -> Result<(
 ///
 /// # Errors
 /// When removal fails for another reason.
-pub fn remove_file(path: &Path) -> Result<(), FsError> {
+pub(crate) fn remove_file(path: &Path) -> Result<(), FsError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(fs_error("removing", path)(e)),
         _ => Ok(()),
@@ -242,7 +242,7 @@ pub fn remove_file(path: &Path) -> Result<(), FsError> {
 ///
 /// # Errors
 /// When the link cannot be created or renamed.
-pub fn swap_symlink(link: &Path, target: &Path) -> Result<(), FsError> {
+pub(crate) fn swap_symlink(link: &Path, target: &Path) -> Result<(), FsError> {
     let dir = link
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -269,7 +269,7 @@ pub fn swap_symlink(link: &Path, target: &Path) -> Result<(), FsError> {
 ///
 /// # Errors
 /// When `dir` is a symlink or removal fails.
-pub fn remove_tree(dir: &Path) -> Result<(), FsError> {
+pub(crate) fn remove_tree(dir: &Path) -> Result<(), FsError> {
     match fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(fs_error("inspecting", dir)(e)),

@@ -5,15 +5,15 @@
 //! (concurrently), service reloads (in configuration order, after the deploys),
 //! deletions. A step that fails is reported with its section; the others go on.
 
-pub mod cert;
-pub mod command;
-pub mod dhparam;
-pub mod dkim;
-pub mod dns01;
-pub mod error;
-pub mod fs;
-pub mod services;
-pub mod wait;
+pub(crate) mod cert;
+pub(crate) mod command;
+pub(crate) mod dhparam;
+pub(crate) mod dkim;
+pub(crate) mod dns01;
+pub(crate) mod error;
+pub(crate) mod fs;
+pub(crate) mod services;
+pub(crate) mod wait;
 pub mod zones;
 
 use futures_util::future::join_all;

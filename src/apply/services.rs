@@ -27,7 +27,7 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(300);
 /// # Errors
 /// The command failed, timed out or could not be run, or the traefik file not
 /// written.
-pub async fn reload(
+pub(crate) async fn reload(
     config: &Config,
     store: &Store,
     service: &ServiceSection,

@@ -12,11 +12,11 @@ use crate::dns::observe::Server;
 use crate::dns::provider::ProviderError;
 
 /// How long a server may refuse or ignore every question before the wait ends.
-pub const UNREACHABLE_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const UNREACHABLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The last thing a server said (or did not say).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// Not asked yet.
     Nothing,
     /// It serves every record.
@@ -33,7 +33,7 @@ pub enum Seen {
 
 impl Seen {
     /// What a question's outcome says.
-    pub fn of(result: &Result<bool, ProviderError>) -> Seen {
+    pub(crate) fn of(result: &Result<bool, ProviderError>) -> Seen {
         match result {
             Ok(true) => Seen::Served,
             Ok(false) => Seen::OldAnswer,
@@ -46,7 +46,7 @@ impl Seen {
     }
 
     /// True when the server could not be talked to at all.
-    pub fn unreachable(&self) -> bool {
+    pub(crate) fn unreachable(&self) -> bool {
         matches!(self, Seen::Refused(_) | Seen::NoAnswer(_))
     }
 }
@@ -66,7 +66,7 @@ impl std::fmt::Display for Seen {
 
 /// One server being waited for.
 #[derive(Clone, Debug)]
-pub struct Watch {
+pub(crate) struct Watch {
     pub server: Server,
     pub seen: Seen,
     /// When the first of the unbroken run of unreachable tries began (time
@@ -75,7 +75,7 @@ pub struct Watch {
 }
 
 impl Watch {
-    pub fn new(server: Server) -> Self {
+    pub(crate) fn new(server: Server) -> Self {
         Watch {
             server,
             seen: Seen::Nothing,
@@ -85,7 +85,7 @@ impl Watch {
 
     /// Records what a try begun at `tried_at` saw; true when that differs
     /// from what the previous try saw (worth a log line).
-    pub fn saw(&mut self, seen: Seen, tried_at: Duration) -> bool {
+    pub(crate) fn saw(&mut self, seen: Seen, tried_at: Duration) -> bool {
         if seen.unreachable() {
             self.unreachable_since.get_or_insert(tried_at);
         } else {
@@ -98,7 +98,7 @@ impl Watch {
 
     /// True when the server has been unreachable on every try for
     /// [`UNREACHABLE_LIMIT`] at `now` (time since the wait started).
-    pub fn hopeless(&self, now: Duration) -> bool {
+    pub(crate) fn hopeless(&self, now: Duration) -> bool {
         self.unreachable_since
             .is_some_and(|since| now.saturating_sub(since) >= UNREACHABLE_LIMIT)
     }
@@ -106,7 +106,7 @@ impl Watch {
 
 /// The error that ends a wait because `watch`'s server cannot be reached,
 /// with what to change. `configured`: the servers come from `nameservers`.
-pub fn unreachable_advice(zone: &str, watch: &Watch, configured: bool) -> String {
+pub(crate) fn unreachable_advice(zone: &str, watch: &Watch, configured: bool) -> String {
     let what = match &watch.seen {
         Seen::NoAnswer(_) => "answered none of the questions",
         _ => "refused or failed every connection",
@@ -130,7 +130,7 @@ pub fn unreachable_advice(zone: &str, watch: &Watch, configured: bool) -> String
 
 /// The error that ends a wait at its timeout: every server still waited
 /// for, with what it said last.
-pub fn timeout_message(zone: &str, waiting: &[&Watch], timeout: Duration) -> String {
+pub(crate) fn timeout_message(zone: &str, waiting: &[&Watch], timeout: Duration) -> String {
     let servers: Vec<String> = waiting
         .iter()
         .map(|w| format!("{} ({})", w.server, w.seen))

@@ -15,7 +15,7 @@ use crate::material::cert::KeyType;
 use crate::secret::Secret;
 
 /// The keys of `[cert]` sections.
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "handler",
     "ca",
     "email",
@@ -32,9 +32,9 @@ pub const KEYS: &[&str] = &[
     "propagationtimeout",
 ];
 
-pub const DEFAULT_RENEW_DAYS: u32 = 30;
+pub(crate) const DEFAULT_RENEW_DAYS: u32 = 30;
 /// Seconds of `Retry-After` waited for before a rate-limited issuance fails.
-pub const DEFAULT_RATE_LIMIT_WAIT: u64 = 120;
+pub(crate) const DEFAULT_RATE_LIMIT_WAIT: u64 = 120;
 
 /// One certificate to keep.
 #[derive(Clone, Debug)]
@@ -317,7 +317,7 @@ fn build_cert(
 }
 
 /// The certificate sections that cover `domain`.
-pub fn certs_of<'a>(certs: &'a [CertSection], domain: &Name) -> Vec<&'a CertSection> {
+pub(crate) fn certs_of<'a>(certs: &'a [CertSection], domain: &Name) -> Vec<&'a CertSection> {
     certs
         .iter()
         .filter(|c| c.domains.contains(domain))
@@ -325,7 +325,7 @@ pub fn certs_of<'a>(certs: &'a [CertSection], domain: &Name) -> Vec<&'a CertSect
 }
 
 /// Key names of `[cert]` sections holding secrets (for the readable-file warning).
-pub const SECRET_KEYS: &[&str] = &["eabhmackey"];
+pub(crate) const SECRET_KEYS: &[&str] = &["eabhmackey"];
 
 #[cfg(test)]
 mod tests {

@@ -8,12 +8,12 @@ use super::section::ModuleSection;
 use crate::material::dhparam::{FFDHE_SIZES, MAX_BITS, MIN_BITS};
 
 /// The keys of `[dhparam]` sections.
-pub const KEYS: &[&str] = &["handler", "keysize", "filename", "rotatedays"];
+pub(crate) const KEYS: &[&str] = &["handler", "keysize", "filename", "rotatedays"];
 
-pub const DEFAULT_KEYSIZE: usize = 2048;
-pub const DEFAULT_FILENAME: &str = "/etc/myssl/dh2048.pem";
+pub(crate) const DEFAULT_KEYSIZE: usize = 2048;
+pub(crate) const DEFAULT_FILENAME: &str = "/etc/myssl/dh2048.pem";
 /// How old generated parameters get before `--auto` makes new ones.
-pub const DEFAULT_ROTATE_DAYS: u32 = 90;
+pub(crate) const DEFAULT_ROTATE_DAYS: u32 = 90;
 
 /// How the parameters are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,7 +183,7 @@ fn build_one(
 }
 
 /// The sections as interpreted, for `--check`.
-pub fn render(dhparams: &[DhParamSection]) -> String {
+pub(crate) fn render(dhparams: &[DhParamSection]) -> String {
     let mut out = String::new();
     for dh in dhparams {
         out.push_str(&format!(

@@ -16,7 +16,7 @@ use crate::material::dkim::{
 };
 
 /// The keys of `[dkim]` sections.
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "handler",
     "keytype",
     "keysize",
@@ -34,16 +34,16 @@ pub const KEYS: &[&str] = &[
     "signingconftemporaryfile",
 ];
 
-pub const DEFAULT_KEY_LOCATION: &str = "/var/lib/rspamd/dkim";
-pub const DEFAULT_KEY_NAME: &str = "dkim.key";
-pub const DEFAULT_SIGNING_CONF: &str = "/etc/rspamd/local.d/dkim_signing.conf";
-pub const DEFAULT_KEY_TABLE: &str = "/etc/opendkim/KeyTable";
-pub const DEFAULT_SIGNING_TABLE: &str = "/etc/opendkim/SigningTable";
-pub const DEFAULT_RSA_BITS: u32 = 2048;
-pub const DEFAULT_ROTATE_DAYS: u32 = 180;
+pub(crate) const DEFAULT_KEY_LOCATION: &str = "/var/lib/rspamd/dkim";
+pub(crate) const DEFAULT_KEY_NAME: &str = "dkim.key";
+pub(crate) const DEFAULT_SIGNING_CONF: &str = "/etc/rspamd/local.d/dkim_signing.conf";
+pub(crate) const DEFAULT_KEY_TABLE: &str = "/etc/opendkim/KeyTable";
+pub(crate) const DEFAULT_SIGNING_TABLE: &str = "/etc/opendkim/SigningTable";
+pub(crate) const DEFAULT_RSA_BITS: u32 = 2048;
+pub(crate) const DEFAULT_ROTATE_DAYS: u32 = 180;
 /// Mail signed with the old key may be queued and retried for days (RFC 5321
 /// §4.5.4.1 suggests giving up after 4–5 days), so its record stays a week.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(7 * 86_400);
+pub(crate) const DEFAULT_DRAIN: Duration = Duration::from_secs(7 * 86_400);
 
 /// What rollover writes besides the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl DkimSection {
 }
 
 /// The user a handler's signer runs as in Debian's packages, which create it.
-pub fn signer_user(handler: &DkimHandler) -> Option<&'static str> {
+pub(crate) fn signer_user(handler: &DkimHandler) -> Option<&'static str> {
     match handler {
         DkimHandler::Rspamd { .. } => Some("_rspamd"),
         DkimHandler::OpenDkim { .. } => Some("opendkim"),
@@ -163,7 +163,7 @@ fn default_ownership(
 }
 
 /// The DKIM sections as interpreted, for `--check`.
-pub fn render(dkims: &[DkimSection]) -> String {
+pub(crate) fn render(dkims: &[DkimSection]) -> String {
     let mut out = String::new();
     for dkim in dkims {
         out.push_str(&format!("\n[dkim:{}]\n", dkim.name));
@@ -564,7 +564,7 @@ fn build_dkim(
 /// `dkimdrain`: a number with an optional unit `s`, `m`, `h`, `d` (the default)
 /// or `w`; `0` for no drain. A bare number means days, so that a forgotten unit
 /// errs on the long side, never cutting off mail in transit.
-pub fn parse_drain(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_drain(text: &str) -> Result<Duration, String> {
     let text = text.trim().to_ascii_lowercase();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

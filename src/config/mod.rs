@@ -1,13 +1,13 @@
 //! Configuration: the INI reader (`ini`), the record-key language (`records`) and
 //! the typed model built from them (`model`).
 
-pub mod cert;
-pub mod dhparam;
-pub mod dkim;
-pub mod domain;
+pub(crate) mod cert;
+pub(crate) mod dhparam;
+pub(crate) mod dkim;
+pub(crate) mod domain;
 pub mod ini;
 pub mod model;
-pub mod original;
+pub(crate) mod original;
 pub mod records;
-pub mod section;
-pub mod service;
+pub(crate) mod section;
+pub(crate) mod service;

@@ -5,7 +5,7 @@
 
 /// What to write instead of a key the original knew, for the warning that
 /// says the key is ignored.
-pub fn key_hint(module: &str, key: &str) -> Option<&'static str> {
+pub(crate) fn key_hint(module: &str, key: &str) -> Option<&'static str> {
     Some(match (module, key) {
         ("service", "container" | "dirint" | "dirext" | "dockersock") => {
             "the original asked docker for traefik's directory; write configdir = DIR, the directory of traefik's file provider (--providers.file.directory) as this host sees it, e.g. configdir = /srv/traefik/configuration"
@@ -31,7 +31,7 @@ pub fn key_hint(module: &str, key: &str) -> Option<&'static str> {
 }
 
 /// What to write instead of a module the original knew under another name.
-pub fn module_hint(module: &str) -> Option<&'static str> {
+pub(crate) fn module_hint(module: &str) -> Option<&'static str> {
     match module {
         "certificate" => Some("write [cert] and [cert:NAME] (the original's later spelling)"),
         _ => None,
@@ -41,7 +41,7 @@ pub fn module_hint(module: &str) -> Option<&'static str> {
 /// A `dehydrated` flag in `extraflags`: ignored with a note, or refused with
 /// what to use instead.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Flag {
+pub(crate) enum Flag {
     /// Harmless: what it asked for happens anyway (or does not apply).
     Ignored(&'static str),
     /// Refused: it asked for something configured elsewhere, or not done.
@@ -50,7 +50,7 @@ pub enum Flag {
 
 /// The meaning here of a `dehydrated` flag other than `--staging`, `-x` and
 /// `--force`; `None` for a flag `dehydrated` did not have either.
-pub fn dehydrated_flag(flag: &str) -> Option<Flag> {
+pub(crate) fn dehydrated_flag(flag: &str) -> Option<Flag> {
     use Flag::{Ignored, Refused};
     Some(match flag {
         "--full-chain" | "-fc" => {
@@ -88,7 +88,11 @@ pub fn dehydrated_flag(flag: &str) -> Option<Flag> {
 
 /// The message for a traefik service without `configdir`: what to write,
 /// taking the directory from the original's `dirext` when it names one.
-pub fn traefik_configdir_advice(section: &str, dirext: Option<&str>, docker_keys: bool) -> String {
+pub(crate) fn traefik_configdir_advice(
+    section: &str,
+    dirext: Option<&str>,
+    docker_keys: bool,
+) -> String {
     let base = format!(
         "[service:{section}] handler traefik needs configdir: the directory of traefik's file provider (--providers.file.directory) as this host sees it"
     );

@@ -9,7 +9,7 @@ use super::ini::{ConfigError, Span, Value};
 use super::section::ModuleSection;
 
 /// The keys of `[service]` sections.
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "handler",
     "cert",
     "dhparam",
@@ -20,7 +20,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// Handlers that reload the systemd unit of their own name.
-pub const UNIT_HANDLERS: &[&str] = &["apache2", "nginx", "postfix", "dovecot", "rspamd"];
+pub(crate) const UNIT_HANDLERS: &[&str] = &["apache2", "nginx", "postfix", "dovecot", "rspamd"];
 
 /// How a service takes up new material.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,7 +276,7 @@ fn uses(
 }
 
 /// The sections as interpreted, for `--check`.
-pub fn render(services: &[ServiceSection]) -> String {
+pub(crate) fn render(services: &[ServiceSection]) -> String {
     let mut out = String::new();
     for s in services {
         out.push_str(&format!(

@@ -2,12 +2,12 @@
 //! what authoritative servers serve.
 
 pub mod authoritative;
-pub mod error;
+pub(crate) mod error;
 pub mod observe;
-pub mod presentation;
+pub(crate) mod presentation;
 pub mod provider;
 pub mod record;
-pub mod transport;
+pub(crate) mod transport;
 pub mod wire;
 
 /// A DNS server as `host`, `host:port`, `[v6]:port` or a bare IPv6 address

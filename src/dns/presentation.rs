@@ -6,7 +6,7 @@
 use crate::dns::record::{Name, RData, RecordType, Soa};
 
 /// The RFC 1035 presentation of `data`; names are fully qualified (trailing dot).
-pub fn to_presentation(data: &RData) -> String {
+pub(crate) fn to_presentation(data: &RData) -> String {
     match data {
         RData::A(addr) => addr.to_string(),
         RData::Aaaa(addr) => addr.to_string(),
@@ -47,7 +47,7 @@ pub fn to_presentation(data: &RData) -> String {
 ///
 /// # Errors
 /// A message saying what is wrong with the text.
-pub fn parse_presentation(rtype: RecordType, text: &str) -> Result<RData, String> {
+pub(crate) fn parse_presentation(rtype: RecordType, text: &str) -> Result<RData, String> {
     let text = text.trim();
     let fields: Vec<&str> = text.split_ascii_whitespace().collect();
     let number = |i: usize, what: &str| -> Result<u32, String> {
@@ -167,7 +167,7 @@ pub fn parse_presentation(rtype: RecordType, text: &str) -> Result<RData, String
 }
 
 /// The record type named `text` (`A`, `aaaa`, ...), if the program handles it.
-pub fn parse_type(text: &str) -> Option<RecordType> {
+pub(crate) fn parse_type(text: &str) -> Option<RecordType> {
     Some(match text.trim().to_ascii_uppercase().as_str() {
         "A" => RecordType::A,
         "AAAA" => RecordType::Aaaa,
@@ -252,7 +252,7 @@ fn character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
 /// `\DDD` is the decimal byte DDD, `\X` is X. The byte and how many bytes of
 /// `rest` it takes; `Err` with the value of a `\DDD` above 255; `None` when
 /// nothing follows the backslash.
-pub fn unescape_one(rest: &[u8]) -> Option<Result<(u8, usize), u32>> {
+pub(crate) fn unescape_one(rest: &[u8]) -> Option<Result<(u8, usize), u32>> {
     let digits = rest.get(..3).filter(|d| d.iter().all(u8::is_ascii_digit));
     if let Some(digits) = digits {
         let value = digits
@@ -265,7 +265,7 @@ pub fn unescape_one(rest: &[u8]) -> Option<Result<(u8, usize), u32>> {
 
 /// Bytes written as hex digits (either case, no separators); `None` for
 /// anything else, the empty text included.
-pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || text.is_empty() {
         return None;
     }

@@ -17,11 +17,11 @@ use tokio::net::TcpStream;
 use crate::dns::error::ProviderError;
 
 /// The time each network step (connect, send, every read) may take.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a message goes and what it is about, for log lines and errors.
 #[derive(Clone, Debug)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     /// Host name or address.
     pub host: String,
     pub port: u16,
@@ -38,7 +38,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// `host:port`, with brackets around an IPv6 address.
-    pub fn server(&self) -> String {
+    pub(crate) fn server(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -78,7 +78,7 @@ impl Exchange {
     /// # Errors
     /// Unreachable server, timeout, malformed answer, TSIG error or an answer whose
     /// TSIG does not verify.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         message: Message,
         signer: Option<&TSigner>,
@@ -94,7 +94,7 @@ impl Exchange {
     ///
     /// # Errors
     /// As [`Exchange::exchange`], and the rcode of a failing message.
-    pub async fn transfer(
+    pub(crate) async fn transfer(
         &self,
         message: Message,
         signer: Option<&TSigner>,
@@ -242,7 +242,7 @@ impl Exchange {
 /// The error for an answer whose rcode is not a success: REFUSED → `Refused`,
 /// NOTAUTH/NOTZONE → `NotAuthoritative` (or `BadTsig` when a TSIG error is set),
 /// BADSIG/BADKEY/BADTIME → `BadTsig`, anything else → `ServerError`.
-pub fn rcode_error(
+pub(crate) fn rcode_error(
     exchange: &Exchange,
     answer: &Message,
     signer: Option<&TSigner>,
@@ -272,7 +272,7 @@ pub fn rcode_error(
 }
 
 /// True for a TSIG error whose TSIG error field was BADKEY.
-pub fn is_bad_key(error: &ProviderError) -> bool {
+pub(crate) fn is_bad_key(error: &ProviderError) -> bool {
     matches!(error, ProviderError::BadTsig { reason, .. } if reason.starts_with(BADKEY))
 }
 

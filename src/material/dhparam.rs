@@ -23,13 +23,13 @@ use rand_core::RngCore;
 use super::ffdhe;
 
 /// The generator of every group here.
-pub const GENERATOR: u32 = 2;
+pub(crate) const GENERATOR: u32 = 2;
 /// The smallest size generated (tests use 512; servers want 2048 or more).
-pub const MIN_BITS: usize = 512;
+pub(crate) const MIN_BITS: usize = 512;
 /// The largest size generated (8192 bits already takes many minutes).
-pub const MAX_BITS: usize = 8192;
+pub(crate) const MAX_BITS: usize = 8192;
 /// The sizes of the RFC 7919 groups.
-pub const FFDHE_SIZES: [usize; 5] = [2048, 3072, 4096, 6144, 8192];
+pub(crate) const FFDHE_SIZES: [usize; 5] = [2048, 3072, 4096, 6144, 8192];
 
 /// Candidates per sieve window (a bitmap of 128 KiB, which stays in cache).
 const WINDOW: usize = 1 << 20;
@@ -86,7 +86,7 @@ impl DhParams {
 ///
 /// # Errors
 /// [`DhError::NoFfdheGroup`] for a size without a group.
-pub fn ffdhe(bits: usize) -> Result<DhParams, DhError> {
+pub(crate) fn ffdhe(bits: usize) -> Result<DhParams, DhError> {
     let hex = match bits {
         2048 => ffdhe::FFDHE2048,
         3072 => ffdhe::FFDHE3072,

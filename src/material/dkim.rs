@@ -16,11 +16,11 @@ use crate::dns::record::{Name, NameError};
 use crate::material::cert::KeyPem;
 
 /// The smallest RSA key accepted (RFC 8301 §3.2: signers MUST use at least 1024).
-pub const MIN_RSA_BITS: u32 = 1024;
+pub(crate) const MIN_RSA_BITS: u32 = 1024;
 /// RSA keys below this size get a warning (RFC 8301 §3.2: SHOULD use 2048).
-pub const RECOMMENDED_RSA_BITS: u32 = 2048;
+pub(crate) const RECOMMENDED_RSA_BITS: u32 = 2048;
 /// The largest RSA key accepted (RFC 8301 §3.2: verifiers need handle no more).
-pub const MAX_RSA_BITS: u32 = 4096;
+pub(crate) const MAX_RSA_BITS: u32 = 4096;
 
 /// The kind of DKIM key (`keytype` and `keysize` of `[dkim]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub enum DkimError {
 
 /// A new key: the private key as PEM and the TXT record data that publishes it.
 #[derive(Clone, Debug)]
-pub struct DkimKey {
+pub(crate) struct DkimKey {
     pub key_type: DkimKeyType,
     pub pem: KeyPem,
     pub txt: String,
@@ -71,7 +71,7 @@ pub struct DkimKey {
 ///
 /// # Errors
 /// On an RSA size outside the supported range, or when the random source fails.
-pub fn generate(kind: DkimKeyType) -> Result<DkimKey, DkimError> {
+pub(crate) fn generate(kind: DkimKeyType) -> Result<DkimKey, DkimError> {
     match kind {
         DkimKeyType::Rsa(bits) => {
             use rsa::pkcs8::{EncodePrivateKey, LineEnding};
@@ -118,7 +118,7 @@ pub fn generate(kind: DkimKeyType) -> Result<DkimKey, DkimError> {
 ///
 /// # Errors
 /// [`DkimError::BadKey`] when the text is not a PKCS#8 RSA or Ed25519 key.
-pub fn from_pem(pem: &str) -> Result<DkimKey, DkimError> {
+pub(crate) fn from_pem(pem: &str) -> Result<DkimKey, DkimError> {
     let (label, der) =
         rsa::pkcs8::der::pem::decode_vec(pem.as_bytes()).map_err(|_| DkimError::BadKey)?;
     if label != "PRIVATE KEY" {
@@ -145,7 +145,7 @@ pub fn from_pem(pem: &str) -> Result<DkimKey, DkimError> {
 
 /// The selector of a key made at `unix` seconds: `KEYBASENAME_UNIXTIME`, the
 /// original's form.
-pub fn selector(base: &str, unix: i64) -> String {
+pub(crate) fn selector(base: &str, unix: i64) -> String {
     format!("{base}_{unix}")
 }
 
@@ -153,13 +153,13 @@ pub fn selector(base: &str, unix: i64) -> String {
 ///
 /// # Errors
 /// When the resulting name is not a valid domain name (too long).
-pub fn record_name(selector: &str, domain: &Name) -> Result<Name, NameError> {
+pub(crate) fn record_name(selector: &str, domain: &Name) -> Result<Name, NameError> {
     domain.prepend(&format!("{selector}._domainkey"))
 }
 
 /// True when `text` can be a selector prefix: DNS label characters, so that
 /// `BASE_UNIXTIME` is one label of at most 63 characters.
-pub fn valid_base_name(text: &str) -> bool {
+pub(crate) fn valid_base_name(text: &str) -> bool {
     // The suffix is `_` and a ten-digit Unix time.
     !text.is_empty()
         && text.len() <= 63 - 11

@@ -18,7 +18,7 @@ use crate::dns::record::Name;
 
 /// The built-in rspamd template: the settings the original wrote (one key for
 /// every signing domain, alias senders signed too).
-pub const RSPAMD_TEMPLATE: &str = "\
+pub(crate) const RSPAMD_TEMPLATE: &str = "\
 # rspamd DKIM signing (local.d/dkim_signing.conf), written by cryptdomainmgr
 # on rollover; edits here are replaced by the next rollover.
 path = \"{{ keyfile }}\";
@@ -30,7 +30,7 @@ allow_username_mismatch = true;
 ";
 
 /// What a template may name.
-pub struct TemplateValues<'a> {
+pub(crate) struct TemplateValues<'a> {
     /// The installed key of this selector: `keylocation/SELECTOR.key`.
     pub keyfile: &'a Path,
     pub keyselector: &'a str,
@@ -43,7 +43,10 @@ pub struct TemplateValues<'a> {
 /// # Errors
 /// An unknown placeholder, an unclosed `{{`, or a value that cannot go into a
 /// quoted configuration string (a quote, backslash or control character).
-pub fn render_template(template: &str, values: &TemplateValues<'_>) -> Result<String, String> {
+pub(crate) fn render_template(
+    template: &str,
+    values: &TemplateValues<'_>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -86,7 +89,7 @@ fn path_text(path: &Path) -> Result<String, String> {
 
 /// One signing domain of an OpenDKIM table.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpenDkimEntry<'a> {
+pub(crate) struct OpenDkimEntry<'a> {
     pub domain: &'a Name,
     pub selector: &'a str,
     pub key_file: &'a Path,
@@ -99,7 +102,7 @@ const OPENDKIM_HEADER: &str =
 ///
 /// # Errors
 /// When a key path is not UTF-8 or holds whitespace or `:` (the table's separators).
-pub fn opendkim_key_table(entries: &[OpenDkimEntry<'_>]) -> Result<String, String> {
+pub(crate) fn opendkim_key_table(entries: &[OpenDkimEntry<'_>]) -> Result<String, String> {
     let mut out = OPENDKIM_HEADER.to_string();
     for e in entries {
         let file = path_text(e.key_file)?;
@@ -121,7 +124,7 @@ pub fn opendkim_key_table(entries: &[OpenDkimEntry<'_>]) -> Result<String, Strin
 }
 
 /// The SigningTable: mail from each domain is signed with that domain's key.
-pub fn opendkim_signing_table(entries: &[OpenDkimEntry<'_>]) -> String {
+pub(crate) fn opendkim_signing_table(entries: &[OpenDkimEntry<'_>]) -> String {
     let mut out = OPENDKIM_HEADER.to_string();
     for e in entries {
         out.push_str(&format!(

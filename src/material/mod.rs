@@ -4,7 +4,7 @@
 
 pub mod cert;
 pub mod dhparam;
-pub mod dkim;
-pub mod dkim_signing;
+pub(crate) mod dkim;
+pub(crate) mod dkim_signing;
 mod ffdhe;
-pub mod tlsa;
+pub(crate) mod tlsa;

@@ -15,7 +15,7 @@ use crate::material::cert::CertInfo;
 
 /// The three numbers that say what a TLSA record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TlsaParams {
+pub(crate) struct TlsaParams {
     pub usage: u8,
     pub selector: u8,
     pub matching: u8,
@@ -23,7 +23,7 @@ pub struct TlsaParams {
 
 /// Why no association data can be computed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TlsaError {
+pub(crate) enum TlsaError {
     #[error("TLSA usage {0} is not one of 0 (PKIX-TA), 1 (PKIX-EE), 2 (DANE-TA), 3 (DANE-EE)")]
     Usage(u8),
     #[error("TLSA selector {0} is not one of 0 (certificate), 1 (public key)")]
@@ -42,7 +42,7 @@ pub enum TlsaError {
 ///
 /// # Errors
 /// An out-of-range number, or a CA usage for a chain without an issuer.
-pub fn association_data(info: &CertInfo, params: TlsaParams) -> Result<Vec<u8>, TlsaError> {
+pub(crate) fn association_data(info: &CertInfo, params: TlsaParams) -> Result<Vec<u8>, TlsaError> {
     let selected = match (params.usage, params.selector) {
         (1 | 3, 0) => info.leaf_der.clone(),
         (1 | 3, 1) => info.leaf_spki_der.clone(),

@@ -16,7 +16,7 @@ use crate::material::cert::KeyType;
 use crate::state::{AriState, AriWindow, CertMaterial, CertState, State};
 
 /// The name of a key type as the state records it.
-pub fn key_type_name(kind: KeyType) -> String {
+pub(crate) fn key_type_name(kind: KeyType) -> String {
     match kind {
         KeyType::Rsa(bits) => format!("rsa-{bits}"),
         KeyType::EcdsaP256 => "ecdsa-p256".into(),
@@ -25,12 +25,12 @@ pub fn key_type_name(kind: KeyType) -> String {
 }
 
 /// The names of a certificate, in configuration order (the first is the CN).
-pub fn names_of(cert: &CertSection) -> Vec<String> {
+pub(crate) fn names_of(cert: &CertSection) -> Vec<String> {
     cert.domains.iter().map(|d| d.to_string()).collect()
 }
 
 /// Whether two lists hold the same names (case and order aside).
-pub fn same_names(a: &[String], b: &[String]) -> bool {
+pub(crate) fn same_names(a: &[String], b: &[String]) -> bool {
     let norm = |v: &[String]| {
         let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
         v.sort();
@@ -43,7 +43,7 @@ pub fn same_names(a: &[String], b: &[String]) -> bool {
 /// one is kept. With the CA's renewal information (ARI) the CA's window
 /// decides; without it, `renewdays`. `force`: `--force`, or `extraflags = -x`
 /// in an explicit prepare.
-pub fn renewal_reason(
+pub(crate) fn renewal_reason(
     cert: &CertSection,
     state: &CertState,
     now: DateTime<Utc>,
@@ -102,7 +102,7 @@ pub fn renewal_reason(
 
 /// The CA's renewal information for the current certificate, when it gave a
 /// window (an answer that failed falls back to `renewdays`).
-pub fn usable_ari<'a>(cert: &CertSection, state: &'a CertState) -> Option<&'a AriState> {
+pub(crate) fn usable_ari<'a>(cert: &CertSection, state: &'a CertState) -> Option<&'a AriState> {
     let current = state.current.as_ref()?;
     state
         .ari
@@ -111,7 +111,7 @@ pub fn usable_ari<'a>(cert: &CertSection, state: &'a CertState) -> Option<&'a Ar
 }
 
 /// When prepare orders the next certificate, if nothing else comes first.
-pub fn renewal_due_at(cert: &CertSection, state: &CertState) -> Option<DateTime<Utc>> {
+pub(crate) fn renewal_due_at(cert: &CertSection, state: &CertState) -> Option<DateTime<Utc>> {
     if let Some(ari) = usable_ari(cert, state) {
         return ari.renew_at;
     }
@@ -123,7 +123,7 @@ pub fn renewal_due_at(cert: &CertSection, state: &CertState) -> Option<DateTime<
 /// renewal time drawn at random in it, which stays as long as later windows
 /// contain it (so it does not move on every run); an error keeps the last
 /// window.
-pub fn ari_after(previous: Option<&AriState>, answer: &AriAnswer) -> AriState {
+pub(crate) fn ari_after(previous: Option<&AriState>, answer: &AriAnswer) -> AriState {
     let previous = previous.filter(|p| p.serial == answer.serial);
     match &answer.result {
         Ok(window) => {
@@ -162,7 +162,7 @@ pub fn ari_after(previous: Option<&AriState>, answer: &AriAnswer) -> AriState {
 /// Whether the CA's renewal information for `cert`'s current certificate is
 /// to be asked now: ARI on, a current certificate, and no answer for it that
 /// is still fresh.
-pub fn ari_wanted(cert: &CertSection, state: &CertState, now: DateTime<Utc>) -> bool {
+pub(crate) fn ari_wanted(cert: &CertSection, state: &CertState, now: DateTime<Utc>) -> bool {
     let Some(current) = &state.current else {
         return false;
     };
@@ -179,7 +179,7 @@ pub fn ari_wanted(cert: &CertSection, state: &CertState, now: DateTime<Utc>) -> 
 ///
 /// # Errors
 /// When the certificate cannot be read or a record not computed.
-pub fn awaited_tlsa(
+pub(crate) fn awaited_tlsa(
     config: &Config,
     cert: &str,
     material: &CertMaterial,
@@ -219,7 +219,7 @@ pub fn awaited_tlsa(
 }
 
 /// Plans `cert`'s steps of this round.
-pub fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
+pub(crate) fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
     let section = Section::Cert(cert.name.clone());
     let mut state = cert_state(input.state, &cert.name);
     let now = input.now;
@@ -429,7 +429,7 @@ fn ttl_of(config: &Config, cert: &CertSection) -> u32 {
 }
 
 /// The state of the certificate section `name`.
-pub fn cert_state(state: &State, name: &str) -> CertState {
+pub(crate) fn cert_state(state: &State, name: &str) -> CertState {
     state.certs.get(name).cloned().unwrap_or_default()
 }
 

@@ -15,7 +15,7 @@ use crate::state::{DhMaterial, DhState};
 
 /// Why new parameters are made, or `None` when the prepared or current ones
 /// are kept. `ffdhe_fingerprint`: the group's, for handler `ffdhe`.
-pub fn prepare_reason(
+pub(crate) fn prepare_reason(
     dh: &DhParamSection,
     state: &DhState,
     ffdhe_fingerprint: Option<&str>,
@@ -55,7 +55,7 @@ pub fn prepare_reason(
 }
 
 /// Plans `dh`'s steps of this round.
-pub fn plan(input: &Input<'_>, dh: &DhParamSection, plan: &mut Plan) {
+pub(crate) fn plan(input: &Input<'_>, dh: &DhParamSection, plan: &mut Plan) {
     let section = Section::DhParam(dh.name.clone());
     let state = input
         .state

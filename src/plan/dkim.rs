@@ -24,10 +24,10 @@ use crate::material::dkim::{record_name, selector};
 use crate::state::{DkimKeyState, DkimState};
 
 /// The word the log shows for DKIM records.
-pub const LOG_TYPE: &str = "DKIM";
+pub(crate) const LOG_TYPE: &str = "DKIM";
 
 /// Why prepare makes a new key, or `None` when the current or prepared one is kept.
-pub fn due_reason(
+pub(crate) fn due_reason(
     dkim: &DkimSection,
     state: &DkimState,
     now: DateTime<Utc>,
@@ -61,14 +61,14 @@ pub fn due_reason(
 }
 
 /// When the current key becomes due for rotation.
-pub fn rotation_due_at(dkim: &DkimSection, current: &DkimKeyState) -> DateTime<Utc> {
+pub(crate) fn rotation_due_at(dkim: &DkimSection, current: &DkimKeyState) -> DateTime<Utc> {
     current.created + Duration::days(i64::from(dkim.rotate_days))
 }
 
 /// When the record of a replaced key may be deleted: the drain period after its
 /// rollover for a key that signed mail, at once for one that never did (a
 /// prepared key replaced by a forced prepare). `None` for a key not replaced.
-pub fn drained_at(dkim: &DkimSection, key: &DkimKeyState) -> Option<DateTime<Utc>> {
+pub(crate) fn drained_at(dkim: &DkimSection, key: &DkimKeyState) -> Option<DateTime<Utc>> {
     let retired = key.retired?;
     if key.installed.is_none() {
         return Some(retired);
@@ -82,14 +82,14 @@ pub fn drained_at(dkim: &DkimSection, key: &DkimKeyState) -> Option<DateTime<Utc
 }
 
 /// The file rollover installs the key of `selector` as.
-pub fn selector_file(dkim: &DkimSection, selector: &str) -> PathBuf {
+pub(crate) fn selector_file(dkim: &DkimSection, selector: &str) -> PathBuf {
     dkim.key_location.join(format!("{selector}.key"))
 }
 
 /// The file the signing configuration names for `key`. A key that an earlier
 /// version installed has no file of its own: that version installed every key
 /// as `keylocation/keyname`, which then holds it until it is drained.
-pub fn signing_file(dkim: &DkimSection, key: &DkimKeyState) -> PathBuf {
+pub(crate) fn signing_file(dkim: &DkimSection, key: &DkimKeyState) -> PathBuf {
     key.installed_file
         .clone()
         .unwrap_or_else(|| dkim.key_path())
@@ -99,7 +99,7 @@ pub fn signing_file(dkim: &DkimSection, key: &DkimKeyState) -> PathBuf {
 /// prepared key becomes current, the current one is retired and remembers the
 /// file it was installed as (cleanup deletes it after the drain). `None` when
 /// nothing is prepared.
-pub fn rolled_over(
+pub(crate) fn rolled_over(
     dkim: &DkimSection,
     state: &DkimState,
     file: PathBuf,
@@ -126,7 +126,7 @@ pub fn rolled_over(
 /// version installed (signers still configured with it read it until they
 /// reload, so it must keep that key until the key is drained), or when there is
 /// no current key in `keylocation`.
-pub fn keyname_target(dkim: &DkimSection, state: &DkimState) -> Option<PathBuf> {
+pub(crate) fn keyname_target(dkim: &DkimSection, state: &DkimState) -> Option<PathBuf> {
     let current = state.current.as_ref()?;
     let file = current.installed_file.as_ref()?;
     let keyname = dkim.key_path();
@@ -146,7 +146,7 @@ pub fn keyname_target(dkim: &DkimSection, state: &DkimState) -> Option<PathBuf> 
 /// The installed file cleanup deletes with a drained key: its own
 /// `SELECTOR.key` only. An earlier version's `keyname` file is not deleted but
 /// replaced by the link to the current key ([`keyname_target`]).
-pub fn installed_file_to_delete(key: &DkimKeyState) -> Option<&Path> {
+pub(crate) fn installed_file_to_delete(key: &DkimKeyState) -> Option<&Path> {
     let file = key.installed_file.as_deref()?;
     let own = file
         .file_name()
@@ -157,7 +157,7 @@ pub fn installed_file_to_delete(key: &DkimKeyState) -> Option<&Path> {
 /// The services (name and last successful reload) that use a replaced key's
 /// section and have not reloaded since it was replaced: they may still sign
 /// with it, so its record and file stay. Empty for a key that never signed.
-pub fn awaiting_reload<'a>(
+pub(crate) fn awaiting_reload<'a>(
     key: &DkimKeyState,
     services: &[(&'a str, Option<DateTime<Utc>>)],
 ) -> Vec<&'a str> {
@@ -173,7 +173,7 @@ pub fn awaiting_reload<'a>(
 
 /// A selector `BASE_UNIXTIME` not in `taken` (a second key within the same
 /// second takes the next free second).
-pub fn unique_selector(base: &str, now: DateTime<Utc>, taken: &[&str]) -> String {
+pub(crate) fn unique_selector(base: &str, now: DateTime<Utc>, taken: &[&str]) -> String {
     let mut unix = now.timestamp();
     loop {
         let candidate = selector(base, unix);
@@ -197,7 +197,7 @@ fn selector_scope(owner: Name) -> Scope {
 ///
 /// # Errors
 /// When `SELECTOR._domainkey.DOMAIN` is not a valid name (too long).
-pub fn publish(key: &DkimKeyState, domain: &Name, ttl: u32) -> Result<Contribution, String> {
+pub(crate) fn publish(key: &DkimKeyState, domain: &Name, ttl: u32) -> Result<Contribution, String> {
     let owner = owner(&key.selector, domain)?;
     Ok(Contribution {
         op: Op::Add,
@@ -211,7 +211,7 @@ pub fn publish(key: &DkimKeyState, domain: &Name, ttl: u32) -> Result<Contributi
 ///
 /// # Errors
 /// When `SELECTOR._domainkey.DOMAIN` is not a valid name.
-pub fn prune(selector: &str, domain: &Name) -> Result<Contribution, String> {
+pub(crate) fn prune(selector: &str, domain: &Name) -> Result<Contribution, String> {
     Ok(Contribution {
         op: Op::Set,
         log_type: LOG_TYPE,
@@ -224,7 +224,7 @@ pub fn prune(selector: &str, domain: &Name) -> Result<Contribution, String> {
 ///
 /// # Errors
 /// When the owner name is not valid.
-pub fn record(key: &DkimKeyState, domain: &Name, ttl: u32) -> Result<Record, String> {
+pub(crate) fn record(key: &DkimKeyState, domain: &Name, ttl: u32) -> Result<Record, String> {
     Ok(Record::new(
         owner(&key.selector, domain)?,
         ttl,
@@ -240,12 +240,12 @@ fn owner(selector: &str, domain: &Name) -> Result<Name, String> {
 const WHEN: &str = super::timing::WHEN;
 
 /// The state of the DKIM section `name`.
-pub fn dkim_state(state: &crate::state::State, name: &str) -> DkimState {
+pub(crate) fn dkim_state(state: &crate::state::State, name: &str) -> DkimState {
     state.dkim.get(name).cloned().unwrap_or_default()
 }
 
 /// The records `key` needs served at every domain of `dkim` before it signs.
-pub fn awaited(
+pub(crate) fn awaited(
     dkim: &DkimSection,
     key: &DkimKeyState,
     ttl_of: impl Fn(&Name) -> u32,
@@ -257,7 +257,7 @@ pub fn awaited(
 }
 
 /// Plans `dkim`'s steps of this round.
-pub fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan) {
+pub(crate) fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan) {
     use super::{Action, Deletion, NewDkimKey, Note, Request, Section, Step, When};
     let section = Section::Dkim(dkim.name.clone());
     let state = dkim_state(input.state, &dkim.name);
@@ -421,7 +421,7 @@ pub fn plan(input: &super::Input<'_>, dkim: &DkimSection, plan: &mut super::Plan
 /// drain period is over and every service that uses the section has reloaded
 /// since it was replaced (one that has not may still sign with it). If not,
 /// why it stays (`None` for a key that is not replaced).
-pub fn may_go(
+pub(crate) fn may_go(
     input: &super::Input<'_>,
     dkim: &DkimSection,
     old: &DkimKeyState,

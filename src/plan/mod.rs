@@ -13,20 +13,20 @@
 //! nothing → prepared → records published → served everywhere → (2 × hold)
 //! → deployed → services reloaded → old records and files removed.
 
-pub mod cert;
-pub mod dhparam;
-pub mod dkim;
-pub mod needs;
-pub mod observed;
+pub(crate) mod cert;
+pub(crate) mod dhparam;
+pub(crate) mod dkim;
+pub(crate) mod needs;
+pub(crate) mod observed;
 pub mod records;
-pub mod render;
-pub mod rrsets;
+pub(crate) mod render;
+pub(crate) mod rrsets;
 pub mod scope;
-pub mod services;
-pub mod timing;
-pub mod tlsa;
+pub(crate) mod services;
+pub(crate) mod timing;
+pub(crate) mod tlsa;
 pub mod update;
-pub mod zones;
+pub(crate) mod zones;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -34,7 +34,7 @@ pub struct Needs {
 
 /// What `input`'s round must observe (`input.observed` holds the material on
 /// disk, not yet zones or answers).
-pub fn needs(input: &Input<'_>) -> Needs {
+pub(crate) fn needs(input: &Input<'_>) -> Needs {
     let mut needs = Needs::default();
     let config = input.config;
     let update = input.request.updates() && input.first_round;
@@ -137,7 +137,11 @@ fn served(input: &Input<'_>, needs: &mut Needs) {
 /// The RRsets a provider that cannot list a zone must read for `domains` in
 /// `zone`: those the static keys speak for (and the NS RRsets that show
 /// delegations), and the owners of the material records and their scopes.
-pub fn rrsets(input: &Input<'_>, domains: &[Domain], zone: &Name) -> Vec<(Name, RecordType)> {
+pub(crate) fn rrsets(
+    input: &Input<'_>,
+    domains: &[Domain],
+    zone: &Name,
+) -> Vec<(Name, RecordType)> {
     let mut wanted: BTreeSet<(Name, RecordType)> = BTreeSet::new();
     if input.request.updates() && input.first_round {
         let statics: Vec<Domain> = domains.iter().filter(|d| has_static(d)).cloned().collect();

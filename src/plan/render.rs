@@ -8,7 +8,7 @@ use crate::config::model::Config;
 use crate::config::service::Reload as ReloadHow;
 
 /// The kind of a step, in one word: what phase of the cycle it belongs to.
-pub fn verb(action: &Action) -> &'static str {
+pub(crate) fn verb(action: &Action) -> &'static str {
     match action {
         Action::ChangeZone(_) => "records",
         Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams => "prepare",
@@ -20,7 +20,7 @@ pub fn verb(action: &Action) -> &'static str {
 }
 
 /// One line per step: `[cert:web] rollover at 2026-12-03 10:00:00 UTC (...)`.
-pub fn summary(step: &Step) -> String {
+pub(crate) fn summary(step: &Step) -> String {
     let when = match &step.when {
         When::Now => "now".to_string(),
         When::At(at) => format!("at {}", at.format(WHEN)),
@@ -34,7 +34,7 @@ pub fn summary(step: &Step) -> String {
 }
 
 /// The changes a step would make, as `--dry-run` prints them.
-pub fn changes(config: &Config, step: &Step) -> Vec<String> {
+pub(crate) fn changes(config: &Config, step: &Step) -> Vec<String> {
     let name = section_name(&step.section);
     let reason = &step.reason;
     match &step.action {
@@ -195,7 +195,7 @@ pub fn changes(config: &Config, step: &Step) -> Vec<String> {
 
 /// What `--dry-run` prints of a plan: the changes of the steps due now, then
 /// the steps that wait, with their times.
-pub fn dry_run(config: &Config, plan: &Plan) -> Vec<String> {
+pub(crate) fn dry_run(config: &Config, plan: &Plan) -> Vec<String> {
     let mut out: Vec<String> = plan
         .runnable()
         .flat_map(|step| changes(config, step))

@@ -12,7 +12,7 @@ use crate::dns::record::{Name, RecordType};
 /// The (name, type) pairs to read for `domains` in `zone`, sorted, each once.
 /// SRV keys reach the owner names their entries and key name, e.g.
 /// `_imap._tcp.NAME`; other `_service._proto` names are not read.
-pub fn rrsets_to_read(domains: &[Domain], zone: &Name) -> Vec<(Name, RecordType)> {
+pub(crate) fn rrsets_to_read(domains: &[Domain], zone: &Name) -> Vec<(Name, RecordType)> {
     let mut wanted = BTreeSet::new();
     for domain in domains {
         let name = &domain.name;

@@ -13,7 +13,7 @@ use crate::config::service::{Reload as ReloadHow, ServiceSection};
 use crate::state::State;
 
 /// Everything `service` uses, as sections.
-pub fn used_by(service: &ServiceSection) -> impl Iterator<Item = Section> + '_ {
+pub(crate) fn used_by(service: &ServiceSection) -> impl Iterator<Item = Section> + '_ {
     let certs = service.certs.iter().cloned().map(Section::Cert);
     let dhparams = service.dhparams.iter().cloned().map(Section::DhParam);
     let dkims = service.dkims.iter().cloned().map(Section::Dkim);
@@ -32,7 +32,7 @@ fn deployed_at(state: &State, section: &Section) -> Option<DateTime<Utc>> {
 
 /// What `service` has to take up: what `deploying` puts in place of what it
 /// uses, and what was deployed after its last successful reload.
-pub fn due(service: &ServiceSection, deploying: &[Section], state: &State) -> Vec<Section> {
+pub(crate) fn due(service: &ServiceSection, deploying: &[Section], state: &State) -> Vec<Section> {
     let reloaded = state
         .services
         .get(&service.name)
@@ -46,7 +46,12 @@ pub fn due(service: &ServiceSection, deploying: &[Section], state: &State) -> Ve
 }
 
 /// Plans `service`'s reload, if it has something to take up.
-pub fn plan(input: &Input<'_>, service: &ServiceSection, deploying: &[Section], plan: &mut Plan) {
+pub(crate) fn plan(
+    input: &Input<'_>,
+    service: &ServiceSection,
+    deploying: &[Section],
+    plan: &mut Plan,
+) {
     let section = Section::Service(service.name.clone());
     let after = due(service, deploying, input.state);
     let missing_file = input.observed.traefik_missing.contains(&service.name);
@@ -82,17 +87,17 @@ pub fn plan(input: &Input<'_>, service: &ServiceSection, deploying: &[Section], 
 }
 
 /// The systemctl action for a unit: reload a running one, start a stopped one.
-pub fn systemd_action(active: bool) -> &'static str {
+pub(crate) fn systemd_action(active: bool) -> &'static str {
     if active { "reload" } else { "start" }
 }
 
 /// The dynamic configuration file a traefik service writes.
-pub fn traefik_file(configdir: &Path, service: &str) -> PathBuf {
+pub(crate) fn traefik_file(configdir: &Path, service: &str) -> PathBuf {
     configdir.join(format!("cryptdomainmgr-{service}.toml"))
 }
 
 /// The traefik configuration file of `service`, if it is a traefik service.
-pub fn traefik_file_of(service: &ServiceSection) -> Option<PathBuf> {
+pub(crate) fn traefik_file_of(service: &ServiceSection) -> Option<PathBuf> {
     match &service.reload {
         ReloadHow::Traefik { configdir } => Some(traefik_file(configdir, &service.name)),
         _ => None,
@@ -105,7 +110,7 @@ pub fn traefik_file_of(service: &ServiceSection) -> Option<PathBuf> {
 /// traefik (which watches the directory, not the certificates) reads them
 /// again. Certificates without destination or not deployed are named in the
 /// returned warnings.
-pub fn traefik_config(
+pub(crate) fn traefik_config(
     config: &Config,
     state: &State,
     service: &ServiceSection,

@@ -16,10 +16,10 @@ use super::observed::ServedAnswers;
 use crate::state::Served;
 
 /// The time format of log lines and plans.
-pub const WHEN: &str = "%Y-%m-%d %H:%M:%S UTC";
+pub(crate) const WHEN: &str = "%Y-%m-%d %H:%M:%S UTC";
 
 /// How long resolvers may hold answers from before the new records.
-pub fn hold(served: &Served, joined_ttl: u32) -> u32 {
+pub(crate) fn hold(served: &Served, joined_ttl: u32) -> u32 {
     served.ttl.max(joined_ttl).max(served.negative_ttl)
 }
 
@@ -32,14 +32,14 @@ fn record_ttl(served: &Served, configured: u32) -> u32 {
 
 /// When material whose records were first served as `served` says may be
 /// deployed: twice the hold after that.
-pub fn rollover_safe_at(served: &Served, joined_ttl: u32) -> DateTime<Utc> {
+pub(crate) fn rollover_safe_at(served: &Served, joined_ttl: u32) -> DateTime<Utc> {
     served.at + seconds(2 * u64::from(hold(served, joined_ttl)))
 }
 
 /// When the records of material replaced at `rolled_over` may be deleted:
 /// twice their TTL later (resolvers may hand them out that long, and a client
 /// that saw the old certificate may still be connecting).
-pub fn cleanup_safe_at(rolled_over: DateTime<Utc>, ttl: u32) -> DateTime<Utc> {
+pub(crate) fn cleanup_safe_at(rolled_over: DateTime<Utc>, ttl: u32) -> DateTime<Utc> {
     rolled_over + seconds(2 * u64::from(ttl))
 }
 
@@ -48,7 +48,7 @@ fn seconds(secs: u64) -> Duration {
 }
 
 /// The words of a refused rollover: why it may not happen yet.
-pub fn refusal(when: &When, why: &str) -> String {
+pub(crate) fn refusal(when: &When, why: &str) -> String {
     match when {
         When::At(at) => format!(
             "resolvers may still hold answers without them: safe from {} ({why})",
@@ -60,7 +60,7 @@ pub fn refusal(when: &When, why: &str) -> String {
 
 /// How new records stand for a rollover.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     pub when: When,
     /// Why, in words ("first served ... by 2/2 servers; 2 × max(...)").
     pub why: String,
@@ -70,7 +70,7 @@ pub struct Readiness {
 /// published at `published` and first served as `served` may be deployed at
 /// `now`. `answers` is what the servers serve now (asked when the safe time
 /// has come, to see that the records are still there).
-pub fn rollover_readiness(
+pub(crate) fn rollover_readiness(
     what: &str,
     published: Option<DateTime<Utc>>,
     served: Option<&Served>,

@@ -18,7 +18,7 @@ use crate::material::tlsa::{TlsaParams, association_data};
 
 /// Where a certificate stands in its cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
+pub(crate) enum Role {
     /// Deployed by the last rollover.
     Current,
     /// Issued by prepare, waiting for rollover.
@@ -26,7 +26,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Current => "current",
             Role::Prepared => "prepared",
@@ -36,7 +36,7 @@ impl Role {
 
 /// A certificate whose TLSA records a domain publishes.
 #[derive(Clone, Copy, Debug)]
-pub struct TlsaCert<'a> {
+pub(crate) struct TlsaCert<'a> {
     /// The `[cert:NAME]` section.
     pub section: &'a str,
     pub role: Role,
@@ -45,7 +45,7 @@ pub struct TlsaCert<'a> {
 
 /// What the phase does with the records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Prepare: add, delete only what `-=` keys name.
     Publish,
     /// Cleanup: set keys delete the rest of their scope.
@@ -56,7 +56,7 @@ pub enum Mode {
 ///
 /// # Errors
 /// When the name becomes invalid (too long).
-pub fn owner(domain: &Name, entry: &TlsaEntry) -> Result<Name, String> {
+pub(crate) fn owner(domain: &Name, entry: &TlsaEntry) -> Result<Name, String> {
     domain
         .prepend(&format!("_{}._{}", entry.port, entry.proto))
         .map_err(|e| format!("TLSA owner name: {e}"))
@@ -67,7 +67,7 @@ pub fn owner(domain: &Name, entry: &TlsaEntry) -> Result<Name, String> {
 ///
 /// # Errors
 /// A message naming the entry and certificate that cannot give a record.
-pub fn records(
+pub(crate) fn records(
     domain: &Domain,
     entries: &[TlsaEntry],
     certs: &[TlsaCert<'_>],
@@ -102,7 +102,7 @@ pub fn records(
 }
 
 /// True when the domain has a `tlsa` key.
-pub fn has_tlsa(domain: &Domain) -> bool {
+pub(crate) fn has_tlsa(domain: &Domain) -> bool {
     domain
         .rules
         .iter()
@@ -112,7 +112,7 @@ pub fn has_tlsa(domain: &Domain) -> bool {
 /// The contributions of the domain's `tlsa` keys for `certs` (every certificate
 /// of the domain's `cert` list, current and prepared), and the keys that could
 /// not be planned (their records are left as they are).
-pub fn contributions(
+pub(crate) fn contributions(
     domain: &Domain,
     certs: &[TlsaCert<'_>],
     mode: Mode,
@@ -153,7 +153,7 @@ pub fn contributions(
 ///
 /// # Errors
 /// As [`records`].
-pub fn wanted_for(domain: &Domain, cert: TlsaCert<'_>) -> Result<Vec<Record>, String> {
+pub(crate) fn wanted_for(domain: &Domain, cert: TlsaCert<'_>) -> Result<Vec<Record>, String> {
     let mut out: Vec<Record> = Vec::new();
     for spanned in &domain.rules {
         if let RecordKind::Tlsa { entries, .. } = &spanned.rule.kind
@@ -171,7 +171,7 @@ pub fn wanted_for(domain: &Domain, cert: TlsaCert<'_>) -> Result<Vec<Record>, St
 
 /// The certificates a TLSA record vouches for, by its own usage, selector and
 /// matching type (whatever key made it).
-pub fn matching_certs<'a>(record: &Record, certs: &[TlsaCert<'a>]) -> Vec<TlsaCert<'a>> {
+pub(crate) fn matching_certs<'a>(record: &Record, certs: &[TlsaCert<'a>]) -> Vec<TlsaCert<'a>> {
     let RData::Tlsa {
         usage,
         selector,

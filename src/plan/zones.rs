@@ -27,13 +27,13 @@ struct Pending {
 }
 
 /// True when `domain` has static record keys (the update phase's).
-pub fn has_static(domain: &Domain) -> bool {
+pub(crate) fn has_static(domain: &Domain) -> bool {
     domain.rules.iter().any(|r| r.rule.kind.is_static())
 }
 
 /// Whether the update phase looks up the public IPv4 (`v4`) or IPv6 address
 /// for `domain`.
-pub fn needs_public_ip(domain: &Domain, v4: bool) -> bool {
+pub(crate) fn needs_public_ip(domain: &Domain, v4: bool) -> bool {
     domain.rules.iter().any(|r| {
         if v4 {
             r.rule.kind.needs_public_ip4()
@@ -44,7 +44,7 @@ pub fn needs_public_ip(domain: &Domain, v4: bool) -> bool {
 }
 
 /// Plans every observed zone's change, and the publish marks.
-pub fn plan(input: &Input<'_>, plan: &mut Plan) {
+pub(crate) fn plan(input: &Input<'_>, plan: &mut Plan) {
     let mut pending: BTreeMap<Section, Pending> = BTreeMap::new();
     let mut unreadable: BTreeSet<Name> = input.observed.zone_errors.keys().cloned().collect();
     for view in &input.observed.zones {
@@ -250,7 +250,7 @@ fn caa_identities(input: &Input<'_>, domain: &Domain) -> Result<Vec<String>, Str
 }
 
 /// True when `domain` has a `caa = auto` entry.
-pub fn wants_caa_auto(domain: &Domain) -> bool {
+pub(crate) fn wants_caa_auto(domain: &Domain) -> bool {
     use crate::config::records::CaaEntry;
     domain.rules.iter().any(
         |r| matches!(&r.rule.kind, RecordKind::Caa(entries) if entries.contains(&CaaEntry::Auto)),

@@ -23,7 +23,7 @@ use crate::state::State;
 
 /// The signing configuration files that name `selector` with its key `file`:
 /// path and contents, in the order they are written.
-pub fn signing_files(
+pub(crate) fn signing_files(
     config: &Config,
     dkim: &DkimSection,
     selector: &str,

@@ -113,7 +113,7 @@ impl fmt::Display for SoaField {
 }
 
 /// Every SOA field.
-pub const ALL_SOA_FIELDS: &[SoaField] = &[
+pub(crate) const ALL_SOA_FIELDS: &[SoaField] = &[
     SoaField::PrimaryNs,
     SoaField::Hostmaster,
     SoaField::Refresh,
@@ -123,7 +123,7 @@ pub const ALL_SOA_FIELDS: &[SoaField] = &[
 ];
 
 /// Every record type the program writes, besides SOA.
-pub const ALL_TYPES: &[RecordType] = &[
+pub(crate) const ALL_TYPES: &[RecordType] = &[
     RecordType::A,
     RecordType::Aaaa,
     RecordType::Cname,
@@ -136,7 +136,7 @@ pub const ALL_TYPES: &[RecordType] = &[
 ];
 
 /// A server or file the program changes with its own code, with SOA.
-pub const FULL_ATOMIC: Capabilities = Capabilities {
+pub(crate) const FULL_ATOMIC: Capabilities = Capabilities {
     types: ALL_TYPES,
     soa: ALL_SOA_FIELDS,
     application: Application::Atomic,

@@ -49,24 +49,24 @@ macro_rules! provider {
 
 /// The record types the crate's clients write (dns-update 0.6.1: the types
 /// each client answers `Unsupported` for are left out).
-pub mod types {
+pub(crate) mod types {
     use crate::dns::record::RecordType::{self, A, Aaaa, Caa, Cname, Mx, Ns, Srv, Tlsa, Txt};
 
-    pub const ALL: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv, Tlsa, Caa];
-    pub const NO_TLSA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv, Caa];
-    pub const NO_TLSA_CAA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv];
-    pub const NO_TLSA_SRV: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Caa];
-    pub const NO_TLSA_NS: &[RecordType] = &[A, Aaaa, Cname, Mx, Txt, Srv, Caa];
-    pub const NO_NS: &[RecordType] = &[A, Aaaa, Cname, Mx, Txt, Srv, Tlsa, Caa];
-    pub const NO_SRV_CAA_TLSA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt];
-    pub const TXT_ONLY: &[RecordType] = &[Txt];
+    pub(crate) const ALL: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv, Tlsa, Caa];
+    pub(crate) const NO_TLSA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv, Caa];
+    pub(crate) const NO_TLSA_CAA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Srv];
+    pub(crate) const NO_TLSA_SRV: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt, Caa];
+    pub(crate) const NO_TLSA_NS: &[RecordType] = &[A, Aaaa, Cname, Mx, Txt, Srv, Caa];
+    pub(crate) const NO_NS: &[RecordType] = &[A, Aaaa, Cname, Mx, Txt, Srv, Tlsa, Caa];
+    pub(crate) const NO_SRV_CAA_TLSA: &[RecordType] = &[A, Aaaa, Cname, Ns, Mx, Txt];
+    pub(crate) const TXT_ONLY: &[RecordType] = &[Txt];
     /// Clients that can only replace one TXT record (`set_rrset`), which the
     /// program does not use: they cannot add to or remove from an RRset.
-    pub const NONE: &[RecordType] = &[];
+    pub(crate) const NONE: &[RecordType] = &[];
 }
 
 /// Every provider taken from the crate.
-pub const SPECS: &[ProviderSpec] = &[
+pub(crate) const SPECS: &[ProviderSpec] = &[
     provider!(
         "cloudflare",
         [],
@@ -987,7 +987,8 @@ fn joker_auth(k: &Keys<'_>) -> Result<providers::joker::JokerAuth, KeyError> {
 
 /// The README's table of these providers and their keys (a unit test keeps the
 /// README equal to it).
-pub fn markdown_table() -> String {
+#[cfg(test)]
+pub(crate) fn markdown_table() -> String {
     let mut text = String::from(
         "| handler | required keys | optional keys | cannot write |\n| --- | --- | --- | --- |\n",
     );

@@ -43,7 +43,7 @@ use crate::dns::presentation::{parse_presentation, parse_type, to_presentation};
 use crate::dns::record::{Name, RData, Record, RecordType, Soa};
 use crate::secret::Secret;
 
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: "inwx",
     // `dnsuptools/inwx` (the original's name) is mapped to `inwx` by the config reader.
     aliases: &[],
@@ -81,8 +81,8 @@ pub const SPEC: ProviderSpec = ProviderSpec {
     build: |keys| Ok(Arc::new(Inwx::from_keys(keys)?)),
 };
 
-pub const LIVE_URL: &str = "https://api.domrobot.com/jsonrpc/";
-pub const OTE_URL: &str = "https://api.ote.domrobot.com/jsonrpc/";
+pub(crate) const LIVE_URL: &str = "https://api.domrobot.com/jsonrpc/";
+pub(crate) const OTE_URL: &str = "https://api.ote.domrobot.com/jsonrpc/";
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts of one call when INWX answers a temporary failure.
 const RETRY: crate::retry::Backoff = crate::retry::Backoff {
@@ -101,7 +101,7 @@ const DEFAULT_TIMERS: [u32; 4] = [10800, 3600, 604800, 3600];
 const NAME: &str = "inwx";
 
 /// A configured INWX account.
-pub struct Inwx {
+pub(crate) struct Inwx {
     endpoint: String,
     user: String,
     password: Secret,
@@ -154,7 +154,7 @@ impl Inwx {
     ///
     /// # Errors
     /// The key that is missing or invalid.
-    pub fn from_keys(keys: &KeyValues) -> Result<Self, KeyError> {
+    pub(crate) fn from_keys(keys: &KeyValues) -> Result<Self, KeyError> {
         let value = |key: &str| {
             keys.get(key)
                 .map(|v| v.trim().to_string())

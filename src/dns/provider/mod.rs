@@ -4,12 +4,12 @@
 //! config keys and [`Capabilities`]; `--check`, the configuration check and the
 //! README's key tables come from it.
 
-pub mod capability;
+pub(crate) mod capability;
 pub mod dnsupdate;
-pub mod dnsupdate_registry;
-pub mod inwx;
-pub mod partial;
-pub mod powerdns;
+pub(crate) mod dnsupdate_registry;
+pub(crate) mod inwx;
+pub(crate) mod partial;
+pub(crate) mod powerdns;
 pub mod rfc2136;
 pub mod zonefile;
 

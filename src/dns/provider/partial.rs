@@ -9,11 +9,11 @@
 use std::collections::BTreeSet;
 
 use crate::dns::error::ProviderError;
-pub use crate::dns::error::Refusal;
+pub(crate) use crate::dns::error::Refusal;
 use crate::dns::record::{Name, Record, RecordType};
 
 /// `verb` and the records of one RRset, for a [`Refusal`].
-pub fn change_text(verb: &str, records: &[&Record]) -> String {
+pub(crate) fn change_text(verb: &str, records: &[&Record]) -> String {
     let Some(first) = records.first() else {
         return verb.to_string();
     };
@@ -25,7 +25,7 @@ pub fn change_text(verb: &str, records: &[&Record]) -> String {
 }
 
 /// The account of a change set applied request by request.
-pub struct Steps {
+pub(crate) struct Steps {
     server: String,
     zone: Name,
     applied: usize,
@@ -35,7 +35,7 @@ pub struct Steps {
 }
 
 impl Steps {
-    pub fn new(server: String, zone: &Name) -> Self {
+    pub(crate) fn new(server: String, zone: &Name) -> Self {
         Steps {
             server,
             zone: zone.clone(),
@@ -46,13 +46,13 @@ impl Steps {
     }
 
     /// One request went through.
-    pub fn applied(&mut self) {
+    pub(crate) fn applied(&mut self) {
         self.applied += 1;
     }
 
     /// The adds `records` (of one RRset) were refused with `answer`; the
     /// deletes of their RRset will be held back.
-    pub fn refused_add(&mut self, records: &[&Record], answer: String) {
+    pub(crate) fn refused_add(&mut self, records: &[&Record], answer: String) {
         if let Some(first) = records.first() {
             self.blocked
                 .insert((first.name.clone(), first.record_type()));
@@ -61,13 +61,13 @@ impl Steps {
     }
 
     /// A change was refused with `answer`.
-    pub fn refused(&mut self, change: String, answer: String) {
+    pub(crate) fn refused(&mut self, change: String, answer: String) {
         self.refused.push(Refusal { change, answer });
     }
 
     /// True when the deletes `records` (of one RRset) must not be sent because
     /// an add to their RRset was refused; they are then listed as not sent.
-    pub fn hold_back(&mut self, records: &[&Record]) -> bool {
+    pub(crate) fn hold_back(&mut self, records: &[&Record]) -> bool {
         let Some(first) = records.first() else {
             return false;
         };
@@ -87,7 +87,7 @@ impl Steps {
     /// The outcome when `error` stopped the rest: the error itself when no
     /// request had gone through or been refused yet (nothing changed), else
     /// [`ProviderError::Partial`] ending with it.
-    pub fn stop(mut self, error: ProviderError) -> ProviderError {
+    pub(crate) fn stop(mut self, error: ProviderError) -> ProviderError {
         if self.applied == 0 && self.refused.is_empty() {
             return error;
         }
@@ -102,7 +102,7 @@ impl Steps {
     ///
     /// # Errors
     /// [`ProviderError::Partial`] when a change was refused.
-    pub fn finish(self) -> Result<(), ProviderError> {
+    pub(crate) fn finish(self) -> Result<(), ProviderError> {
         if self.refused.is_empty() {
             Ok(())
         } else {

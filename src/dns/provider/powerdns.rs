@@ -31,7 +31,7 @@ use crate::dns::presentation::{parse_presentation, parse_type, to_presentation};
 use crate::dns::record::{Name, RData, Record, RecordType};
 use crate::secret::Secret;
 
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: "powerdns",
     aliases: &[],
     keys: &[
@@ -66,7 +66,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const NAME: &str = "powerdns";
 
 /// A configured PowerDNS API.
-pub struct PowerDns {
+pub(crate) struct PowerDns {
     /// `http://host:port/api/v1/servers/{serverid}`.
     base: String,
     api_url: String,
@@ -79,7 +79,7 @@ impl PowerDns {
     ///
     /// # Errors
     /// The key that is missing or invalid.
-    pub fn from_keys(keys: &KeyValues) -> Result<Self, KeyError> {
+    pub(crate) fn from_keys(keys: &KeyValues) -> Result<Self, KeyError> {
         let required = |key: &str| {
             keys.get(key)
                 .map(|v| v.trim())
