@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use log::{debug, info, warn};
 use tokio::task::JoinSet;
 
@@ -138,14 +139,19 @@ pub async fn zones(
         if remaining.is_empty() {
             break;
         }
-        let assigned = assign_zones(providers, &remaining, &mut errors).await;
+        let max_concurrency = input.config.cdm.max_concurrency;
+        let assigned = assign_zones(providers, &remaining, max_concurrency, &mut errors).await;
+        let permits = Arc::new(tokio::sync::Semaphore::new(max_concurrency));
         let mut reads = JoinSet::new();
         let mut reading: BTreeMap<tokio::task::Id, Vec<Name>> = BTreeMap::new();
         for (provider_id, provider, zone, domains) in assigned {
             let owned: Vec<Domain> = domains.iter().map(|d| (*d).clone()).collect();
             let names = owned.iter().map(|d| d.name.clone()).collect();
             let wanted_rrsets = rrsets(input, &owned, &zone);
+            let permits = permits.clone();
             let task = reads.spawn(async move {
+                // Never closed: acquiring only waits for a free slot.
+                let _slot = permits.acquire_owned().await.ok();
                 let records = provider
                     .read_rrsets(&zone, &wanted_rrsets)
                     .await
@@ -214,35 +220,63 @@ type Assigned<'a> = (usize, Arc<dyn DnsProvider>, Name, Vec<&'a Domain>);
 async fn assign_zones<'a>(
     providers: &Providers,
     domains: &[&'a Domain],
+    max_concurrency: usize,
     errors: &mut BTreeMap<Name, String>,
 ) -> Vec<Assigned<'a>> {
     let mut sorted: Vec<&Domain> = domains.to_vec();
-    // Shorter names first, so a zone apex is looked up before the names below it.
+    // Shorter names first, so a zone apex is looked up before the names below
+    // it; the names of one length that no zone found so far covers are looked
+    // up concurrently (two of them in one zone cost one lookup more, and are
+    // joined below).
     sorted.sort_by_key(|d| (d.name.as_str().split('.').count(), d.name.clone()));
     let mut zones: Vec<Assigned<'a>> = Vec::new();
-    for domain in sorted {
-        let id = domain.provider.id;
-        let known = zones
-            .iter_mut()
-            .filter(|(p, _, zone, _)| *p == id && domain.name.is_at_or_below(zone))
-            .max_by_key(|(_, _, zone, _)| zone.as_str().len());
-        if let Some((_, _, _, members)) = known {
-            members.push(domain);
-            continue;
-        }
-        let Some(instance) = providers.get(id) else {
-            errors.insert(domain.name.clone(), "its provider is not configured".into());
-            continue;
-        };
-        match instance.find_zone(&domain.name).await {
-            Ok(zone) => match zones.iter_mut().find(|(p, _, z, _)| *p == id && *z == zone) {
-                Some((_, _, _, members)) => members.push(domain),
-                None => zones.push((id, instance.clone(), zone, vec![domain])),
-            },
-            Err(e) => {
-                errors.insert(domain.name.clone(), e.to_string());
+    let mut level_start = 0;
+    while level_start < sorted.len() {
+        let labels = |d: &Domain| d.name.as_str().split('.').count();
+        let level = labels(sorted[level_start]);
+        let level_end = sorted[level_start..]
+            .iter()
+            .position(|d| labels(d) != level)
+            .map_or(sorted.len(), |n| level_start + n);
+        let mut lookups = Vec::new();
+        for domain in &sorted[level_start..level_end] {
+            let id = domain.provider.id;
+            let known = zones
+                .iter_mut()
+                .filter(|(p, _, zone, _)| *p == id && domain.name.is_at_or_below(zone))
+                .max_by_key(|(_, _, zone, _)| zone.as_str().len());
+            if let Some((_, _, _, members)) = known {
+                members.push(domain);
+                continue;
+            }
+            match providers.get(id) {
+                Some(instance) => lookups.push((*domain, instance.clone())),
+                None => {
+                    errors.insert(domain.name.clone(), "its provider is not configured".into());
+                }
             }
         }
+        let found: Vec<_> = futures_util::stream::iter(lookups)
+            .map(|(domain, instance)| async move {
+                let zone = instance.find_zone(&domain.name).await;
+                (domain, instance, zone)
+            })
+            .buffered(max_concurrency)
+            .collect()
+            .await;
+        for (domain, instance, zone) in found {
+            let id = domain.provider.id;
+            match zone {
+                Ok(zone) => match zones.iter_mut().find(|(p, _, z, _)| *p == id && *z == zone) {
+                    Some((_, _, _, members)) => members.push(domain),
+                    None => zones.push((id, instance, zone, vec![domain])),
+                },
+                Err(e) => {
+                    errors.insert(domain.name.clone(), e.to_string());
+                }
+            }
+        }
+        level_start = level_end;
     }
     for (_, _, _, members) in &mut zones {
         members.sort_by(|a, b| a.name.cmp(&b.name));

@@ -16,6 +16,7 @@ pub(crate) mod services;
 pub(crate) mod wait;
 pub mod zones;
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use log::{error, info};
 
@@ -84,12 +85,16 @@ pub async fn execute(
             Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams
         )
     });
-    let results = join_all(making.iter().map(|step| async {
-        let result = guarded(&step.section, make(config, providers, store, step)).await;
-        progress::step_done(&steps);
-        result
-    }))
-    .await;
+    // In plan order, at most `maxconcurrency` at once (ACME orders above all).
+    let results: Vec<Result<(), StepError>> = futures_util::stream::iter(&making)
+        .map(|step| async {
+            let result = guarded(&step.section, make(config, providers, store, step)).await;
+            progress::step_done(&steps);
+            result
+        })
+        .buffered(config.cdm.max_concurrency)
+        .collect()
+        .await;
     for (step, result) in making.into_iter().zip(results) {
         outcomes.push(outcome(step, result));
     }

@@ -12,11 +12,6 @@ use crate::crashpoint;
 use crate::dns::provider::Providers;
 use crate::plan::{Action, Step, ZoneChange};
 
-/// How many changes go to one provider at once when it changes each zone
-/// atomically (RFC 2136, zone files); APIs without transactions get one at a
-/// time, so that their rate limits and backends are not raced.
-const PER_PROVIDER: usize = 8;
-
 /// Applies the zone changes of `steps`: providers concurrently, the zones of
 /// one provider one at a time (or a few at a time for atomic providers).
 /// Returns the results in the order of `steps`.
@@ -47,7 +42,14 @@ pub async fn apply_all(
                 _ => None,
             })
             .collect();
-        let limit = if atomic { PER_PROVIDER } else { 1 };
+        // Providers that change each zone atomically (RFC 2136, zone files)
+        // get `maxconcurrency` changes at once; APIs without transactions one
+        // at a time, so that their rate limits and backends are not raced.
+        let limit = if atomic {
+            config.cdm.max_concurrency
+        } else {
+            1
+        };
         futures_util::stream::iter(mine)
             .map(|(i, change)| async move {
                 let section = &steps[i].section;

@@ -17,7 +17,7 @@ use crate::dns::provider::{self, KeyValues, ProviderSpec};
 use crate::dns::record::{Name, RecordType};
 
 /// Modules the program knows, and the keys of those not described elsewhere.
-const CDM_KEYS: &[&str] = &["statedir", "postwait"];
+const CDM_KEYS: &[&str] = &["statedir", "postwait", "maxconcurrency", "maxordersperhour"];
 /// Domain keys that are neither records nor provider keys.
 const DOMAIN_KEYS: &[&str] = &["cert", "propagationtimeout"];
 
@@ -55,7 +55,19 @@ pub struct Config {
 pub struct Cdm {
     pub statedir: PathBuf,
     pub postwait: Duration,
+    /// `maxconcurrency`: how many zone reads, zone changes and ACME orders
+    /// run at once.
+    pub max_concurrency: usize,
+    /// `maxordersperhour`: new ACME orders in any hour; the rest wait for the
+    /// next run.
+    pub max_orders_per_hour: u32,
 }
+
+/// Enough to keep two cores and a loopback server busy, few enough that a
+/// provider's API or a CA sees a polite client.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// Let's Encrypt allows 300 new orders per account in 3 hours.
+pub const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 100;
 
 /// A `[module:name]` section as read, before inheritance.
 struct NamedSection<'a> {
@@ -311,7 +323,30 @@ fn build_cdm(section: Option<&BTreeMap<String, Value>>, errors: &mut Vec<ConfigE
         },
         None => Duration::ZERO,
     };
-    Cdm { statedir, postwait }
+    let mut count = |key: &str, default: u32| match get(key) {
+        Some(v) => match v.text.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                errors.push(ConfigError::new(
+                    &v.span,
+                    format!(
+                        "{key} \"{}\" is not a whole number of at least 1 (e.g. {key} = {default})",
+                        v.text.trim()
+                    ),
+                ));
+                default
+            }
+        },
+        None => default,
+    };
+    let max_concurrency = count("maxconcurrency", DEFAULT_MAX_CONCURRENCY as u32) as usize;
+    let max_orders_per_hour = count("maxordersperhour", DEFAULT_MAX_ORDERS_PER_HOUR);
+    Cdm {
+        statedir,
+        postwait,
+        max_concurrency,
+        max_orders_per_hour,
+    }
 }
 
 fn warn_unknown_keys(section: &ModuleSection, warnings: &mut Vec<ConfigError>) {
@@ -783,6 +818,16 @@ mod tests {
                 "not a valid label",
             ),
             ("[cdm]\npostwait = soon\n", "f0.conf:2:", "postwait"),
+            (
+                "[cdm]\nmaxconcurrency = 0\n",
+                "f0.conf:2:",
+                "maxconcurrency",
+            ),
+            (
+                "[cdm]\nmaxordersperhour = many\n",
+                "f0.conf:2:",
+                "maxordersperhour",
+            ),
             (
                 &format!("[domain:a.example]\n{KEY}tlsa.tcp.443 = auto:4:1:1\n"),
                 "f0.conf:6:",

@@ -18,6 +18,7 @@ pub(crate) mod dhparam;
 pub(crate) mod dkim;
 pub(crate) mod needs;
 pub(crate) mod observed;
+pub(crate) mod orders;
 pub mod records;
 pub(crate) mod render;
 pub(crate) mod rrsets;
@@ -339,6 +340,12 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
         }
     }
+    orders::limit(
+        &mut plan,
+        input.state,
+        input.config.cdm.max_orders_per_hour,
+        input.now,
+    );
     zones::plan(input, &mut plan);
     plan
 }
