@@ -127,7 +127,8 @@ mod tests {
     #[test]
     fn orders_beyond_the_hourly_limit_wait_for_a_free_slot() {
         // (orders in the window, minutes ago; limit; expected per step: None = now)
-        let cases: [(&str, &[i64], u32, [Option<i64>; 3]); 5] = [
+        type Case<'a> = (&'a str, &'a [i64], u32, [Option<i64>; 3]);
+        let cases: [Case; 5] = [
             ("room for all", &[], 5, [None, None, None]),
             ("limit reached by this plan", &[], 2, [None, None, Some(60)]),
             (
@@ -150,8 +151,10 @@ mod tests {
             ),
         ];
         for (what, made, max, expected) in cases {
-            let mut plan = Plan::default();
-            plan.steps = vec![issue("a", None), issue("b", None), issue("c", None)];
+            let mut plan = Plan {
+                steps: vec![issue("a", None), issue("b", None), issue("c", None)],
+                ..Plan::default()
+            };
             limit(&mut plan, &state(made), max, t(0));
             let want: Vec<When> = expected
                 .iter()
@@ -194,8 +197,10 @@ mod tests {
             },
         );
         assert_eq!(recent_orders(&state, t(0)), [t(-15)]);
-        let mut plan = Plan::default();
-        plan.steps = vec![issue("a", None)];
+        let mut plan = Plan {
+            steps: vec![issue("a", None)],
+            ..Plan::default()
+        };
         limit(&mut plan, &state, 1, t(0));
         assert_eq!(whens(&plan), [When::At(t(45))]);
     }
