@@ -120,6 +120,13 @@ mod tests {
         state
     }
 
+    fn plan_of(steps: Vec<Step>) -> Plan {
+        Plan {
+            steps,
+            ..Plan::default()
+        }
+    }
+
     fn whens(plan: &Plan) -> Vec<When> {
         plan.steps.iter().map(|s| s.when.clone()).collect()
     }
@@ -151,10 +158,7 @@ mod tests {
             ),
         ];
         for (what, made, max, expected) in cases {
-            let mut plan = Plan {
-                steps: vec![issue("a", None), issue("b", None), issue("c", None)],
-                ..Plan::default()
-            };
+            let mut plan = plan_of(vec![issue("a", None), issue("b", None), issue("c", None)]);
             limit(&mut plan, &state(made), max, t(0));
             let want: Vec<When> = expected
                 .iter()
@@ -166,11 +170,10 @@ mod tests {
 
     #[test]
     fn continuing_an_order_is_not_a_new_one_and_the_reason_says_why() {
-        let mut plan = Plan::default();
-        plan.steps = vec![
+        let mut plan = plan_of(vec![
             issue("a", Some("https://ca.test/order/1")),
             issue("b", None),
-        ];
+        ]);
         limit(&mut plan, &state(&[-10]), 1, t(0));
         assert_eq!(whens(&plan), [When::Now, When::At(t(50))]);
         assert!(
@@ -197,10 +200,7 @@ mod tests {
             },
         );
         assert_eq!(recent_orders(&state, t(0)), [t(-15)]);
-        let mut plan = Plan {
-            steps: vec![issue("a", None)],
-            ..Plan::default()
-        };
+        let mut plan = plan_of(vec![issue("a", None)]);
         limit(&mut plan, &state, 1, t(0));
         assert_eq!(whens(&plan), [When::At(t(45))]);
     }
