@@ -17,7 +17,7 @@ use crate::material::cert::CertInfo;
 use crate::observe;
 use crate::plan::cert::{cert_state, renewal_due_at};
 use crate::plan::dkim::{dkim_state, drained_at, rotation_due_at};
-use crate::plan::observed::Observed;
+use crate::plan::observed::{Observed, TlsaDnssec};
 use crate::plan::render::{summary, verb};
 use crate::plan::scope::{Filter, Names, Scope};
 use crate::plan::timing::WHEN;
@@ -95,6 +95,8 @@ async fn observe_and_plan(
         failed: &failed,
     };
     let plan = plan::plan(&input);
+    let dnssec = observe::tlsa_dnssec(config, providers, &observed).await;
+    observed.tlsa_dnssec = dnssec;
     (observed, plan)
 }
 
@@ -435,10 +437,21 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
         if owners.is_empty() {
             lines.push("  none published".into());
         }
+        let dnssec = observed.tlsa_dnssec.get(&domain.name);
+        if let Some(d) = dnssec {
+            lines.push(match &d.signed {
+                Ok(true) => format!("  zone {}: DNSSEC-signed", d.zone),
+                Ok(false) => format!(
+                    "  WARNING: zone {} is not DNSSEC-signed (no DNSKEY): DANE clients such as mail servers ignore these TLSA records",
+                    d.zone
+                ),
+                Err(e) => format!("  zone {}: DNSSEC unknown ({e})", d.zone),
+            });
+        }
         let by = |record: &Record| {
             let matches = tlsa::matching_certs(record, &refs);
             if matches.is_empty() {
-                "none".to_string()
+                "none (old: matches no certificate in use)".to_string()
             } else {
                 matches
                     .iter()
@@ -462,9 +475,51 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
                     by(record)
                 ));
             }
+            if let Some(signed) = dnssec.and_then(|d| owner_signed(d, owner)) {
+                lines.push(format!("  {port}: {signed}"));
+            }
         }
     }
     lines
+}
+
+/// Whether the TLSA RRset at `owner` is served signed, in words.
+fn owner_signed(dnssec: &TlsaDnssec, owner: &Name) -> Option<String> {
+    let (_, count) = dnssec.owners.iter().find(|(o, _)| o == owner)?;
+    Some(match (count, &dnssec.signed) {
+        (_, Ok(false)) => "not signed (the zone is not signed)".into(),
+        (Ok((n, of)), _) if n == of => format!("signed (RRSIG from {n}/{of} servers)"),
+        (Ok((n, of)), _) => format!(
+            "NOT signed everywhere: RRSIG from {n}/{of} servers (validating resolvers reject it where it is missing)"
+        ),
+        (Err(e), _) => format!("signed: unknown ({e})"),
+    })
+}
+
+/// The `tlsa` part of the JSON document: per domain with TLSA records, its
+/// zone's DNSSEC and per owner whether the RRset is served signed.
+fn tlsa_json(observed: &Observed) -> Value {
+    Value::Array(
+        observed
+            .tlsa_dnssec
+            .iter()
+            .map(|(domain, d)| {
+                json!({
+                    "domain": domain.to_string(),
+                    "zone": d.zone.to_string(),
+                    "zone_signed": d.signed.as_ref().ok(),
+                    "error": d.signed.as_ref().err(),
+                    "owners": d.owners.iter().map(|(owner, count)| json!({
+                        "name": owner.to_string(),
+                        "signed": count.as_ref().ok().map(|(n, of)| n == of && *of > 0 && d.signed == Ok(true)),
+                        "servers_with_rrsig": count.as_ref().ok().map(|(n, _)| n),
+                        "servers": count.as_ref().ok().map(|(_, of)| of),
+                        "error": count.as_ref().err(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The observed records of the zone of the domain section `name`.
@@ -530,7 +585,7 @@ fn cert_json(m: &CertMaterial, now: DateTime<Utc>) -> Value {
 fn document(
     config: &Config,
     state: &State,
-    _observed: &Observed,
+    observed: &Observed,
     plan: &Plan,
     now: DateTime<Utc>,
 ) -> Value {
@@ -661,5 +716,6 @@ fn document(
         })),
         "last_auto": state.auto.as_ref().map_or(Value::Null, |r| json!({"at": r.at.to_rfc3339(), "ok": r.ok})),
         "sections": sections,
+        "tlsa": tlsa_json(observed),
     })
 }

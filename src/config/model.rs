@@ -63,7 +63,7 @@ const SERVICE_KEYS: &[&str] = &[
     "configdir",
 ];
 /// Domain keys that are neither records nor provider keys.
-const DOMAIN_KEYS: &[&str] = &["cert", "propagationtimeout"];
+const DOMAIN_KEYS: &[&str] = &["cert", "propagationtimeout", "dnssecresolver"];
 
 pub const DEFAULT_STATEDIR: &str = "/var/cryptdomainmgr";
 pub const DEFAULT_TTL: u32 = 300;
@@ -158,6 +158,9 @@ pub struct Domain {
     pub nameservers: Vec<(String, u16)>,
     /// `propagationtimeout`: how long to wait for new records to be served.
     pub propagation_timeout: Duration,
+    /// `dnssecresolver`: a validating resolver (host, port) that must give the
+    /// new TLSA records with the AD bit before rollover.
+    pub dnssec_resolver: Option<(String, u16)>,
     /// Record rules ordered: set, then add, then remove.
     pub rules: Vec<SpannedRule>,
     /// The `cert` key: the certificate sections covering this name.
@@ -627,9 +630,24 @@ fn build_domain(
         }
     }
 
+    let dnssec_resolver = entries
+        .get("dnssecresolver")
+        .filter(|v| !v.text.trim().is_empty())
+        .and_then(|value| match crate::dns::parse_server(value.text.trim()) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                errors.push(ConfigError::new(
+                    &value.span,
+                    format!("[domain:{name}] dnssecresolver: {message}"),
+                ));
+                None
+            }
+        });
+
     Some(Domain {
         name,
         nameservers,
+        dnssec_resolver,
         propagation_timeout,
         span: section.span.clone(),
         provider,

@@ -298,6 +298,7 @@ mod tests {
             servers: vec![(addr(1), Ok(Some(300))), (addr(2), Ok(Some(600)))],
             negative_ttl: Ok(60),
             unknown: Vec::new(),
+            dnssec: Default::default(),
             records: Vec::new(),
         };
         let served = served_now(&answers, now).unwrap();

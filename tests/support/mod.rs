@@ -19,8 +19,10 @@ pub mod nginx;
 pub mod opendkim;
 pub mod pdns;
 pub mod pebble;
+pub mod postfix;
 pub mod rspamd;
 pub mod tls;
+pub mod unbound;
 
 use std::path::PathBuf;
 
