@@ -37,6 +37,9 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 ";
 
 pub struct Postfix {
@@ -51,7 +54,13 @@ impl Postfix {
     /// `cert_dir/fullchain.pem` and `cert_dir/privkey.pem`, discarding what it
     /// accepts. `None` when Postfix is not installed (outside CI).
     pub fn receiver(domain: &str, cert_dir: &Path) -> Option<Postfix> {
+        Self::receiver_on(domain, cert_dir, free_port())
+    }
+
+    /// [`Postfix::receiver`] on `port`.
+    pub fn receiver_on(domain: &str, cert_dir: &Path, port: u16) -> Option<Postfix> {
         let mut postfix = Self::prepare()?;
+        postfix.port = port;
         let main = format!(
             "myhostname = mail.{domain}\nmydestination = {domain}\nlocal_recipient_maps =\n\
              local_transport = discard:\nsmtpd_tls_security_level = may\n\
@@ -117,7 +126,7 @@ impl Postfix {
              mail_owner = postfix\nsetgid_group = postdrop\ninet_interfaces = 127.0.0.1\n\
              inet_protocols = ipv4\nmynetworks = 127.0.0.0/8\nalias_maps =\nalias_database =\n\
              maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\n\
-             smtputf8_enable = no\nbiff = no\n{specific}"
+             smtputf8_enable = no\nbiff = no\nsmtpd_peername_lookup = no\n{specific}"
         );
         std::fs::write(self.conf_dir().join("main.cf"), main).expect("write main.cf");
         let master = format!("127.0.0.1:{} inet n - n - - smtpd\n{MASTER_CF}", self.port);
@@ -203,47 +212,12 @@ impl Postfix {
         std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
     }
 
-    /// Hands one message to its SMTP server (plain SMTP on loopback).
+    /// Hands one message to its SMTP server; see [`submit`].
     ///
     /// # Errors
-    /// The conversation, when a reply is not the expected one.
+    /// As [`submit`].
     pub fn submit(&self, from: &str, to: &str, subject: &str) -> Result<(), String> {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut reader = BufReader::new(stream);
-        let mut transcript = String::new();
-        let mut expect = |reader: &mut BufReader<TcpStream>, code: &str| -> Result<(), String> {
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).map_err(|e| e.to_string())?;
-                transcript.push_str(&line);
-                if line.len() < 4 || !line.starts_with(code) {
-                    return Err(format!("expected {code}: {transcript}"));
-                }
-                if line.as_bytes()[3] == b' ' {
-                    return Ok(());
-                }
-            }
-        };
-        expect(&mut reader, "220")?;
-        for (command, code) in [
-            ("EHLO test.example.test".to_string(), "250"),
-            (format!("MAIL FROM:<{from}>"), "250"),
-            (format!("RCPT TO:<{to}>"), "250"),
-            ("DATA".to_string(), "354"),
-            (
-                format!("Subject: {subject}\r\nFrom: <{from}>\r\nTo: <{to}>\r\n\r\n{subject}\r\n."),
-                "250",
-            ),
-            ("QUIT".to_string(), "221"),
-        ] {
-            write!(writer, "{command}\r\n").map_err(|e| e.to_string())?;
-            expect(&mut reader, code)?;
-        }
-        Ok(())
+        submit(self.port, from, to, subject)
     }
 
     /// Stops it (`postfix stop`, then its master by pid if still there).
@@ -284,4 +258,49 @@ impl Drop for Postfix {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Hands one message to the SMTP server on `127.0.0.1:port` (plain SMTP).
+///
+/// # Errors
+/// The conversation, when a reply is not the expected one.
+pub fn submit(port: u16, from: &str, to: &str, subject: &str) -> Result<(), String> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut transcript = String::new();
+    let mut expect = |reader: &mut BufReader<TcpStream>, code: &str| -> Result<(), String> {
+        loop {
+            let mut line = String::new();
+            reader
+                .read_line(&mut line)
+                .map_err(|e| format!("{e} after: {transcript}"))?;
+            transcript.push_str(&line);
+            if line.len() < 4 || !line.starts_with(code) {
+                return Err(format!("expected {code}: {transcript}"));
+            }
+            if line.as_bytes()[3] == b' ' {
+                return Ok(());
+            }
+        }
+    };
+    expect(&mut reader, "220")?;
+    for (command, code) in [
+        ("EHLO test.example.test".to_string(), "250"),
+        (format!("MAIL FROM:<{from}>"), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_string(), "354"),
+        (
+            format!("Subject: {subject}\r\nFrom: <{from}>\r\nTo: <{to}>\r\n\r\n{subject}\r\n."),
+            "250",
+        ),
+        ("QUIT".to_string(), "221"),
+    ] {
+        write!(writer, "{command}\r\n").map_err(|e| e.to_string())?;
+        expect(&mut reader, code)?;
+    }
+    Ok(())
 }

@@ -45,7 +45,7 @@ impl UnboundEnv {
                  verbosity: 1\n  val-log-level: 2\n  access-control: 127.0.0.0/8 allow\n  \
                  do-not-query-localhost: no\n  do-ip6: no\n  module-config: \"validator iterator\"\n  \
                  harden-dnssec-stripped: yes\n  cache-max-negative-ttl: 1\n  prefetch: no\n  \
-                 num-threads: 1\n{anchors}\
+                 num-threads: 1\n  local-zone: \"test.\" nodefault\n{anchors}\
                  stub-zone:\n  name: \"{zone}\"\n  stub-addr: 127.0.0.1@{knot_port}\n\
                  remote-control:\n  control-enable: no\n"
             );
