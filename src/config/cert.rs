@@ -263,6 +263,29 @@ fn build_cert(
             }
         },
     };
+    // `new`: a new key for every certificate (the original's way). The staged
+    // next key of RFC 7671 §8.1 is not available in this version: refusing it
+    // beats silently making new keys for a configuration that asked for
+    // stable `3 1 1` records.
+    if let Some(value) = entries.get("keystrategy") {
+        match value.text.trim().to_ascii_lowercase().as_str() {
+            "" | "new" => {}
+            "staged" => err(
+                value,
+                format!(
+                    "[cert:{}] keystrategy = staged is not available in this version; use keystrategy = new (a new key for every certificate)",
+                    section.name
+                ),
+            ),
+            other => err(
+                value,
+                format!(
+                    "[cert:{}] keystrategy \"{other}\" is unknown (use new)",
+                    section.name
+                ),
+            ),
+        }
+    }
     let eab = match (text("eabkid"), text("eabhmackey")) {
         (None, None) => None,
         (Some(kid), Some(key)) => Some(Eab {
@@ -346,6 +369,12 @@ mod tests {
             ("renewdays = soon\n", 8, "renewdays"),
             ("ratelimitwait = x\n", 8, "ratelimitwait"),
             ("eabkid = kid\n", 8, "together"),
+            (
+                "keystrategy = rotate\n",
+                8,
+                "keystrategy \"rotate\" is unknown",
+            ),
+            ("keystrategy = staged\n", 8, "not available"),
         ] {
             let errors = config(text)
                 .err()

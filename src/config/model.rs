@@ -32,6 +32,7 @@ const CERT_KEYS: &[&str] = &[
     "eabhmackey",
     "renewdays",
     "ratelimitwait",
+    "keystrategy",
     "ari",
     "propagationtimeout",
 ];

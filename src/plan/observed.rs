@@ -61,8 +61,11 @@ pub struct TlsaDnssec {
     pub signed: Result<bool, String>,
     /// Per TLSA owner name: how many servers give the RRset with its RRSIG, of
     /// how many asked, or why they could not be asked.
-    pub owners: Vec<(Name, Result<(usize, usize), String>)>,
+    pub owners: Vec<(Name, SignedCount)>,
 }
+
+/// How many servers give an RRset with its RRSIG, of how many asked.
+pub type SignedCount = Result<(usize, usize), String>;
 
 /// One zone as a provider holds it.
 #[derive(Clone, Debug)]
