@@ -59,6 +59,9 @@ pub fn material(config: &Config, state: &State) -> Observed {
                 .certs
                 .insert(material.dir.clone(), read_chain(&material.dir));
         }
+        if let Some(next) = &entry.next_key {
+            observed.certs.insert(next.dir.clone(), next_key_info(next));
+        }
         if let (Some(dest), Some(current)) = (&cert.destination, &entry.current) {
             let version = format!("..{}", current.serial.to_ascii_lowercase());
             for name in &current.names {
@@ -92,6 +95,27 @@ pub fn material(config: &Config, state: &State) -> Observed {
     }
     crate::apply::dkim::observe(config, state, &mut observed);
     observed
+}
+
+/// What TLSA records of the key itself need of a next key, which has no
+/// certificate yet: its SubjectPublicKeyInfo (as the state records it).
+fn next_key_info(next: &crate::state::NextKey) -> Result<CertInfo, String> {
+    let spki = crate::material::cert::unhex(&next.spki).ok_or_else(|| {
+        format!(
+            "the next key's public key in the state is not hex: {}",
+            next.spki
+        )
+    })?;
+    Ok(CertInfo {
+        sans: Vec::new(),
+        serial: String::new(),
+        not_before: 0,
+        not_after: 0,
+        sha256_fingerprint: String::new(),
+        leaf_der: Vec::new(),
+        issuers_der: Vec::new(),
+        leaf_spki_der: spki,
+    })
 }
 
 /// The SHA-256 of DH parameters (DER), hex: how the state names them.

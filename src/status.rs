@@ -369,6 +369,15 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
         let mut loaded: Vec<Loaded<'_>> = Vec::new();
         for section in domain.certs.iter().flat_map(|c| c.names.iter()) {
             let entry = state.certs.get(section);
+            if let Some(next) = crate::plan::records::staged_next_key(config, state, section)
+                && let Some(Ok(info)) = observed.certs.get(&next.dir)
+            {
+                loaded.push(Loaded {
+                    section,
+                    role: Role::Next,
+                    info,
+                });
+            }
             for (role, material) in [
                 (Role::Current, entry.and_then(|e| e.current.as_ref())),
                 (Role::Prepared, entry.and_then(|e| e.prepared.as_ref())),

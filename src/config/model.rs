@@ -33,6 +33,7 @@ const CERT_KEYS: &[&str] = &[
     "renewdays",
     "ratelimitwait",
     "keystrategy",
+    "keyrotatedays",
     "ari",
     "propagationtimeout",
 ];

@@ -52,6 +52,20 @@ pub fn require(binary: &str) -> bool {
     false
 }
 
+/// True when the tests run as root (a resolver on port 53, a Postfix in a
+/// mount namespace of its own need it); like [`require`] otherwise.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("this test needs root (port 53, mount namespaces), but CI=true requires it");
+    }
+    eprintln!("SKIPPED: this test needs root (port 53, mount namespaces)");
+    false
+}
+
 /// `require` for several binaries at once.
 pub fn require_all(binaries: &[&str]) -> bool {
     binaries.iter().all(|b| require(b))

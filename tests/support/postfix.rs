@@ -92,7 +92,7 @@ impl Postfix {
     }
 
     fn prepare() -> Option<Postfix> {
-        if !require_all(&["postfix", "postconf"]) {
+        if !require_all(&["postfix", "postconf"]) || !super::require_root() {
             return None;
         }
         let dir = tempfile::tempdir().expect("temporary directory");

@@ -26,7 +26,7 @@ impl UnboundEnv {
     /// # Panics
     /// When it does not start.
     pub fn start(zone: &str, anchors: &[String], knot_port: u16) -> Option<UnboundEnv> {
-        if !require_all(&["unbound", "dig"]) {
+        if !require_all(&["unbound", "dig"]) || !super::require_root() {
             return None;
         }
         let dir = tempfile::tempdir().expect("temporary directory");
