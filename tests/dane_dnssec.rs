@@ -164,6 +164,8 @@ struct MailWorld {
     receiver: Option<Postfix>,
     port: u16,
     conf: String,
+    /// More lines for `[cert:mx]`.
+    cert_keys: String,
 }
 
 impl MailWorld {
@@ -181,6 +183,7 @@ impl MailWorld {
             receiver: None,
             port,
             conf: String::new(),
+            cert_keys: String::new(),
         })
     }
 
@@ -196,7 +199,8 @@ impl MailWorld {
             .collect();
         self.conf = self.env.config(&format!(
             "{}\n[service:mx]\nhandler = command\ncommand = {}\ncert = mx\n",
-            mx_config(self.port, ""),
+            mx_config(self.port, "")
+                .replace("[cert:mx]\n", &format!("[cert:mx]\n{}", self.cert_keys)),
             command.join(" ")
         ));
         self.receiver = Some(receiver);
@@ -257,10 +261,16 @@ async fn postfix_with_dane_never_defers_across_cycles() {
         assert_eq!(tlsa_with_sigs(&world.env, &owner), (1, 1), "cycle {cycle}");
     }
     let sent = pump.finish(&sender);
+    all_delivered_verified(&sender, sent);
+}
+
+/// Every one of the `sent` messages delivered over a DANE-verified
+/// connection, none deferred.
+fn all_delivered_verified(sender: &Postfix, sent: usize) {
     assert!(sent >= 10, "only {sent} messages");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (delivered, deferred, verified) = deliveries(&sender);
+        let (delivered, deferred, verified) = deliveries(sender);
         assert_eq!(deferred, 0, "deferred mail:\n{}", sender.log());
         if delivered >= sent {
             assert!(
@@ -278,6 +288,55 @@ async fn postfix_with_dane_never_defers_across_cycles() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!sender.log().contains("Untrusted TLS"), "{}", sender.log());
+}
+
+/// The real-client proof with `keystrategy = staged`: a renewal that keeps
+/// the key (deployed at once), then a key rotation a year later (the next
+/// key, published since the start, becomes current; a new next key follows
+/// and the old record goes), a message every second, none deferred.
+#[tokio::test]
+async fn postfix_with_dane_never_defers_through_a_staged_key_rotation() {
+    let Some(mut world) = MailWorld::start(3) else {
+        return;
+    };
+    world.cert_keys = "keystrategy = staged\nkeyrotatedays = 365\n".into();
+    let first_conf = world.env.config(
+        &mx_config(world.port, "").replace("[cert:mx]\n", "[cert:mx]\nkeystrategy = staged\n"),
+    );
+    world.env.run_ok(&["--prepare", &first_conf]);
+    rollover_in_real_time(&world.env, &first_conf);
+    world.start_receiver();
+    let conf = world.conf.clone();
+    let owner = format!("_{}._tcp.{MAIL}", world.port);
+    assert_eq!(
+        tlsa_with_sigs(&world.env, &owner),
+        (2, 1),
+        "current and next"
+    );
+    let sender =
+        Postfix::dane_sender(MAIL, world.port, &world.unbound.resolv_conf()).expect("postfix");
+    let pump = Pump::start(&sender, Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(3));
+
+    // A renewal on the same key: deployed at once.
+    world.env.run_ok(&["--prepare", "--force", &conf]);
+    world.env.run_ok(&["--rollover", &conf]);
+    std::thread::sleep(Duration::from_secs(3));
+
+    // The rotation, a year later on the program's clock.
+    world.env.advance(366 * 86400);
+    world.env.run_ok(&["--prepare", &conf]);
+    assert_eq!(tlsa_with_sigs(&world.env, &owner), (2, 1));
+    rollover_in_real_time(&world.env, &conf);
+    cleanup_in_real_time(&world.env, &conf);
+    assert_eq!(
+        tlsa_with_sigs(&world.env, &owner),
+        (2, 1),
+        "current and a new next"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = pump.finish(&sender);
+    all_delivered_verified(&sender, sent);
 }
 
 /// The same harness fails when the rollover does not wait: a certificate
