@@ -15,7 +15,7 @@ use crate::dns::provider::Providers;
 use crate::dns::record::{Name, Record, RecordType};
 use crate::material::cert::CertInfo;
 use crate::observe;
-use crate::plan::cert::{cert_state, renewal_due_at};
+use crate::plan::cert::{self as cert_plan, cert_state, renewal_due_at};
 use crate::plan::dkim::{dkim_state, drained_at, rotation_due_at};
 use crate::plan::observed::{Observed, TlsaDnssec};
 use crate::plan::render::{summary, verb};
@@ -223,6 +223,16 @@ fn text(
                     .as_ref()
                     .map(|e| format!(", last error: {e}"))
                     .unwrap_or_default()
+            ));
+        }
+        if let Some(next) = &entry.next_key {
+            line(format!(
+                "  next key: {}, made {}{}",
+                next.key_type,
+                next.created.format(WHEN),
+                cert_plan::rotation_due_at(cert, &entry)
+                    .map(|at| format!(", becomes current from {}", at.format(WHEN)))
+                    .unwrap_or_else(|| " (keystrategy is not staged: unused)".into())
             ));
         }
         let due = renewal_due_at(cert, &entry);
@@ -636,6 +646,13 @@ fn document(
             .as_ref()
             .map_or(Value::Null, |m| json!((m.not_after - now).num_days()));
         value["renewal_due_at"] = time(renewal_due_at(cert, &entry));
+        value["next_key"] = entry.next_key.as_ref().map_or(Value::Null, |n| {
+            json!({
+                "key_type": n.key_type,
+                "created": n.created.to_rfc3339(),
+                "rotation_due_at": time(cert_plan::rotation_due_at(cert, &entry)),
+            })
+        });
         value["ari"] = entry.ari.as_ref().map_or(Value::Null, |a| {
             json!({
                 "window_start": time(a.window.map(|w| w.start)),

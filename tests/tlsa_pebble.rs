@@ -667,4 +667,12 @@ async fn staged_keys_keep_the_record_and_rotate_with_a_published_next_key() {
         status.contains(&format!("_443._tcp: 3 1 1 {after} -> [cert:web] next key")),
         "{status}"
     );
+    assert!(
+        status.contains(&format!("_443._tcp: 3 1 1 {next} -> [cert:web] current")),
+        "{status}"
+    );
+    assert!(
+        status.contains("next key: ecdsa-p256, made") && status.contains("becomes current from"),
+        "{status}"
+    );
 }
