@@ -294,7 +294,7 @@ fn text(
         }));
         section_log(state, &section, &mut line);
     }
-    for tlsa_line in tlsa_lines(config, state, observed) {
+    for tlsa_line in tlsa_lines(config, state, observed).0 {
         line(tlsa_line);
     }
     for dh in &config.dhparams {
@@ -372,10 +372,14 @@ struct Loaded<'a> {
 
 /// Per domain with `tlsa` keys and per port: the TLSA records its zone holds
 /// and which certificate each matches, and the wanted records not published.
-fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String> {
+/// The same per domain for `--status --json` (docs/status-json.md): `domain`,
+/// `records` (`{"name", "data", "matches", "published"}`), `error`.
+fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> (Vec<String>, Vec<Value>) {
     let mut lines = Vec::new();
+    let mut documents = Vec::new();
     for domain in config.domains.iter().filter(|d| has_tlsa(d)) {
         lines.push(format!("\nTLSA records of {}", domain.name));
+        let mut document = json!({"domain": domain.name.to_string(), "records": [], "error": null});
         let mut loaded: Vec<Loaded<'_>> = Vec::new();
         for section in domain.certs.iter().flat_map(|c| c.names.iter()) {
             let entry = state.certs.get(section);
@@ -421,6 +425,8 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
                 .cloned()
                 .unwrap_or_else(|| "it was not read".into());
             lines.push(format!("  cannot read the zone: {why}"));
+            document["error"] = Value::String(why);
+            documents.push(document);
             continue;
         };
         let scope = Scope {
@@ -467,6 +473,27 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
                 Err(e) => format!("  zone {}: DNSSEC unknown ({e})", d.zone),
             });
         }
+        let matched = |record: &Record| -> Vec<String> {
+            tlsa::matching_certs(record, &refs)
+                .iter()
+                .map(|c| format!("[cert:{}] {}", c.section, c.role.as_str()))
+                .collect()
+        };
+        let mut records_json = Vec::new();
+        for (record, is_published) in published
+            .iter()
+            .map(|r| (*r, true))
+            .chain(missing.iter().map(|r| (*r, false)))
+        {
+            records_json.push(json!({
+                "name": record.name.to_string(),
+                "data": record.data.to_string(),
+                "matches": matched(record),
+                "published": is_published,
+            }));
+        }
+        document["records"] = Value::Array(records_json);
+        documents.push(document);
         let by = |record: &Record| {
             let matches = tlsa::matching_certs(record, &refs);
             if matches.is_empty() {
@@ -499,7 +526,7 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
             }
         }
     }
-    lines
+    (lines, documents)
 }
 
 /// Whether the TLSA RRset at `owner` is served signed, in words.
@@ -515,27 +542,43 @@ fn owner_signed(dnssec: &TlsaDnssec, owner: &Name) -> Option<String> {
     })
 }
 
-/// The `tlsa` part of the JSON document: per domain with TLSA records, its
-/// zone's DNSSEC and per owner whether the RRset is served signed.
-fn tlsa_json(observed: &Observed) -> Value {
+/// The `tlsa` part of the JSON document: per domain with TLSA keys, its
+/// records and what each matches, its zone's DNSSEC and per owner whether the
+/// RRset is served signed.
+fn tlsa_json(config: &Config, state: &State, observed: &Observed) -> Value {
+    let (_, documents) = tlsa_lines(config, state, observed);
     Value::Array(
-        observed
-            .tlsa_dnssec
-            .iter()
-            .map(|(domain, d)| {
-                json!({
-                    "domain": domain.to_string(),
-                    "zone": d.zone.to_string(),
-                    "zone_signed": d.signed.as_ref().ok(),
-                    "error": d.signed.as_ref().err(),
-                    "owners": d.owners.iter().map(|(owner, count)| json!({
-                        "name": owner.to_string(),
-                        "signed": count.as_ref().ok().map(|(n, of)| n == of && *of > 0 && d.signed == Ok(true)),
-                        "servers_with_rrsig": count.as_ref().ok().map(|(n, _)| n),
-                        "servers": count.as_ref().ok().map(|(_, of)| of),
-                        "error": count.as_ref().err(),
-                    })).collect::<Vec<_>>(),
-                })
+        documents
+            .into_iter()
+            .map(|mut document| {
+                let dnssec = Name::parse(document["domain"].as_str().unwrap_or_default())
+                    .ok()
+                    .and_then(|name| observed.tlsa_dnssec.get(&name));
+                document["zone"] = dnssec.map_or(Value::Null, |d| json!(d.zone.to_string()));
+                document["zone_signed"] =
+                    dnssec.map_or(Value::Null, |d| json!(d.signed.as_ref().ok()));
+                if let Some(Err(e)) = dnssec.map(|d| &d.signed) {
+                    document["error"] = json!(e);
+                }
+                document["owners"] = Value::Array(
+                    dnssec
+                        .map(|d| {
+                            d.owners
+                                .iter()
+                                .map(|(owner, count)| {
+                                    json!({
+                                        "name": owner.to_string(),
+                                        "signed": count.as_ref().ok().map(|(n, of)| n == of && *of > 0 && d.signed == Ok(true)),
+                                        "servers_with_rrsig": count.as_ref().ok().map(|(n, _)| n),
+                                        "servers": count.as_ref().ok().map(|(_, of)| of),
+                                        "error": count.as_ref().err(),
+                                    })
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                );
+                document
             })
             .collect(),
     )
@@ -742,6 +785,6 @@ fn document(
         })),
         "last_auto": state.auto.as_ref().map_or(Value::Null, |r| json!({"at": r.at.to_rfc3339(), "ok": r.ok})),
         "sections": sections,
-        "tlsa": tlsa_json(observed),
+        "tlsa": tlsa_json(config, state, observed),
     })
 }

@@ -443,6 +443,11 @@ async fn records_without_their_signature_are_not_served_in_a_signed_zone() {
         serde_json::from_str(&env.run_ok(&["--status", "--json", &conf]).stdout).unwrap();
     assert_eq!(json["tlsa"][0]["zone_signed"], true, "{json}");
     assert_eq!(json["tlsa"][0]["owners"][0]["signed"], true, "{json}");
+    assert_eq!(
+        json["tlsa"][0]["records"][0]["matches"][0], "[cert:mx] current",
+        "{json}"
+    );
+    assert_eq!(json["tlsa"][0]["records"][0]["published"], true, "{json}");
 }
 
 /// `dnssecresolver`: rollover waits until a validating resolver gives the
