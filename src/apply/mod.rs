@@ -81,7 +81,7 @@ pub async fn execute(
     let making = of(|a| {
         matches!(
             a,
-            Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams
+            Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams | Action::MakeNextKey
         )
     });
     let results = join_all(making.iter().map(|step| async {
@@ -246,6 +246,7 @@ pub fn failure_message(step: &Step, e: &StepError) -> String {
             format!("{section} {e}; the current key and its configuration are unchanged")
         }
         Action::MakeDhParams => format!("{section}: {e}"),
+        Action::MakeNextKey => format!("{section}: the next key: {e}"),
         Action::DeployCert(_) | Action::DeployDh { .. } => {
             format!("{section} rollover failed: {e}")
         }
@@ -362,6 +363,12 @@ async fn make(
                 step.reason
             );
             cert::issue(config, providers, store, cert, issue).await
+        }
+        (Action::MakeNextKey, Section::Cert(name)) => {
+            match config.certs.iter().find(|c| &c.name == name) {
+                Some(cert) => cert::make_next_key(store, cert).await,
+                None => Ok(()),
+            }
         }
         (Action::MakeDkimKey(key), Section::Dkim(name)) => {
             match config.dkims.iter().find(|d| &d.name == name) {
