@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, only when missing) and runs the
 # whole suite: formatting, clippy, unit and integration tests against real
-# servers started on loopback (Knot DNS, BIND, Pebble, PowerDNS, nginx, and the
-# DKIM signers rspamd and OpenDKIM), checked with independent tools (dig,
-# openssl, dkimpy, rspamd's config parser, OpenDKIM's miltertest).
+# servers started on loopback (Knot DNS, BIND, Pebble, PowerDNS, nginx, the
+# DKIM signers rspamd and OpenDKIM, a validating unbound and Postfix as a DANE
+# mail client), checked with independent tools (dig, openssl, dkimpy, rspamd's
+# config parser, OpenDKIM's miltertest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,10 @@ packages=(
   "nginx:nginx"
   "certbot:certbot"
   "lego:lego"
+  "unbound:unbound"
+  "unbound-checkconf:unbound"
+  "postfix:postfix"
+  "postconf:postfix"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.
@@ -54,6 +59,10 @@ if ((${#missing[@]})); then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   "${sudo[@]}" apt-get update -qq
+  # Postfix asks how to configure the system's mail; the tests run their own
+  # instances (postfix -c DIR on loopback ports), so the system gets none and
+  # no system Postfix starts on port 25.
+  echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

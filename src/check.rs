@@ -94,6 +94,44 @@ pub(crate) fn render_config(config: &Config, providers: &Providers) -> String {
     out
 }
 
+/// `--check`'s DNSSEC part: for each domain with TLSA records, whether its
+/// zone is signed as its authoritative servers serve it (the only network
+/// questions `--check` asks). An unsigned zone is also a warning in the log.
+pub(crate) async fn render_dnssec(config: &Config, providers: &Providers) -> String {
+    let observed = crate::plan::observed::Observed::default();
+    let found = crate::observe::tlsa_dnssec(config, providers, &observed).await;
+    if found.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+DNSSEC of the zones with TLSA records
+",
+    );
+    for (domain, d) in &found {
+        let line = match &d.signed {
+            Ok(true) => format!("{domain}: zone {} is signed", d.zone),
+            Ok(false) => {
+                log::warn!(
+                    "{}",
+                    crate::observe::unsigned_zone_warning(
+                        &crate::plan::Section::Domain(domain.clone()),
+                        &d.zone
+                    )
+                );
+                format!(
+                    "{domain}: zone {} is NOT signed: DANE clients ignore its TLSA records",
+                    d.zone
+                )
+            }
+            Err(e) => format!("{domain}: zone {}: cannot tell ({e})", d.zone),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,15 +18,19 @@ use crate::acme::{self, ari};
 use crate::config::cert::certs_of;
 use crate::config::dhparam::DhHandler;
 use crate::config::model::{Config, Domain};
-use crate::dns::observe::{served_ttl, soa_negative_ttl};
+use crate::dns::observe::{
+    rrset_signed, served_rrsets, soa_negative_ttl, validated_by, zone_signed,
+};
 use crate::dns::provider::{DnsProvider, Providers};
-use crate::dns::record::{Name, RecordType};
+use crate::dns::record::{Name, Record, RecordType};
 use crate::material::cert::{CertInfo, hex, parse_chain};
 use crate::material::dhparam;
-use crate::plan::Input;
 use crate::plan::needs::{Needs, rrsets};
-use crate::plan::observed::{AriAnswer, AriWindowAnswer, Observed, ServedAnswers, ZoneView};
+use crate::plan::observed::{
+    AriAnswer, AriWindowAnswer, Observed, ServedAnswers, TlsaDnssec, ZoneView,
+};
 use crate::plan::records::Awaited;
+use crate::plan::{Input, Section};
 use crate::state::State;
 
 /// The chain file of a certificate in the state directory.
@@ -55,6 +59,9 @@ pub fn material(config: &Config, state: &State) -> Observed {
             observed
                 .certs
                 .insert(material.dir.clone(), read_chain(&material.dir));
+        }
+        if let Some(next) = &entry.next_key {
+            observed.certs.insert(next.dir.clone(), next_key_info(next));
         }
         if let (Some(dest), Some(current)) = (&cert.destination, &entry.current) {
             let version = format!("..{}", current.serial.to_ascii_lowercase());
@@ -89,6 +96,27 @@ pub fn material(config: &Config, state: &State) -> Observed {
     }
     crate::apply::dkim::observe(config, state, &mut observed);
     observed
+}
+
+/// What TLSA records of the key itself need of a next key, which has no
+/// certificate yet: its SubjectPublicKeyInfo (as the state records it).
+fn next_key_info(next: &crate::state::NextKey) -> Result<CertInfo, String> {
+    let spki = crate::material::cert::unhex(&next.spki).ok_or_else(|| {
+        format!(
+            "the next key's public key in the state is not hex: {}",
+            next.spki
+        )
+    })?;
+    Ok(CertInfo {
+        sans: Vec::new(),
+        serial: String::new(),
+        not_before: 0,
+        not_after: 0,
+        sha256_fingerprint: String::new(),
+        leaf_der: Vec::new(),
+        issuers_der: Vec::new(),
+        leaf_spki_der: spki,
+    })
 }
 
 /// The SHA-256 of DH parameters (DER), hex: how the state names them.
@@ -311,6 +339,7 @@ pub async fn served(config: &Config, providers: &Providers, awaited: &Awaited) -
             .flat_map(|(_, records)| records.iter())
             .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
             .collect(),
+        dnssec: Default::default(),
     };
     for (name, records) in &awaited.domains {
         let Some(domain) = config.domains.iter().find(|d| &d.name == name) else {
@@ -345,12 +374,42 @@ pub async fn served(config: &Config, providers: &Providers, awaited: &Awaited) -
                 continue;
             }
         };
+        let signed = match zone_signed(servers[0], &zone).await {
+            Ok(signed) => signed,
+            Err(e) => {
+                answers
+                    .unknown
+                    .push(format!("whether {zone} is signed (DNSKEY): {e}"));
+                continue;
+            }
+        };
+        let tlsa = matches!(awaited.section, Section::Cert(_));
+        if signed {
+            answers.dnssec.signed_zones.push(zone.to_string());
+        } else {
+            answers.dnssec.unsigned_zones.push(zone.to_string());
+            if tlsa {
+                warn!("{}", unsigned_zone_warning(&awaited.section, &zone));
+            }
+        }
         for server in &servers {
-            let answer = served_ttl(*server, records)
+            let answer = served_rrsets(*server, records)
                 .await
                 .map_err(|e| e.to_string());
             debug!("{} at {server}: {answer:?}", awaited.section);
-            answers.servers.push((*server, answer));
+            if signed && matches!(answer, Ok(Some(s)) if !s.signed) {
+                answers.dnssec.without_rrsig.push(*server);
+            }
+            answers
+                .servers
+                .push((*server, answer.map(|a| a.map(|s| s.ttl))));
+        }
+        if tlsa && let Some(resolver) = &domain.dnssec_resolver {
+            let verdict = validated(resolver, records).await;
+            debug!("{} at dnssecresolver: {verdict:?}", awaited.section);
+            if answers.dnssec.resolver.as_ref().is_none_or(Result::is_ok) {
+                answers.dnssec.resolver = Some(verdict);
+            }
         }
         let negative = soa_negative_ttl(servers[0], &zone)
             .await
@@ -362,6 +421,120 @@ pub async fn served(config: &Config, providers: &Providers, awaited: &Awaited) -
         };
     }
     answers
+}
+
+/// DNSSEC of every domain with `tlsa` keys: whether its zone is signed, and
+/// per TLSA owner in `observed`'s zone records whether every authoritative
+/// server gives the RRset with its RRSIG.
+pub async fn tlsa_dnssec(
+    config: &Config,
+    providers: &Providers,
+    observed: &Observed,
+) -> BTreeMap<Name, TlsaDnssec> {
+    let mut out = BTreeMap::new();
+    for domain in config
+        .domains
+        .iter()
+        .filter(|d| crate::plan::tlsa::has_tlsa(d))
+    {
+        let Some(provider) = providers.get(domain.provider.id) else {
+            continue;
+        };
+        let provider = provider.as_ref();
+        let view = observed
+            .zones
+            .iter()
+            .find(|v| v.domains.contains(&domain.name));
+        let zone = match view {
+            Some(view) => view.zone.clone(),
+            None => match provider.find_zone(&domain.name).await {
+                Ok(zone) => zone,
+                Err(e) => {
+                    debug!("zone of {}: {e}", domain.name);
+                    continue;
+                }
+            },
+        };
+        let servers = authoritative_servers(provider, &zone, &domain.nameservers).await;
+        let servers = match servers {
+            Ok(servers) if !servers.is_empty() => servers,
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                out.insert(
+                    domain.name.clone(),
+                    TlsaDnssec {
+                        zone,
+                        signed: Err(e),
+                        owners: Vec::new(),
+                    },
+                );
+                continue;
+            }
+        };
+        let Some(first) = servers.first() else {
+            continue;
+        };
+        let signed = zone_signed(*first, &zone).await.map_err(|e| e.to_string());
+        let mut owners: Vec<Name> = view
+            .and_then(|v| v.records.as_ref().ok())
+            .map(|records| {
+                records
+                    .iter()
+                    .filter(|r| {
+                        r.record_type() == RecordType::Tlsa && r.name.is_at_or_below(&domain.name)
+                    })
+                    .map(|r| r.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        owners.sort();
+        owners.dedup();
+        let mut by_owner = Vec::new();
+        for owner in owners {
+            let mut count = Ok((0, servers.len()));
+            for server in &servers {
+                match rrset_signed(*server, &zone, &owner, RecordType::Tlsa).await {
+                    Ok(Some(true)) => {
+                        if let Ok((n, _)) = &mut count {
+                            *n += 1;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => count = Err(format!("{server}: {e}")),
+                }
+            }
+            by_owner.push((owner, count));
+        }
+        out.insert(
+            domain.name.clone(),
+            TlsaDnssec {
+                zone,
+                signed,
+                owners: by_owner,
+            },
+        );
+    }
+    out
+}
+
+/// The words of the warning about TLSA records in an unsigned zone.
+pub fn unsigned_zone_warning(section: &Section, zone: &Name) -> String {
+    format!(
+        "{section}: zone {zone} is not DNSSEC-signed (no DNSKEY): DANE clients such as mail servers ignore its TLSA records"
+    )
+}
+
+/// The verdict of the validating resolver `host:port` on `records`.
+async fn validated(resolver: &(String, u16), records: &[Record]) -> Result<(), String> {
+    let (host, port) = resolver;
+    let lookup = tokio::net::lookup_host((host.as_str(), *port));
+    let addr = tokio::time::timeout(crate::dns::transport::DEFAULT_TIMEOUT, lookup)
+        .await
+        .map_err(|_| format!("dnssecresolver {host}: no address in time"))?
+        .map_err(|e| format!("dnssecresolver {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("dnssecresolver {host}: no address"))?;
+    validated_by(addr, records).await
 }
 
 /// The CA's renewal information for the current certificate of each `[cert]`

@@ -52,6 +52,7 @@ pub async fn run(args: &Args) -> Exit {
     let exit = match args.action() {
         CliAction::Check => {
             print!("{}", crate::check::render_config(&config, &providers));
+            print!("{}", crate::check::render_dnssec(&config, &providers).await);
             Exit::Success
         }
         CliAction::Status => status::print(&config, &providers, args.json).await,

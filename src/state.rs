@@ -156,6 +156,23 @@ pub struct CertState {
     /// The CA's renewal information for the current certificate.
     #[serde(default)]
     pub ari: Option<AriState>,
+    /// With `keystrategy = staged`: the key that becomes current at the next
+    /// key rotation, its records published ahead (RFC 7671 §8.1).
+    #[serde(default)]
+    pub next_key: Option<NextKey>,
+}
+
+/// A certificate's next key (`keystrategy = staged`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextKey {
+    /// Holds its privkey.pem (0600).
+    pub dir: PathBuf,
+    /// Its SubjectPublicKeyInfo (DER, hex): what its TLSA records hold.
+    pub spki: String,
+    /// `ecdsa-p256`, `rsa-4096`.
+    pub key_type: String,
+    /// When it was made; it becomes current `keyrotatedays` later.
+    pub created: DateTime<Utc>,
 }
 
 /// An issued certificate kept in the state directory.

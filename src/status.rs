@@ -15,9 +15,9 @@ use crate::dns::provider::Providers;
 use crate::dns::record::{Name, Record, RecordType};
 use crate::material::cert::CertInfo;
 use crate::observe;
-use crate::plan::cert::{cert_state, renewal_due_at};
+use crate::plan::cert::{self as cert_plan, cert_state, renewal_due_at};
 use crate::plan::dkim::{dkim_state, drained_at, rotation_due_at};
-use crate::plan::observed::Observed;
+use crate::plan::observed::{Observed, TlsaDnssec};
 use crate::plan::render::{summary, verb};
 use crate::plan::scope::{Filter, Names, Scope};
 use crate::plan::timing::WHEN;
@@ -95,6 +95,8 @@ async fn observe_and_plan(
         failed: &failed,
     };
     let plan = plan::plan(&input);
+    let dnssec = observe::tlsa_dnssec(config, providers, &observed).await;
+    observed.tlsa_dnssec = dnssec;
     (observed, plan)
 }
 
@@ -223,6 +225,16 @@ fn text(
                     .unwrap_or_default()
             ));
         }
+        if let Some(next) = &entry.next_key {
+            line(format!(
+                "  next key: {}, made {}{}",
+                next.key_type,
+                next.created.format(WHEN),
+                cert_plan::rotation_due_at(cert, &entry)
+                    .map(|at| format!(", becomes current from {}", at.format(WHEN)))
+                    .unwrap_or_else(|| " (keystrategy is not staged: unused)".into())
+            ));
+        }
         let due = renewal_due_at(cert, &entry);
         line(next_line(plan, &section, || match due {
             Some(at) => format!("prepare at {} (renewal due)", at.format(WHEN)),
@@ -282,7 +294,7 @@ fn text(
         }));
         section_log(state, &section, &mut line);
     }
-    for tlsa_line in tlsa_lines(config, state, observed) {
+    for tlsa_line in tlsa_lines(config, state, observed).0 {
         line(tlsa_line);
     }
     for dh in &config.dhparams {
@@ -360,13 +372,26 @@ struct Loaded<'a> {
 
 /// Per domain with `tlsa` keys and per port: the TLSA records its zone holds
 /// and which certificate each matches, and the wanted records not published.
-fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String> {
+/// The same per domain for `--status --json` (docs/status-json.md): `domain`,
+/// `records` (`{"name", "data", "matches", "published"}`), `error`.
+fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> (Vec<String>, Vec<Value>) {
     let mut lines = Vec::new();
+    let mut documents = Vec::new();
     for domain in config.domains.iter().filter(|d| has_tlsa(d)) {
         lines.push(format!("\nTLSA records of {}", domain.name));
+        let mut document = json!({"domain": domain.name.to_string(), "records": [], "error": null});
         let mut loaded: Vec<Loaded<'_>> = Vec::new();
         for section in domain.certs.iter().flat_map(|c| c.names.iter()) {
             let entry = state.certs.get(section);
+            if let Some(next) = crate::plan::records::staged_next_key(config, state, section)
+                && let Some(Ok(info)) = observed.certs.get(&next.dir)
+            {
+                loaded.push(Loaded {
+                    section,
+                    role: Role::Next,
+                    info,
+                });
+            }
             for (role, material) in [
                 (Role::Current, entry.and_then(|e| e.current.as_ref())),
                 (Role::Prepared, entry.and_then(|e| e.prepared.as_ref())),
@@ -400,6 +425,8 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
                 .cloned()
                 .unwrap_or_else(|| "it was not read".into());
             lines.push(format!("  cannot read the zone: {why}"));
+            document["error"] = Value::String(why);
+            documents.push(document);
             continue;
         };
         let scope = Scope {
@@ -435,10 +462,42 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
         if owners.is_empty() {
             lines.push("  none published".into());
         }
+        let dnssec = observed.tlsa_dnssec.get(&domain.name);
+        if let Some(d) = dnssec {
+            lines.push(match &d.signed {
+                Ok(true) => format!("  zone {}: DNSSEC-signed", d.zone),
+                Ok(false) => format!(
+                    "  WARNING: zone {} is not DNSSEC-signed (no DNSKEY): DANE clients such as mail servers ignore these TLSA records",
+                    d.zone
+                ),
+                Err(e) => format!("  zone {}: DNSSEC unknown ({e})", d.zone),
+            });
+        }
+        let matched = |record: &Record| -> Vec<String> {
+            tlsa::matching_certs(record, &refs)
+                .iter()
+                .map(|c| format!("[cert:{}] {}", c.section, c.role.as_str()))
+                .collect()
+        };
+        let mut records_json = Vec::new();
+        for (record, is_published) in published
+            .iter()
+            .map(|r| (*r, true))
+            .chain(missing.iter().map(|r| (*r, false)))
+        {
+            records_json.push(json!({
+                "name": record.name.to_string(),
+                "data": record.data.to_string(),
+                "matches": matched(record),
+                "published": is_published,
+            }));
+        }
+        document["records"] = Value::Array(records_json);
+        documents.push(document);
         let by = |record: &Record| {
             let matches = tlsa::matching_certs(record, &refs);
             if matches.is_empty() {
-                "none".to_string()
+                "none (old: matches no certificate in use)".to_string()
             } else {
                 matches
                     .iter()
@@ -462,9 +521,67 @@ fn tlsa_lines(config: &Config, state: &State, observed: &Observed) -> Vec<String
                     by(record)
                 ));
             }
+            if let Some(signed) = dnssec.and_then(|d| owner_signed(d, owner)) {
+                lines.push(format!("  {port}: {signed}"));
+            }
         }
     }
-    lines
+    (lines, documents)
+}
+
+/// Whether the TLSA RRset at `owner` is served signed, in words.
+fn owner_signed(dnssec: &TlsaDnssec, owner: &Name) -> Option<String> {
+    let (_, count) = dnssec.owners.iter().find(|(o, _)| o == owner)?;
+    Some(match (count, &dnssec.signed) {
+        (_, Ok(false)) => "not signed (the zone is not signed)".into(),
+        (Ok((n, of)), _) if n == of => format!("signed (RRSIG from {n}/{of} servers)"),
+        (Ok((n, of)), _) => format!(
+            "NOT signed everywhere: RRSIG from {n}/{of} servers (validating resolvers reject it where it is missing)"
+        ),
+        (Err(e), _) => format!("signed: unknown ({e})"),
+    })
+}
+
+/// The `tlsa` part of the JSON document: per domain with TLSA keys, its
+/// records and what each matches, its zone's DNSSEC and per owner whether the
+/// RRset is served signed.
+fn tlsa_json(config: &Config, state: &State, observed: &Observed) -> Value {
+    let (_, documents) = tlsa_lines(config, state, observed);
+    Value::Array(
+        documents
+            .into_iter()
+            .map(|mut document| {
+                let dnssec = Name::parse(document["domain"].as_str().unwrap_or_default())
+                    .ok()
+                    .and_then(|name| observed.tlsa_dnssec.get(&name));
+                document["zone"] = dnssec.map_or(Value::Null, |d| json!(d.zone.to_string()));
+                document["zone_signed"] =
+                    dnssec.map_or(Value::Null, |d| json!(d.signed.as_ref().ok()));
+                if let Some(Err(e)) = dnssec.map(|d| &d.signed) {
+                    document["error"] = json!(e);
+                }
+                document["owners"] = Value::Array(
+                    dnssec
+                        .map(|d| {
+                            d.owners
+                                .iter()
+                                .map(|(owner, count)| {
+                                    json!({
+                                        "name": owner.to_string(),
+                                        "signed": count.as_ref().ok().map(|(n, of)| n == of && *of > 0 && d.signed == Ok(true)),
+                                        "servers_with_rrsig": count.as_ref().ok().map(|(n, _)| n),
+                                        "servers": count.as_ref().ok().map(|(_, of)| of),
+                                        "error": count.as_ref().err(),
+                                    })
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                );
+                document
+            })
+            .collect(),
+    )
 }
 
 /// The observed records of the zone of the domain section `name`.
@@ -530,7 +647,7 @@ fn cert_json(m: &CertMaterial, now: DateTime<Utc>) -> Value {
 fn document(
     config: &Config,
     state: &State,
-    _observed: &Observed,
+    observed: &Observed,
     plan: &Plan,
     now: DateTime<Utc>,
 ) -> Value {
@@ -572,6 +689,13 @@ fn document(
             .as_ref()
             .map_or(Value::Null, |m| json!((m.not_after - now).num_days()));
         value["renewal_due_at"] = time(renewal_due_at(cert, &entry));
+        value["next_key"] = entry.next_key.as_ref().map_or(Value::Null, |n| {
+            json!({
+                "key_type": n.key_type,
+                "created": n.created.to_rfc3339(),
+                "rotation_due_at": time(cert_plan::rotation_due_at(cert, &entry)),
+            })
+        });
         value["ari"] = entry.ari.as_ref().map_or(Value::Null, |a| {
             json!({
                 "window_start": time(a.window.map(|w| w.start)),
@@ -661,5 +785,6 @@ fn document(
         })),
         "last_auto": state.auto.as_ref().map_or(Value::Null, |r| json!({"at": r.at.to_rfc3339(), "ok": r.ok})),
         "sections": sections,
+        "tlsa": tlsa_json(config, state, observed),
     })
 }

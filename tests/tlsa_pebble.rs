@@ -550,3 +550,132 @@ fn bad_tlsa_values_are_config_errors_naming_file_and_line() {
         run.stderr
     );
 }
+
+impl Env {
+    /// The serial of the certificate deployed for `name`, by openssl.
+    fn deployed_serial(&self, name: &str) -> String {
+        let cert = self.dest().join(name).join("cert.pem");
+        support::openssl(
+            &self.work("serial"),
+            &[
+                "x509",
+                "-in",
+                &cert.display().to_string(),
+                "-noout",
+                "-serial",
+            ],
+        )
+    }
+}
+
+/// The 3 1 1 data of a private key file, by openssl.
+fn key_spki(env: &Env, key: &std::path::Path) -> String {
+    let work = env.work("keyspki");
+    let der = work.join("spki.der").display().to_string();
+    support::openssl(
+        &work,
+        &[
+            "pkey",
+            "-in",
+            &key.display().to_string(),
+            "-pubout",
+            "-outform",
+            "DER",
+            "-out",
+            &der,
+        ],
+    );
+    let out = support::openssl(&work, &["dgst", "-sha256", "-r", &der]);
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The next key's file of `section` (state.json).
+fn next_key_file(env: &Env, section: &str) -> PathBuf {
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.dir.path().join("state/state.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = state["certs"][section]["next_key"]["dir"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no next key for {section}: {state}"));
+    PathBuf::from(dir).join("privkey.pem")
+}
+
+/// `keystrategy = staged`: the key stays across renewals and the next key's
+/// record is out next to the current one, so a renewal changes no record and
+/// waits for nothing; after `keyrotatedays` the next key becomes current, a
+/// new next key is published and the old record goes. Two `3 1 1` records
+/// are served at every point.
+#[tokio::test]
+async fn staged_keys_keep_the_record_and_rotate_with_a_published_next_key() {
+    let Some(env) = Env::start() else { return };
+    let owner = format!("_443._tcp.{WWW}");
+    let conf = env.config(&format!(
+        "\n[cert:web]\nkeystrategy = staged\nkeyrotatedays = 365\n[domain:{WWW}]\ncert = web\ntlsa.tcp.443 = auto:3:1:1\n"
+    ));
+    env.run_ok(&["--prepare", &conf]);
+    let first = env.prepared_spki("web");
+    let next = key_spki(&env, &next_key_file(&env, "web"));
+    assert_ne!(first, next);
+    assert_eq!(env.tlsa(&owner), sorted(vec![ee(&first), ee(&next)]));
+    env.rollover_when_safe(&conf);
+    assert_eq!(env.deployed_spki(WWW), first);
+
+    let serial_before = env.deployed_serial(WWW);
+    // A forced renewal keeps the key: no record changes, no wait. (The zone
+    // changes twice for the ACME challenge only: its TXT record added and
+    // removed.)
+    let serial = env.knot.serial(ZONE);
+    let run = env.run_ok(&["--prepare", "--force", &conf]);
+    assert_eq!(env.prepared_spki("web"), first, "the key is kept");
+    assert!(
+        !run.stderr.contains("(new) TLSA") && !run.stderr.contains("delete TLSA"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.knot.serial(ZONE), serial + 2, "only the challenge");
+    // Deployed at once, without moving the clock (a new key would have to
+    // wait twice the TTL after its record was first served).
+    env.run_ok(&["--rollover", &conf]);
+    assert_eq!(env.deployed_spki(WWW), first);
+    assert_ne!(
+        env.deployed_serial(WWW),
+        serial_before,
+        "the renewed certificate is deployed"
+    );
+    assert_eq!(env.tlsa(&owner), sorted(vec![ee(&first), ee(&next)]));
+
+    // A year later the next key takes over.
+    env.advance(366 * 86400);
+    let run = env.run_ok(&["--prepare", &conf]);
+    assert!(run.stderr.contains("key rotation is due"), "{}", run.stderr);
+    assert_eq!(
+        env.prepared_spki("web"),
+        next,
+        "the next key becomes current"
+    );
+    assert_eq!(env.tlsa(&owner), sorted(vec![ee(&first), ee(&next)]));
+    env.rollover_when_safe(&conf);
+    assert_eq!(env.deployed_spki(WWW), next);
+    let after = key_spki(&env, &next_key_file(&env, "web"));
+    assert!(after != first && after != next, "a new next key");
+    assert!(env.tlsa(&owner).len() >= 2, "{:?}", env.tlsa(&owner));
+    env.cleanup_when_safe(&conf);
+    assert_eq!(env.tlsa(&owner), sorted(vec![ee(&next), ee(&after)]));
+    let status = env.run_ok(&["--status", &conf]).stdout;
+    assert!(
+        status.contains(&format!("_443._tcp: 3 1 1 {after} -> [cert:web] next key")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("_443._tcp: 3 1 1 {next} -> [cert:web] current")),
+        "{status}"
+    );
+    assert!(
+        status.contains("next key: ecdsa-p256, made") && status.contains("becomes current from"),
+        "{status}"
+    );
+}

@@ -22,10 +22,10 @@ use crate::config::cert::CertSection;
 use crate::config::model::{Config, Domain};
 use crate::crashpoint;
 use crate::dns::provider::{DnsProvider, Providers};
-use crate::material::cert::{KeyPem, generate_key};
+use crate::material::cert::{KeyPem, generate_key, hex, spki_of_key};
 use crate::plan::Issue;
 use crate::plan::cert::key_type_name;
-use crate::state::{CertMaterial, PendingIssue, Store};
+use crate::state::{CertMaterial, NextKey, PendingIssue, Store};
 
 /// The files of a certificate, in the state directory and at the destination.
 const KEY_FILE: &str = "privkey.pem";
@@ -96,7 +96,17 @@ pub(crate) async fn issue(
         }
         None => {
             let dir = new_material_dir(store.statedir(), &cert.name)?;
-            let key = generate_key(cert.key_type)?;
+            let key = match &issue.key {
+                // `keystrategy = staged`: the key is kept (or the next one
+                // taken up); a copy goes with the new certificate.
+                Some(source) => read_key(source).ok_or_else(|| {
+                    StepError::Mismatch(format!(
+                        "the key to keep, {}, cannot be read",
+                        source.join(KEY_FILE).display()
+                    ))
+                })?,
+                None => generate_key(cert.key_type)?,
+            };
             afs::write_atomic(&dir.join(KEY_FILE), key.expose().as_bytes(), PRIVATE_FILE)?;
             crashpoint::reached("prepare:key-written");
             let pending = PendingIssue {
@@ -259,6 +269,32 @@ fn timestamp(unix: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// Makes the next key of a `keystrategy = staged` certificate: its file
+/// (0600) in a directory of its own, its public key in the state.
+///
+/// # Errors
+/// The key or its file could not be made, or the state not written.
+pub(crate) async fn make_next_key(store: &Store, cert: &CertSection) -> Result<(), StepError> {
+    let dir = new_material_dir(store.statedir(), &cert.name)?;
+    let key = generate_key(cert.key_type)?;
+    let spki = spki_of_key(&key)?;
+    afs::write_atomic(&dir.join(KEY_FILE), key.expose().as_bytes(), PRIVATE_FILE)?;
+    let next = NextKey {
+        dir,
+        spki: hex(&spki),
+        key_type: key_type_name(cert.key_type),
+        created: clock::now(),
+    };
+    info!(
+        "[cert:{}] made the next key ({}); its TLSA records go out with the next zone change",
+        cert.name, next.key_type
+    );
+    store
+        .update(|s| s.certs.entry(cert.name.clone()).or_default().next_key = Some(next))
+        .await?;
+    Ok(())
+}
+
 /// Puts the prepared certificate `prepared` of `cert` in place at every
 /// destination and makes it the current one.
 ///
@@ -276,6 +312,11 @@ pub(crate) async fn deploy(
     }
     crashpoint::reached("rollover:deployed");
     let now = clock::now();
+    // A certificate on the next key makes it current: a new next key follows.
+    let key_in_use = read_key(&prepared.dir)
+        .and_then(|key| spki_of_key(&key).ok())
+        .map(|spki| hex(&spki));
+    let mut taken_up = None;
     store
         .update(|s| {
             let entry = s.certs.entry(cert.name.clone()).or_default();
@@ -285,8 +326,22 @@ pub(crate) async fn deploy(
                 entry.superseded.push(old);
             }
             entry.prepared = None;
+            if entry
+                .next_key
+                .as_ref()
+                .is_some_and(|n| Some(&n.spki) == key_in_use.as_ref())
+            {
+                taken_up = entry.next_key.take();
+            }
         })
         .await?;
+    if let Some(next) = taken_up {
+        info!("[cert:{}] the next key is now the current key", cert.name);
+        // Its copy lives on with the certificate; a leftover is harmless.
+        if let Err(e) = afs::remove_tree(&next.dir) {
+            warn!("[cert:{}] {e}", cert.name);
+        }
+    }
     info!(
         "[cert:{}] rolled over to serial {}{}",
         cert.name,

@@ -82,7 +82,7 @@ pub async fn execute(
     let making = of(|a| {
         matches!(
             a,
-            Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams
+            Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams | Action::MakeNextKey
         )
     });
     // In plan order, at most `maxconcurrency` at once (ACME orders above all).
@@ -251,6 +251,7 @@ pub fn failure_message(step: &Step, e: &StepError) -> String {
             format!("{section} {e}; the current key and its configuration are unchanged")
         }
         Action::MakeDhParams => format!("{section}: {e}"),
+        Action::MakeNextKey => format!("{section}: the next key: {e}"),
         Action::DeployCert(_) | Action::DeployDh { .. } => {
             format!("{section} rollover failed: {e}")
         }
@@ -367,6 +368,12 @@ async fn make(
                 step.reason
             );
             cert::issue(config, providers, store, cert, issue).await
+        }
+        (Action::MakeNextKey, Section::Cert(name)) => {
+            match config.certs.iter().find(|c| &c.name == name) {
+                Some(cert) => cert::make_next_key(store, cert).await,
+                None => Ok(()),
+            }
         }
         (Action::MakeDkimKey(key), Section::Dkim(name)) => {
             match config.dkims.iter().find(|d| &d.name == name) {

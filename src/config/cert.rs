@@ -28,11 +28,15 @@ pub(crate) const KEYS: &[&str] = &[
     "eabhmackey",
     "renewdays",
     "ratelimitwait",
+    "keystrategy",
+    "keyrotatedays",
     "ari",
     "propagationtimeout",
 ];
 
 pub(crate) const DEFAULT_RENEW_DAYS: u32 = 30;
+/// Days a key stays current with `keystrategy = staged`.
+pub(crate) const DEFAULT_KEY_ROTATE_DAYS: u32 = 365;
 /// Seconds of `Retry-After` waited for before a rate-limited issuance fails.
 pub(crate) const DEFAULT_RATE_LIMIT_WAIT: u64 = 120;
 
@@ -61,8 +65,25 @@ pub struct CertSection {
     /// `propagationtimeout`: how long the challenge records may take to be
     /// served; `None` takes the domains' setting.
     pub propagation_timeout: Option<std::time::Duration>,
+    /// `keystrategy`: a new key for every certificate, or a kept key with a
+    /// published next key.
+    pub key_strategy: KeyStrategy,
+    /// `keyrotatedays`: with `staged`, how long a key stays current before
+    /// the next one takes over.
+    pub key_rotate_days: u32,
     /// The names on the certificate, with the domain section each comes from.
     pub domains: Vec<Name>,
+}
+
+/// How a certificate's keys change (`keystrategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStrategy {
+    /// A new key for every certificate: every renewal is a TLSA rollover.
+    New,
+    /// The key is kept across renewals, and a next key is made at once and
+    /// its `3 1 1` record published next to the current one (RFC 7671 §8.1);
+    /// every `keyrotatedays` the next key becomes current.
+    Staged,
 }
 
 /// Builds the certificate sections and links them with the domains.
@@ -101,6 +122,12 @@ pub(super) fn build_certs(
     for domain in domains.iter() {
         require_certs_for_tlsa(domain, errors);
     }
+    for cert in certs
+        .iter()
+        .filter(|c| c.key_strategy == KeyStrategy::Staged)
+    {
+        warn_nothing_to_stage(cert, domains, warnings);
+    }
     for cert in &certs {
         if cert.domains.is_empty()
             && let Some(span) = &cert.span
@@ -116,6 +143,35 @@ pub(super) fn build_certs(
     }
     certs.retain(|c| !c.domains.is_empty());
     certs
+}
+
+/// `staged` publishes the next key's records: those of the key itself (usage
+/// 3 or 1, selector 1). A certificate whose domains have none (only `2 x x`
+/// records pin the CA, or `x 0 x` the whole certificate) has nothing to stage.
+fn warn_nothing_to_stage(cert: &CertSection, domains: &[Domain], warnings: &mut Vec<ConfigError>) {
+    let stageable = domains
+        .iter()
+        .filter(|d| {
+            d.certs
+                .as_ref()
+                .is_some_and(|c| c.names.contains(&cert.name))
+        })
+        .flat_map(|d| d.rules.iter())
+        .any(|r| match &r.rule.kind {
+            RecordKind::Tlsa { entries, .. } => entries
+                .iter()
+                .any(|e| e.selector == 1 && matches!(e.usage, 1 | 3)),
+            _ => false,
+        });
+    if !stageable && let Some(span) = &cert.span {
+        warnings.push(ConfigError::new(
+            span,
+            format!(
+                "[cert:{}] keystrategy = staged, but no TLSA key of its domains names the key itself (usage 3 or 1 with selector 1): there is nothing to stage, and 2 x x records do not depend on the key",
+                cert.name
+            ),
+        ));
+    }
 }
 
 /// TLSA records come from the domain's certificates: a `tlsa` key with entries
@@ -282,6 +338,39 @@ fn build_cert(
             }
         },
     };
+    let key_strategy = match entries.get("keystrategy") {
+        None => KeyStrategy::New,
+        Some(value) => match value.text.trim().to_ascii_lowercase().as_str() {
+            "" | "new" => KeyStrategy::New,
+            "staged" => KeyStrategy::Staged,
+            other => {
+                err(
+                    value,
+                    format!(
+                        "[cert:{}] keystrategy \"{other}\" is unknown (new: a new key for every certificate; staged: a kept key and a published next key)",
+                        section.name
+                    ),
+                );
+                KeyStrategy::New
+            }
+        },
+    };
+    let key_rotate_days = match entries.get("keyrotatedays") {
+        None => DEFAULT_KEY_ROTATE_DAYS,
+        Some(value) => match value.text.trim().parse::<u32>() {
+            Ok(days) if days > 0 => days,
+            _ => {
+                err(
+                    value,
+                    format!(
+                        "keyrotatedays \"{}\" is not a number of days (at least 1)",
+                        value.text.trim()
+                    ),
+                );
+                DEFAULT_KEY_ROTATE_DAYS
+            }
+        },
+    };
     let eab = match (text("eabkid"), text("eabhmackey")) {
         (None, None) => None,
         (Some(kid), Some(key)) => Some(Eab {
@@ -312,6 +401,8 @@ fn build_cert(
         ari,
         rate_limit_wait: std::time::Duration::from_secs(rate_limit_wait),
         propagation_timeout,
+        key_strategy,
+        key_rotate_days,
         domains: Vec::new(),
     })
 }
@@ -352,6 +443,27 @@ mod tests {
         assert_eq!(c.certs[0].directory, crate::acme::LETSENCRYPT);
         assert_eq!(c.certs[0].renew_days, 30);
         assert_eq!(c.certs[0].rate_limit_wait.as_secs(), 120);
+        assert_eq!(c.certs[0].key_strategy, super::KeyStrategy::New);
+        let c = config("keystrategy = staged\nkeyrotatedays = 90\n").unwrap();
+        assert_eq!(c.certs[0].key_strategy, super::KeyStrategy::Staged);
+        assert_eq!(c.certs[0].key_rotate_days, 90);
+    }
+
+    #[test]
+    fn staged_with_only_ca_records_has_nothing_to_stage() {
+        let warned = |tlsa: &str| {
+            build_text(
+                "c.conf",
+                &format!("{DOMAIN}{tlsa}\n[cert:web]\nkeystrategy = staged\n"),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("nothing to stage"))
+        };
+        assert!(warned("tlsa.tcp.25 = auto:2:1:1"));
+        assert!(warned("tlsa.tcp.25 = auto:3:0:1"));
+        assert!(!warned("tlsa.tcp.25 = auto:3:1:1, auto:2:1:1"));
     }
 
     #[test]
@@ -365,6 +477,12 @@ mod tests {
             ("renewdays = soon\n", 8, "renewdays"),
             ("ratelimitwait = x\n", 8, "ratelimitwait"),
             ("eabkid = kid\n", 8, "together"),
+            (
+                "keystrategy = rotate\n",
+                8,
+                "keystrategy \"rotate\" is unknown",
+            ),
+            ("keyrotatedays = 0\n", 8, "keyrotatedays"),
         ] {
             let errors = config(text)
                 .err()

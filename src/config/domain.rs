@@ -49,6 +49,9 @@ pub struct Domain {
     pub nameservers: Vec<(String, u16)>,
     /// `propagationtimeout`: how long to wait for new records to be served.
     pub propagation_timeout: Duration,
+    /// `dnssecresolver`: a validating resolver (host, port) that must give the
+    /// new TLSA records with the AD bit before rollover.
+    pub dnssec_resolver: Option<(String, u16)>,
     /// Record rules ordered: set, then add, then remove.
     pub rules: Vec<SpannedRule>,
     /// The `cert` key: the certificate sections covering this name.

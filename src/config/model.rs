@@ -19,7 +19,7 @@ use crate::dns::record::{Name, RecordType};
 /// Modules the program knows, and the keys of those not described elsewhere.
 const CDM_KEYS: &[&str] = &["statedir", "postwait", "maxconcurrency", "maxordersperhour"];
 /// Domain keys that are neither records nor provider keys.
-const DOMAIN_KEYS: &[&str] = &["cert", "propagationtimeout"];
+const DOMAIN_KEYS: &[&str] = &["cert", "propagationtimeout", "dnssecresolver"];
 
 pub use super::domain::{CertList, Domain, ProviderRef, ProviderSettings, SpannedRule};
 pub use super::section::{ModuleSection, seconds_key};
@@ -548,9 +548,24 @@ fn build_domain(
         }
     }
 
+    let dnssec_resolver = entries
+        .get("dnssecresolver")
+        .filter(|v| !v.text.trim().is_empty())
+        .and_then(|value| match crate::dns::parse_server(value.text.trim()) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                errors.push(ConfigError::new(
+                    &value.span,
+                    format!("[domain:{name}] dnssecresolver: {message}"),
+                ));
+                None
+            }
+        });
+
     Some(Domain {
         name,
         nameservers,
+        dnssec_resolver,
         propagation_timeout,
         span: section.span.clone(),
         provider,

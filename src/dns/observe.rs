@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr as hrr;
 
 use crate::dns::error::ProviderError;
@@ -247,7 +248,30 @@ pub async fn served_ttl(
     server: SocketAddr,
     records: &[Record],
 ) -> Result<Option<u32>, ProviderError> {
+    Ok(served_rrsets(server, records).await?.map(|s| s.ttl))
+}
+
+/// What a server serves of the RRsets of some records, when it serves them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServedRrsets {
+    /// The longest TTL it gives them.
+    pub ttl: u32,
+    /// Every RRset came with an RRSIG covering it (asked with the DO bit,
+    /// RFC 4035 §3.1.1): what a validating resolver needs.
+    pub signed: bool,
+}
+
+/// Like [`served_ttl`], asking with the DO bit and noting whether every RRset
+/// comes with its signature (one query per distinct name and type).
+///
+/// # Errors
+/// As [`served_by`].
+pub async fn served_rrsets(
+    server: SocketAddr,
+    records: &[Record],
+) -> Result<Option<ServedRrsets>, ProviderError> {
     let mut longest = 0;
+    let mut signed = true;
     for ((name, rtype), wanted) in questions(records) {
         let (exchange, answer) = ask(server, &name, &name, rtype).await?;
         if answer.response_code == ResponseCode::NXDomain {
@@ -268,8 +292,126 @@ pub async fn served_ttl(
             .filter(|r| r.name == name && r.record_type() == rtype)
             .map(|r| r.ttl)
             .fold(longest, u32::max);
+        signed &= covered_by_rrsig(&answer.answers, &name, rtype);
     }
-    Ok(Some(longest))
+    Ok(Some(ServedRrsets {
+        ttl: longest,
+        signed,
+    }))
+}
+
+/// True when `records` hold an RRSIG at `name` covering `rtype`.
+pub fn covered_by_rrsig(records: &[hrr::Record], name: &Name, rtype: RecordType) -> bool {
+    let wanted = to_wire_type(rtype);
+    records.iter().any(|r| match &r.data {
+        hrr::RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
+            sig.input().type_covered == wanted && from_wire_name(&r.name).is_ok_and(|n| &n == name)
+        }
+        _ => false,
+    })
+}
+
+/// Whether `server` gives the `rtype` RRset at `name` with an RRSIG covering
+/// it: `None` when it serves no such RRset.
+///
+/// # Errors
+/// The server cannot be asked or is not authoritative for the name.
+pub async fn rrset_signed(
+    server: SocketAddr,
+    zone: &Name,
+    name: &Name,
+    rtype: RecordType,
+) -> Result<Option<bool>, ProviderError> {
+    let (exchange, answer) = ask(server, zone, name, rtype).await?;
+    if answer.response_code == ResponseCode::NXDomain {
+        return Ok(None);
+    }
+    if !answer.authoritative {
+        return Err(ProviderError::NotAuthoritative {
+            server: exchange.server(),
+            zone: zone.to_string(),
+        });
+    }
+    let served = from_wire_all(&answer.answers)
+        .iter()
+        .any(|r| &r.name == name && r.record_type() == rtype);
+    Ok(served.then(|| covered_by_rrsig(&answer.answers, name, rtype)))
+}
+
+/// Whether `zone` is signed as `server` serves it: a DNSKEY RRset at its apex
+/// (RFC 4035 §2.1).
+///
+/// # Errors
+/// The server cannot be asked or is not authoritative for the zone.
+pub async fn zone_signed(server: SocketAddr, zone: &Name) -> Result<bool, ProviderError> {
+    let (exchange, answer) = ask_wire(server, zone, zone, hrr::RecordType::DNSKEY).await?;
+    if !answer.authoritative {
+        return Err(ProviderError::NotAuthoritative {
+            server: exchange.server(),
+            zone: zone.to_string(),
+        });
+    }
+    Ok(answer.answers.iter().any(|r| {
+        r.record_type() == hrr::RecordType::DNSKEY
+            && from_wire_name(&r.name).is_ok_and(|n| &n == zone)
+    }))
+}
+
+/// What a validating resolver says of some records: `Ok(())` when it answers
+/// every RRset with all of them and the AD bit (RFC 4035 §3.2.3, asked with
+/// AD set as RFC 6840 §5.7 recommends), else why not.
+///
+/// # Errors
+/// The resolver cannot be asked, answers with an error rcode (SERVFAIL is how
+/// a validator reports bogus data), or does not validate.
+pub async fn validated_by(resolver: SocketAddr, records: &[Record]) -> Result<(), String> {
+    for ((name, rtype), wanted) in questions(records) {
+        let exchange = Exchange {
+            host: resolver.ip().to_string(),
+            port: resolver.port(),
+            zone: name.to_string(),
+            what: format!("validated {rtype} query for {name}"),
+            detail: format!("QUERY {rtype} {name} (recursive, DO)"),
+            log_prefix: "observe",
+            timeout: DEFAULT_TIMEOUT,
+        };
+        let qname = to_wire_name(&name).map_err(|e| e.0)?;
+        let mut query = Message::query();
+        query.add_query(Query::query(qname, to_wire_type(rtype)));
+        query.metadata.recursion_desired = true;
+        query.metadata.authentic_data = true;
+        query.set_edns(dnssec_ok());
+        let answer = exchange
+            .exchange(query, None)
+            .await
+            .map_err(|e| format!("dnssecresolver {resolver}: {e}"))?;
+        if answer.response_code != ResponseCode::NoError {
+            return Err(format!(
+                "dnssecresolver {resolver} answers {} for {name} {rtype} (SERVFAIL: the signatures do not validate, or it cannot reach the zone)",
+                answer.response_code
+            ));
+        }
+        let served = from_wire_all(&answer.answers);
+        if !all_served(&wanted, &served) {
+            return Err(format!(
+                "dnssecresolver {resolver} does not yet give all of the {rtype} records at {name}"
+            ));
+        }
+        if !answer.authentic_data {
+            return Err(format!(
+                "dnssecresolver {resolver} answers {name} {rtype} without the AD bit: it does not validate, or the zone is not signed"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// EDNS with the DO bit: ask for the RRSIGs too (RFC 3225).
+fn dnssec_ok() -> Edns {
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    edns.set_max_payload(4096);
+    edns
 }
 
 /// The SOA TTL and MINIMUM of `zone` as `server` serves them; see
@@ -303,6 +445,17 @@ async fn ask(
     name: &Name,
     rtype: RecordType,
 ) -> Result<(Exchange, Message), ProviderError> {
+    ask_wire(server, zone, name, to_wire_type(rtype)).await
+}
+
+/// [`ask`] for any record type, also those the record model does not hold
+/// (DNSKEY).
+async fn ask_wire(
+    server: SocketAddr,
+    zone: &Name,
+    name: &Name,
+    rtype: hrr::RecordType,
+) -> Result<(Exchange, Message), ProviderError> {
     let exchange = Exchange {
         host: server.ip().to_string(),
         port: server.port(),
@@ -317,7 +470,10 @@ async fn ask(
         reason: e.0,
     })?;
     let mut query = Message::query();
-    query.add_query(Query::query(qname, to_wire_type(rtype)));
+    query.add_query(Query::query(qname, rtype));
+    // With the DO bit, signed zones add their RRSIGs: one question tells
+    // what is served and whether it is signed.
+    query.set_edns(dnssec_ok());
     let answer = exchange.exchange(query, None).await?;
     match answer.response_code {
         ResponseCode::NoError | ResponseCode::NXDomain => Ok((exchange, answer)),

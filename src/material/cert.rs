@@ -350,6 +350,29 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes of lower- or upper-case hex text; `None` when it is not hex.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The SubjectPublicKeyInfo (DER) of a private key (PKCS#8 PEM): what TLSA
+/// records with selector 1 hold.
+///
+/// # Errors
+/// When the PEM is not a key this program can read.
+pub fn spki_of_key(key: &KeyPem) -> Result<Vec<u8>, CertError> {
+    let pair = rcgen::KeyPair::from_pem(key.expose())
+        .map_err(|e| CertError::Unsupported(format!("key: {e}")))?;
+    use rcgen::PublicKeyData;
+    Ok(pair.subject_public_key_info())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use super::observed::{AriAnswer, Observed};
 use super::timing::{WHEN, cleanup_safe_at, rollover_readiness};
 use super::tlsa::{Role, TlsaCert, has_tlsa, wanted_for};
 use super::{Action, Deletion, Input, Issue, Note, Plan, Section, Step, When};
-use crate::config::cert::CertSection;
+use crate::config::cert::{CertSection, KeyStrategy};
 use crate::config::model::Config;
 use crate::dns::record::Record;
 use crate::material::cert::KeyType;
@@ -70,6 +70,13 @@ pub(crate) fn renewal_reason(
     if state.prepared.is_some() {
         return None;
     }
+    if let Some(at) = rotation_due_at(cert, state).filter(|at| *at <= now) {
+        return Some(format!(
+            "key rotation is due (keyrotatedays = {}, since {}): the next key becomes current",
+            cert.key_rotate_days,
+            at.format(WHEN)
+        ));
+    }
     if let Some(ari) = usable_ari(cert, state) {
         let renew_at = ari.renew_at?;
         return (now >= renew_at).then(|| {
@@ -98,6 +105,43 @@ pub(crate) fn renewal_reason(
             cert.renew_days
         )
     })
+}
+
+/// With `keystrategy = staged`: when the next key is to become current
+/// (`keyrotatedays` after it was made, which is when the current key became
+/// current).
+pub(crate) fn rotation_due_at(cert: &CertSection, state: &CertState) -> Option<DateTime<Utc>> {
+    if cert.key_strategy != KeyStrategy::Staged {
+        return None;
+    }
+    let next = state.next_key.as_ref()?;
+    Some(next.created + Duration::days(i64::from(cert.key_rotate_days)))
+}
+
+/// With `keystrategy = staged`: the directory whose key the next certificate
+/// keeps: the next key when rotation is due, else the newest certificate's
+/// (when its key type is still the configured one).
+pub(crate) fn key_to_keep(
+    cert: &CertSection,
+    state: &CertState,
+    now: DateTime<Utc>,
+) -> Option<std::path::PathBuf> {
+    if cert.key_strategy != KeyStrategy::Staged {
+        return None;
+    }
+    let wanted = key_type_name(cert.key_type);
+    if let Some(next) = state.next_key.as_ref()
+        && rotation_due_at(cert, state).is_some_and(|at| at <= now)
+        && next.key_type == wanted
+    {
+        return Some(next.dir.clone());
+    }
+    state
+        .prepared
+        .as_ref()
+        .or(state.current.as_ref())
+        .filter(|m| m.key_type.as_deref() == Some(wanted.as_str()))
+        .map(|m| m.dir.clone())
 }
 
 /// The CA's renewal information for the current certificate, when it gave a
@@ -261,6 +305,7 @@ pub(crate) fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
                         names,
                         resume,
                         replaces,
+                        key: key_to_keep(cert, &state, now),
                     }),
                     reason,
                 ));
@@ -282,6 +327,20 @@ pub(crate) fn plan(input: &Input<'_>, cert: &CertSection, plan: &mut Plan) {
                 }
             }
         }
+    }
+
+    // `staged`: a next key as soon as there is a certificate, so that its
+    // records are out long before it is needed.
+    if cert.key_strategy == KeyStrategy::Staged
+        && input.request != super::Request::Update
+        && state.next_key.is_none()
+        && (state.current.is_some() || state.prepared.is_some())
+    {
+        plan.steps.push(Step::now(
+            section.clone(),
+            Action::MakeNextKey,
+            "keystrategy = staged: a next key, published ahead of its rotation",
+        ));
     }
 
     if let Some(prepared) = &state.prepared {
@@ -329,6 +388,13 @@ fn rollover_step(
     let section = Section::Cert(cert.name.clone());
     let (when, why) = match has_tlsa {
         Ok(false) => (When::Now, format!("serial {} is prepared", prepared.serial)),
+        Ok(true) if same_records_as_current(input, cert, prepared) => (
+            When::Now,
+            format!(
+                "serial {} keeps the key: its TLSA records are the current certificate's, served since it was deployed",
+                prepared.serial
+            ),
+        ),
         Ok(true) => {
             let r = rollover_readiness(
                 "TLSA",
@@ -362,6 +428,27 @@ fn rollover_step(
         reason,
         when,
     }
+}
+
+/// True when every TLSA record the prepared certificate needs is one the
+/// deployed certificate has too (a renewal that kept the key, with `3 1 1`
+/// records): resolvers know them already, there is nothing to wait for.
+fn same_records_as_current(input: &Input<'_>, cert: &CertSection, prepared: &CertMaterial) -> bool {
+    let state = cert_state(input.state, &cert.name);
+    let Some(current) = state.current.as_ref().filter(|c| c.deployed_at.is_some()) else {
+        return false;
+    };
+    let (Ok(new), Ok(old)) = (
+        awaited_tlsa(input.config, &cert.name, prepared, input.observed),
+        awaited_tlsa(input.config, &cert.name, current, input.observed),
+    ) else {
+        return false;
+    };
+    new.iter().all(|(domain, records)| {
+        old.iter()
+            .find(|(d, _)| d == domain)
+            .is_some_and(|(_, had)| records.iter().all(|r| had.iter().any(|h| h.same_as(r))))
+    })
 }
 
 fn cleanup(input: &Input<'_>, cert: &CertSection, state: &CertState, plan: &mut Plan) {
@@ -457,6 +544,8 @@ mod tests {
             ari,
             rate_limit_wait: std::time::Duration::from_secs(120),
             propagation_timeout: None,
+            key_strategy: KeyStrategy::New,
+            key_rotate_days: 365,
             domains: vec![
                 crate::dns::record::Name::parse("a.test").unwrap(),
                 crate::dns::record::Name::parse("b.test").unwrap(),
@@ -478,6 +567,37 @@ mod tests {
             tlsa_served: None,
             key_type: Some("ecdsa-p256".into()),
         }
+    }
+
+    #[test]
+    fn staged_keeps_the_key_and_rotates_after_keyrotatedays() {
+        let mut c = cert(30, false, false);
+        let mut state = current(t(90));
+        assert_eq!(key_to_keep(&c, &state, t(0)), None, "new: a new key");
+        c.key_strategy = KeyStrategy::Staged;
+        assert_eq!(key_to_keep(&c, &state, t(0)), Some(PathBuf::from("/x")));
+        state.next_key = Some(crate::state::NextKey {
+            dir: PathBuf::from("/next"),
+            spki: "00".into(),
+            key_type: "ecdsa-p256".into(),
+            created: t(0),
+        });
+        assert_eq!(rotation_due_at(&c, &state), Some(t(365)));
+        assert_eq!(renewal_reason(&c, &state, t(10), false), None);
+        assert_eq!(key_to_keep(&c, &state, t(364)), Some(PathBuf::from("/x")));
+        // A year on the next key takes over, even though the certificate is
+        // not due.
+        let mut fresh = current(t(400));
+        fresh.next_key = state.next_key.clone();
+        let why = renewal_reason(&c, &fresh, t(365), false).unwrap();
+        assert!(why.contains("key rotation"), "{why}");
+        assert_eq!(
+            key_to_keep(&c, &fresh, t(365)),
+            Some(PathBuf::from("/next"))
+        );
+        // Another key type: a new key.
+        c.key_type = KeyType::EcdsaP384;
+        assert_eq!(key_to_keep(&c, &fresh, t(10)), None);
     }
 
     fn current(not_after: DateTime<Utc>) -> CertState {

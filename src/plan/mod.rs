@@ -167,6 +167,8 @@ pub enum Action {
     ChangeZone(ZoneChange),
     /// Orders a certificate (or continues the order an interrupted run left).
     Issue(Issue),
+    /// Makes a certificate's next key (`keystrategy = staged`).
+    MakeNextKey,
     /// Makes a DKIM key (journalled before the key file is written).
     MakeDkimKey(NewDkimKey),
     /// Generates DH parameters (or writes the RFC 7919 group).
@@ -215,6 +217,10 @@ pub struct Issue {
     pub resume: Option<PendingIssue>,
     /// RFC 9773 `replaces`: the identifier of the certificate this renews.
     pub replaces: Option<String>,
+    /// `keystrategy = staged`: the directory whose `privkey.pem` the new
+    /// certificate keeps (the current key, or the next key at a rotation);
+    /// `None`: a new key.
+    pub key: Option<PathBuf>,
 }
 
 /// A new DKIM key, or one an interrupted run journalled but never wrote.

@@ -47,7 +47,25 @@ pub struct Observed {
     pub traefik_missing: BTreeSet<String>,
     /// Destination directories holding versions other than the deployed one.
     pub old_versions: BTreeSet<PathBuf>,
+    /// DNSSEC of the zones with TLSA records, per domain section (asked for
+    /// `--status` and `--check` only).
+    pub tlsa_dnssec: BTreeMap<Name, TlsaDnssec>,
 }
+
+/// DNSSEC of a domain's TLSA records as its authoritative servers serve them.
+#[derive(Clone, Debug)]
+pub struct TlsaDnssec {
+    pub zone: Name,
+    /// Whether the zone is signed (a DNSKEY RRset at its apex), or why it is
+    /// not known.
+    pub signed: Result<bool, String>,
+    /// Per TLSA owner name: how many servers give the RRset with its RRSIG, of
+    /// how many asked, or why they could not be asked.
+    pub owners: Vec<(Name, SignedCount)>,
+}
+
+/// How many servers give an RRset with its RRSIG, of how many asked.
+pub(crate) type SignedCount = Result<(usize, usize), String>;
 
 /// One zone as a provider holds it.
 #[derive(Clone, Debug)]
@@ -75,6 +93,31 @@ pub struct ServedAnswers {
     pub unknown: Vec<String>,
     /// The records asked about, for messages (`owner TYPE data`).
     pub records: Vec<String>,
+    /// What DNSSEC says of them.
+    pub dnssec: DnssecAnswers,
+}
+
+/// DNSSEC and a section's new records: in a signed zone they count as served
+/// only with their signatures (a validating resolver treats them as bogus
+/// without), and a validating resolver may be asked too (`dnssecresolver`).
+#[derive(Clone, Debug, Default)]
+pub struct DnssecAnswers {
+    /// Zones that are signed (a DNSKEY RRset at the apex).
+    pub signed_zones: Vec<String>,
+    /// Zones that are not: DANE clients ignore TLSA records there.
+    pub unsigned_zones: Vec<String>,
+    /// Servers of signed zones that serve the records without an RRSIG.
+    pub without_rrsig: Vec<SocketAddr>,
+    /// The validating resolver's verdict, when one is configured: `Ok` when it
+    /// gave every record with the AD bit, else why not.
+    pub resolver: Option<Result<(), String>>,
+}
+
+impl DnssecAnswers {
+    /// True when nothing DNSSEC says stands in the way.
+    pub fn ready(&self) -> bool {
+        self.without_rrsig.is_empty() && !matches!(self.resolver, Some(Err(_)))
+    }
 }
 
 impl ServedAnswers {
@@ -83,6 +126,7 @@ impl ServedAnswers {
         self.unknown.is_empty()
             && !self.servers.is_empty()
             && self.servers.iter().all(|(_, a)| matches!(a, Ok(Some(_))))
+            && self.dnssec.ready()
     }
 
     /// The longest TTL the servers gave.
@@ -117,6 +161,22 @@ impl ServedAnswers {
         }
         if self.servers.is_empty() && self.unknown.is_empty() {
             parts.push("no authoritative server is known".into());
+        }
+        if !self.dnssec.without_rrsig.is_empty() {
+            let servers: Vec<String> = self
+                .dnssec
+                .without_rrsig
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            parts.push(format!(
+                "the zone is signed, but {} serve{} them without their RRSIG (validating resolvers would reject them)",
+                servers.join(", "),
+                if servers.len() == 1 { "s" } else { "" }
+            ));
+        }
+        if let Some(Err(e)) = &self.dnssec.resolver {
+            parts.push(e.clone());
         }
         parts.join("; ")
     }

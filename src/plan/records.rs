@@ -86,6 +86,15 @@ fn tlsa_records(input: &Input<'_>, domain: &Domain, out: &mut DomainMaterial) {
         if materials.iter().all(|(_, m)| m.is_none()) {
             missing.push(section);
         }
+        if let Some(next) = staged_next_key(input.config, input.state, section)
+            && let Some(Ok(info)) = input.observed.certs.get(&next.dir)
+        {
+            loaded.push(Loaded {
+                section,
+                role: Role::Next,
+                info,
+            });
+        }
         for (role, material) in materials {
             let Some(material) = material else { continue };
             match certificate(input, material) {
@@ -155,6 +164,20 @@ fn tlsa_records(input: &Input<'_>, domain: &Domain, out: &mut DomainMaterial) {
                 .push((Section::Cert(cert.section.to_string()), records));
         }
     }
+}
+
+/// The next key of `[cert:section]`, when it is `keystrategy = staged`.
+pub fn staged_next_key<'a>(
+    config: &crate::config::model::Config,
+    state: &'a State,
+    section: &str,
+) -> Option<&'a crate::state::NextKey> {
+    config
+        .certs
+        .iter()
+        .find(|c| c.name == section)
+        .filter(|c| c.key_strategy == crate::config::cert::KeyStrategy::Staged)?;
+    state.certs.get(section)?.next_key.as_ref()
 }
 
 /// The parsed certificate of `material`, as observed.
@@ -298,6 +321,7 @@ mod tests {
             servers: vec![(addr(1), Ok(Some(300))), (addr(2), Ok(Some(600)))],
             negative_ttl: Ok(60),
             unknown: Vec::new(),
+            dnssec: Default::default(),
             records: Vec::new(),
         };
         let served = served_now(&answers, now).unwrap();

@@ -11,7 +11,9 @@ use crate::config::service::Reload as ReloadHow;
 pub(crate) fn verb(action: &Action) -> &'static str {
     match action {
         Action::ChangeZone(_) => "records",
-        Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams => "prepare",
+        Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams | Action::MakeNextKey => {
+            "prepare"
+        }
         Action::DeployCert(_) | Action::InstallDkim(_) | Action::DeployDh { .. } => "rollover",
         Action::Reload(_) => "reload",
         Action::Delete(_) => "cleanup",
@@ -86,6 +88,7 @@ pub(crate) fn changes(config: &Config, step: &Step) -> Vec<String> {
                 at.join(", ")
             )]
         }
+        Action::MakeNextKey => vec![format!("cert {name}: make the next key ({reason})")],
         Action::MakeDhParams => {
             let bits = config
                 .dhparams

@@ -145,6 +145,7 @@ mod tests {
                 .collect(),
             negative_ttl: Ok(60),
             unknown: Vec::new(),
+            dnssec: Default::default(),
             records: vec!["www.example.test TLSA 3 1 1 00".into()],
         }
     }

@@ -23,6 +23,9 @@ pub(crate) enum Role {
     Current,
     /// Issued by prepare, waiting for rollover.
     Prepared,
+    /// `keystrategy = staged`: the next key, without a certificate yet; only
+    /// records of the key itself (usage 3 or 1, selector 1) are its.
+    Next,
 }
 
 impl Role {
@@ -30,7 +33,13 @@ impl Role {
         match self {
             Role::Current => "current",
             Role::Prepared => "prepared",
+            Role::Next => "next key",
         }
+    }
+
+    /// Whether records of `params` can be made for material in this role.
+    fn gives(self, params: TlsaParams) -> bool {
+        self != Role::Next || (params.selector == 1 && matches!(params.usage, 1 | 3))
     }
 }
 
@@ -80,7 +89,7 @@ pub(crate) fn records(
             selector: entry.selector,
             matching: entry.matching,
         };
-        for cert in certs {
+        for cert in certs.iter().filter(|c| c.role.gives(params)) {
             let data = association_data(cert.info, params)
                 .map_err(|e| format!("[cert:{}] ({}): {e}", cert.section, cert.role.as_str()))?;
             let record = Record::new(
@@ -188,6 +197,7 @@ pub(crate) fn matching_certs<'a>(record: &Record, certs: &[TlsaCert<'a>]) -> Vec
     };
     certs
         .iter()
+        .filter(|c| c.role.gives(params))
         .filter(|c| association_data(c.info, params).is_ok_and(|d| &d == data))
         .copied()
         .collect()

@@ -32,7 +32,11 @@ impl CycleEnv {
 
     /// Like [`CycleEnv::start`], with Knot serving `zone` (master-file text).
     pub fn start_with_zone(zone: &str, pebble_env: &[(&str, &str)]) -> Option<CycleEnv> {
-        let knot = KnotEnv::start(ZONE, zone)?;
+        Self::start_with_knot(KnotEnv::start(ZONE, zone)?, pebble_env)
+    }
+
+    /// Like [`CycleEnv::start`], with the Knot the test started.
+    pub fn start_with_knot(knot: KnotEnv, pebble_env: &[(&str, &str)]) -> Option<CycleEnv> {
         let pebble = PebbleEnv::start_with_env(Some(knot.addr()), pebble_env)?;
         Some(CycleEnv {
             knot,

@@ -37,6 +37,7 @@ pub fn minimal_zone(zone: &str) -> String {
 pub struct KnotBuilder {
     zones: Vec<(String, String)>,
     readonly_key: bool,
+    dnssec: bool,
 }
 
 impl KnotBuilder {
@@ -51,6 +52,13 @@ impl KnotBuilder {
     /// Adds a second TSIG key that may transfer the zones but not update them.
     pub fn readonly_key(mut self) -> Self {
         self.readonly_key = true;
+        self
+    }
+
+    /// Knot signs the zones itself (`dnssec-signing: on`, one ECDSA P-256 key
+    /// for both roles, DNSKEY TTL 1 s), as a signing provider does.
+    pub fn dnssec(mut self) -> Self {
+        self.dnssec = true;
         self
     }
 
@@ -79,6 +87,8 @@ impl KnotBuilder {
             secret: random_secret(),
             readonly_secret: self.readonly_key.then(random_secret),
             zones: self.zones.iter().map(|(z, _)| z.clone()).collect(),
+            dnssec: self.dnssec,
+            signing: self.dnssec,
         };
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
@@ -105,6 +115,10 @@ pub struct KnotEnv {
     secret: String,
     readonly_secret: Option<String>,
     zones: Vec<String>,
+    /// The zones have a DNSSEC policy.
+    dnssec: bool,
+    /// Knot signs them now (see [`KnotEnv::set_signing`]).
+    signing: bool,
 }
 
 impl KnotEnv {
@@ -222,11 +236,26 @@ impl KnotEnv {
             ));
             acl_ids.push_str(", acl_readonly");
         }
+        let signing = if self.dnssec {
+            format!(
+                "    dnssec-policy: fast\n    dnssec-signing: {}\n",
+                if self.signing { "on" } else { "off" }
+            )
+        } else {
+            String::new()
+        };
         let zones: String = self
             .zones
             .iter()
-            .map(|z| format!("  - domain: {z}\n    file: {z}.zone\n"))
+            .map(|z| format!("  - domain: {z}\n    file: {z}.zone\n{signing}"))
             .collect();
+        let policy = if self.dnssec {
+            "policy:\n  - id: fast\n    algorithm: ecdsap256sha256\n    single-type-signing: on\n    \
+             dnskey-ttl: 1\n    zone-max-ttl: 3600\n    propagation-delay: 0\n    \
+             ksk-lifetime: 0\n    zsk-lifetime: 0\n"
+        } else {
+            ""
+        };
         let conf = format!(
             "server:\n  rundir: \"{d}/run\"\n  listen: 127.0.0.1@{port}\n  \
              udp-workers: 1\n  tcp-workers: 1\n  background-workers: 1\n\
@@ -235,6 +264,7 @@ impl KnotEnv {
              log:\n  - target: stderr\n    any: info\n\
              key:\n{keys}\
              acl:\n{acls}\
+             {policy}\
              template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    \
              zonefile-load: whole\n    journal-content: changes\n    acl: [{acl_ids}]\n\
              zone:\n{zones}",
@@ -289,6 +319,70 @@ impl KnotEnv {
             "zone-reload".into(),
             zone.trim_end_matches('.').to_string(),
         ]
+    }
+
+    /// Turns Knot's signing of the zones on or off (`knotc reload`): off, it
+    /// serves what updates add without signatures, as a provider that signs
+    /// later does; on again, it signs what is missing.
+    ///
+    /// # Panics
+    /// When the zones have no DNSSEC policy or knotc fails.
+    pub fn set_signing(&mut self, on: bool) {
+        assert!(self.dnssec, "set_signing needs KnotBuilder::dnssec");
+        self.signing = on;
+        self.write_config();
+        let knotc = find_binary("knotc").expect("knotc");
+        let out = Command::new(knotc)
+            .arg("-c")
+            .arg(self.conf_path())
+            .arg("reload")
+            .output()
+            .expect("run knotc reload");
+        assert!(
+            out.status.success(),
+            "knotc reload: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The zone's key-signing DNSKEY records as served, as trust-anchor lines
+    /// (`zone. IN DNSKEY 257 3 13 ...`), polled until the zone is signed.
+    ///
+    /// # Panics
+    /// When no KSK is served within the deadline.
+    pub fn trust_anchor(&self, zone: &str) -> Vec<String> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            let keys: Vec<String> = self
+                .dig(zone, "DNSKEY")
+                .into_iter()
+                .filter(|k| k.starts_with("257 "))
+                .map(|k| format!("{}. IN DNSKEY {k}", zone.trim_end_matches('.')))
+                .collect();
+            if !keys.is_empty() {
+                return keys;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{zone} is not signed: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The answer lines of `dig +dnssec` (records and their RRSIGs).
+    pub fn dig_dnssec(&self, name: &str, rtype: &str) -> Vec<String> {
+        let mut command = dig_command(self.port, name, rtype);
+        command.arg("+dnssec");
+        let out = command.output().expect("run dig");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with(';'))
+            .map(String::from)
+            .collect()
     }
 
     /// The temporary directory (config, zones, journal, log).

@@ -19,9 +19,11 @@ pub mod nginx;
 pub mod opendkim;
 pub mod pdns;
 pub mod pebble;
+pub mod postfix;
 pub mod rspamd;
 pub mod sys;
 pub mod tls;
+pub mod unbound;
 
 use std::path::PathBuf;
 
@@ -48,6 +50,19 @@ pub fn require(binary: &str) -> bool {
         panic!("{binary} is not installed, but CI=true requires it: run scripts/test.sh");
     }
     eprintln!("SKIPPED: {binary} not installed, run scripts/test.sh");
+    false
+}
+
+/// True when the tests run as root (a resolver on port 53, a Postfix in a
+/// mount namespace of its own need it); like [`require`] otherwise.
+pub fn require_root() -> bool {
+    if sys::is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("this test needs root (port 53, mount namespaces), but CI=true requires it");
+    }
+    eprintln!("SKIPPED: this test needs root (port 53, mount namespaces)");
     false
 }
 

@@ -29,3 +29,43 @@ pub fn umask_in_child(command: &mut Command, umask: u32) {
         });
     }
 }
+
+/// Makes `command`'s child run in a mount namespace of its own in which
+/// `source` is bind-mounted over `target` (a private `/etc/resolv.conf`).
+pub fn bind_mount_in_child(command: &mut Command, source: &std::path::Path, target: &str) {
+    use std::ffi::CString;
+    let source = CString::new(source.display().to_string()).expect("path");
+    let target = CString::new(target).expect("path");
+    let root = CString::new("/").expect("path");
+    // SAFETY: between fork and exec only async-signal-safe calls (unshare,
+    // mount) on memory prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
