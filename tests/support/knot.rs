@@ -107,6 +107,39 @@ impl KnotBuilder {
     }
 }
 
+/// Message counts from knotd's statistics module.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Messages {
+    pub operations: BTreeMap<String, u64>,
+    pub query_types: BTreeMap<String, u64>,
+}
+
+impl Messages {
+    /// Messages of operation `name` (`query`, `update`, `axfr`).
+    pub fn operation(&self, name: &str) -> u64 {
+        self.operations.get(name).copied().unwrap_or(0)
+    }
+
+    /// Queries of type `name` (`SOA`, `NS`, `TLSA`).
+    pub fn query_type(&self, name: &str) -> u64 {
+        self.query_types.get(name).copied().unwrap_or(0)
+    }
+
+    /// The counts since `before`.
+    pub fn since(&self, before: &Messages) -> Messages {
+        let minus = |now: &BTreeMap<String, u64>, then: &BTreeMap<String, u64>| {
+            now.iter()
+                .map(|(k, v)| (k.clone(), v - then.get(k).copied().unwrap_or(0)))
+                .filter(|(_, v)| *v > 0)
+                .collect()
+        };
+        Messages {
+            operations: minus(&self.operations, &before.operations),
+            query_types: minus(&self.query_types, &before.query_types),
+        }
+    }
+}
+
 /// A running knotd; stopped when dropped.
 pub struct KnotEnv {
     dir: tempfile::TempDir,
@@ -187,6 +220,38 @@ impl KnotEnv {
             .unwrap_or_else(|| panic!("no SOA served for {zone}: {soa:?}"))
     }
 
+    /// The messages knotd has answered so far, by operation (`query`,
+    /// `update`, `axfr`, ...) and by query type (`SOA`, `A`, ...), from its
+    /// statistics module: what the server saw, not what the client says.
+    pub fn messages(&self) -> Messages {
+        let out = Command::new(find_binary("knotc").expect("knotc"))
+            .arg("-c")
+            .arg(self.conf_path())
+            .args(["stats", "mod-stats"])
+            .output()
+            .expect("run knotc stats");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut messages = Messages::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(" = ") else {
+                continue;
+            };
+            let Ok(count) = value.trim().parse::<u64>() else {
+                continue;
+            };
+            let Some((group, rest)) = key.split_once('[') else {
+                continue;
+            };
+            let name = rest.trim_end_matches(']').to_string();
+            match group {
+                "mod-stats.server-operation" => messages.operations.insert(name, count),
+                "mod-stats.query-type" => messages.query_types.insert(name, count),
+                _ => None,
+            };
+        }
+        messages
+    }
+
     /// knotd's log (stderr) so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
@@ -265,8 +330,12 @@ impl KnotEnv {
              key:\n{keys}\
              acl:\n{acls}\
              {policy}\
+             mod-stats:\n  - id: counts\n    server-operation: on\n    request-protocol: off\n    \
+             request-bytes: off\n    response-bytes: off\n    response-code: off\n    \
+             reply-nodata: off\n    query-type: on\n\
              template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    \
-             zonefile-load: whole\n    journal-content: changes\n    acl: [{acl_ids}]\n\
+             zonefile-load: whole\n    journal-content: changes\n    acl: [{acl_ids}]\n    \
+             global-module: mod-stats/counts\n\
              zone:\n{zones}",
             port = self.port,
         );
