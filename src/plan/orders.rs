@@ -101,6 +101,7 @@ mod tests {
                     started: t(-5),
                 }),
                 replaces: None,
+                key: None,
             }),
             "fewer than 30 days left",
         )
