@@ -7,6 +7,7 @@ pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod crashpoint;
 pub mod dns;

@@ -9,3 +9,4 @@ pub mod model;
 pub mod original;
 pub mod records;
 pub mod service;
+pub mod store;

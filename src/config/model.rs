@@ -96,6 +96,8 @@ pub struct Config {
 pub struct Cdm {
     pub statedir: PathBuf,
     pub postwait: Duration,
+    /// `store = etcd` (docs/cluster.md); `None` for the local state directory.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// A module section with its effective keys (own keys over the module default).
@@ -287,7 +289,10 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
 
     let cdm = build_cdm(defaults.get("cdm").copied(), &mut errors);
     for (key, value) in defaults.get("cdm").copied().into_iter().flatten() {
-        if !value.from_default && !CDM_KEYS.contains(&key.as_str()) {
+        if !value.from_default
+            && !CDM_KEYS.contains(&key.as_str())
+            && !super::store::STORE_KEYS.contains(&key.as_str())
+        {
             warnings.push(ConfigError::new(
                 &value.span,
                 unknown_key_message("cdm", None, key),
@@ -425,7 +430,12 @@ fn build_cdm(section: Option<&BTreeMap<String, Value>>, errors: &mut Vec<ConfigE
         },
         None => Duration::ZERO,
     };
-    Cdm { statedir, postwait }
+    let cluster = super::store::build(section, None, errors);
+    Cdm {
+        statedir,
+        postwait,
+        cluster,
+    }
 }
 
 fn warn_unknown_keys(section: &ModuleSection, warnings: &mut Vec<ConfigError>) {

@@ -1,0 +1,165 @@
+//! `[cdm]` keys of the shared store (docs/cluster.md): `store = local` (the
+//! default) or `etcd` with its endpoints, TLS material, login, the key that
+//! seals private material, and this node's name.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ini::{ConfigError, Span, Value};
+use crate::cluster::ClusterConfig;
+use crate::cluster::etcd::EtcdSettings;
+use crate::secret::Secret;
+
+pub const STORE_KEYS: &[&str] = &[
+    "store",
+    "storeendpoints",
+    "storeprefix",
+    "storecacert",
+    "storecert",
+    "storekey",
+    "storeuser",
+    "storepassword",
+    "storesecretfile",
+    "storeleasettl",
+    "node",
+    "nodetimeout",
+];
+
+pub const DEFAULT_PREFIX: &str = "/cryptdomainmgr/";
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
+pub const DEFAULT_LEASE_TTL: u64 = 10;
+
+/// `None` for `store = local`; errors for an `etcd` store that lacks what it needs.
+pub fn build(
+    section: Option<&BTreeMap<String, Value>>,
+    cdm_span: Option<&Span>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ClusterConfig> {
+    let get = |key: &str| section.and_then(|s| s.get(key));
+    let text = |key: &str| {
+        get(key)
+            .map(|v| v.text.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    match get("store").map(|v| (v.text.trim().to_ascii_lowercase(), v)) {
+        None => return None,
+        Some((kind, _)) if kind == "local" || kind.is_empty() => return None,
+        Some((kind, _)) if kind == "etcd" => {}
+        Some((kind, v)) => {
+            errors.push(ConfigError::new(
+                &v.span,
+                format!("store \"{kind}\" is not known; local (the default) or etcd"),
+            ));
+            return None;
+        }
+    }
+    let span = get("store").map(|v| v.span.clone()).or(cdm_span.cloned());
+    let mut missing = |key: &str, why: &str| {
+        if let Some(span) = &span {
+            errors.push(ConfigError::new(
+                span,
+                format!("store = etcd needs {key} ({why})"),
+            ));
+        }
+    };
+    let endpoints: Vec<String> = text("storeendpoints")
+        .map(|t| {
+            t.split([',', ' '])
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if endpoints.is_empty() {
+        missing(
+            "storeendpoints",
+            "the etcd members' URLs, like https://10.0.0.1:2379",
+        );
+    }
+    let mut bad = Vec::new();
+    for endpoint in &endpoints {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            bad.push(endpoint.clone());
+        }
+    }
+    let secretfile = text("storesecretfile").map(PathBuf::from);
+    if secretfile.is_none() {
+        missing(
+            "storesecretfile",
+            "a file with 32 random bytes in base64, the same on every node: head -c 32 /dev/urandom | base64",
+        );
+    }
+    let mut prefix = text("storeprefix").unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+    if !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    let node = text("node").unwrap_or_else(hostname);
+    let nodetimeout = match get("nodetimeout") {
+        Some(v) => match super::dkim::parse_drain(&v.text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    &v.span,
+                    format!("nodetimeout \"{}\" {e}", v.text.trim()),
+                ));
+                DEFAULT_NODE_TIMEOUT
+            }
+        },
+        None => DEFAULT_NODE_TIMEOUT,
+    };
+    let leasettl = match get("storeleasettl") {
+        Some(v) => match v.text.trim().parse::<u64>() {
+            Ok(n) if (2..=3600).contains(&n) => n,
+            _ => {
+                errors.push(ConfigError::new(
+                    &v.span,
+                    format!(
+                        "storeleasettl \"{}\" is not a number of seconds from 2 to 3600",
+                        v.text.trim()
+                    ),
+                ));
+                DEFAULT_LEASE_TTL
+            }
+        },
+        None => DEFAULT_LEASE_TTL,
+    };
+    if let (Some(v), false) = (get("storeendpoints"), bad.is_empty()) {
+        errors.push(ConfigError::new(
+            &v.span,
+            format!(
+                "storeendpoints: {} is not an http:// or https:// URL",
+                bad.join(", ")
+            ),
+        ));
+    }
+    Some(ClusterConfig {
+        etcd: EtcdSettings {
+            endpoints,
+            prefix,
+            cacert: text("storecacert").map(PathBuf::from),
+            cert: text("storecert").map(PathBuf::from),
+            key: text("storekey").map(PathBuf::from),
+            user: text("storeuser"),
+            password: get("storepassword").map(|v| Secret::new(v.text.trim())),
+        },
+        secretfile: secretfile.unwrap_or_default(),
+        node,
+        nodetimeout,
+        leasettl,
+    })
+}
+
+/// This host's name (the default `node`).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
