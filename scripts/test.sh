@@ -30,6 +30,8 @@ packages=(
   "nginx:nginx"
   "certbot:certbot"
   "lego:lego"
+  "etcd:etcd-server"
+  "etcdctl:etcd-client"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.

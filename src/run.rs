@@ -180,7 +180,9 @@ fn warn_readable_secrets(ini: &Ini) {
     for (_, section) in ini.sections() {
         for (key, value) in &section.entries {
             let source = value.span.source.as_ref();
-            let secret = provider::is_secret_key(key) || cert::SECRET_KEYS.contains(&key.as_str());
+            let secret = provider::is_secret_key(key)
+                || cert::SECRET_KEYS.contains(&key.as_str())
+                || key == "storepassword";
             if !secret || source == "--config-content" || warned.contains(&source) {
                 continue;
             }

@@ -207,6 +207,15 @@ pub fn hold_cleanup(plan: &mut Plan, lagging: &BTreeMap<String, Vec<String>>) {
                 !(tlsa || key)
             });
             if change.changes.deletes.len() != before {
+                for domain in &mut change.domains {
+                    domain.lines.retain(|line| {
+                        let tlsa = certs && line.starts_with("delete TLSA ");
+                        let key = dkim
+                            && line.starts_with("delete TXT ")
+                            && line.contains("._domainkey.");
+                        !(tlsa || key)
+                    });
+                }
                 for key in held.iter() {
                     if let Some(section) = section_of(key) {
                         holds(&section, &mut info);

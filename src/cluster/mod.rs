@@ -231,6 +231,15 @@ async fn step(
         }
     };
     info!("node {me} coordinates this run");
+    // Another coordinator may have finished between the first read and the
+    // campaign: work from what the store holds now.
+    let (shared, files, local) = match reread(config, data, local).await {
+        Ok(read) => read,
+        Err(e) => {
+            let _ = data.store.revoke(lease).await;
+            return Err(fail(e));
+        }
+    };
     let holding = Arc::new(Holding {
         lease,
         ttl: Duration::from_secs(cluster.leasettl),
@@ -275,6 +284,31 @@ async fn step(
         warn!("giving up the coordinator lease: {e}; it expires by itself");
     }
     result.map(|()| ok)
+}
+
+/// The shared state and files again, and the node's deploys brought up to them.
+async fn reread(
+    config: &Config,
+    data: &Data,
+    local: state::State,
+) -> Result<
+    (
+        Option<state::State>,
+        BTreeMap<String, Vec<u8>>,
+        state::State,
+    ),
+    StoreError,
+> {
+    let shared = data.load_state().await?;
+    let files = data.load_files().await?;
+    let local = match &shared {
+        Some(shared) => {
+            mirror_files(data, &files).map_err(StoreError)?;
+            deploy::deploy_self(config, shared, local).await.0
+        }
+        None => local,
+    };
+    Ok((shared, files, local))
 }
 
 /// Logs the nodes that have not been in contact for `nodetimeout`.
