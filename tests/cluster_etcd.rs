@@ -46,7 +46,7 @@ fn node_config(
         .replace(
             &format!("statedir = {}", env.dir.path().join("state").display()),
             &format!(
-                "statedir = {}\nstore = etcd\nstoreendpoints = {endpoints}\nstoresecretfile = {}\nnode = node{i}\nstoreleasettl = 2\n{extra}",
+                "statedir = {}\nstore = etcd\nstoreendpoints = {endpoints}\nstoresecretfile = {}\nnode = node{i}\n{extra}",
                 dir.join("state").display(),
                 secret.display()
             ),
@@ -74,7 +74,7 @@ impl Nodes {
             secret,
             confs: Vec::new(),
         };
-        nodes.configure("", "");
+        nodes.configure("storeleasettl = 2\n", "");
         nodes.env.advance(0);
         Some(nodes)
     }
@@ -131,6 +131,19 @@ impl Nodes {
                 stderr
             })
             .collect()
+    }
+
+    /// `--auto` on node `i` with `env` set; its exit status and log.
+    fn auto_env(&self, i: usize, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let out = self
+            .command(i, &["--auto"])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     fn auto_ok(&self, i: usize) -> String {
@@ -199,11 +212,11 @@ fn three_nodes_share_one_order_one_certificate_and_cleanup_waits_for_all() {
     // The renewal (Pebble's certificates age on the real clock only, so a
     // renewdays longer than their life makes it due): one more order,
     // whichever nodes run.
-    nodes.configure("", "renewdays = 3650\nari = no\n");
+    nodes.configure("storeleasettl = 2\n", "renewdays = 3650\nari = no\n");
     nodes.env.advance(60);
     nodes.auto_all();
     nodes.auto_all();
-    nodes.configure("", "");
+    nodes.configure("storeleasettl = 2\n", "");
     assert_eq!(nodes.env.orders(), 2, "exactly one order for the renewal");
     assert_eq!(nodes.tlsa(), 2, "old and new TLSA records side by side");
 
@@ -249,5 +262,74 @@ fn three_nodes_share_one_order_one_certificate_and_cleanup_waits_for_all() {
     assert_eq!(nodes.env.orders(), 2, "no order that was not due");
     for i in 0..3 {
         assert_eq!(nodes.reloads(i), 2, "node{i}: one reload per rollover");
+    }
+}
+
+#[test]
+fn a_coordinator_killed_mid_prepare_is_replaced_after_its_lease_without_a_second_order() {
+    use std::os::unix::process::ExitStatusExt;
+    for step in [
+        "prepare:key-written",
+        "prepare:order-created",
+        "dns01:published",
+        "prepare:issued",
+        "zone:applied",
+    ] {
+        let Some(mut nodes) = Nodes::start() else {
+            return;
+        };
+        nodes.configure("storeleasettl = 4\n", "");
+        let (status, log) = nodes.auto_env(0, &[("CRYPTDOMAINMGR_CRASH_AT", step)]);
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "{step}: not reached:\n{log}"
+        );
+        let before = nodes.env.orders();
+        // While the dead coordinator's lease runs, another node only deploys.
+        let waiting = nodes.auto_ok(1);
+        assert!(
+            waiting.contains("node node0 coordinates now"),
+            "{step}: {waiting}"
+        );
+        assert_eq!(
+            nodes.env.orders(),
+            before,
+            "{step}: no order while the lease runs"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let took_over = nodes.auto_ok(1);
+        assert!(
+            took_over.contains("node node1 coordinates this run"),
+            "{step}: {took_over}"
+        );
+        assert!(
+            nodes.env.orders() <= 1,
+            "{step}: {} orders for one certificate: {took_over}",
+            nodes.env.orders()
+        );
+        assert!(
+            nodes
+                .env
+                .knot
+                .dig(&format!("_acme-challenge.{WWW}"), "TXT")
+                .is_empty(),
+            "{step}: a challenge record was left"
+        );
+        assert_eq!(nodes.tlsa(), 1, "{step}: the TLSA record is published");
+        // Everything rolls over on every node with the key the order used.
+        nodes.env.advance(3600);
+        nodes.auto_all();
+        nodes.auto_all();
+        for i in 0..3 {
+            let (cert, key) =
+                support::deployed_pair(&node_dir(&nodes.env, i).join("certs").join(WWW))
+                    .unwrap_or_else(|e| panic!("{step}: node{i}: {e}"));
+            assert_eq!(
+                cert, key,
+                "{step}: node{i}: the deployed pair does not match"
+            );
+        }
+        assert_eq!(nodes.env.orders(), 1, "{step}: exactly one order");
     }
 }
