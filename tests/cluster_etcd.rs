@@ -41,14 +41,21 @@ fn node_config(
         "reload.sh",
         &format!("echo \"$@\" >> {}/reloads.log\n", dir.display()),
     );
+    // `extra` may set the endpoints or the secret file itself (keys may not repeat).
+    let mut store = String::from("store = etcd\n");
+    if !endpoints.is_empty() {
+        store.push_str(&format!("storeendpoints = {endpoints}\n"));
+    }
+    if !extra.contains("storesecretfile") {
+        store.push_str(&format!("storesecretfile = {}\n", secret.display()));
+    }
     let base = env
         .base()
         .replace(
             &format!("statedir = {}", env.dir.path().join("state").display()),
             &format!(
-                "statedir = {}\nstore = etcd\nstoreendpoints = {endpoints}\nstoresecretfile = {}\nnode = node{i}\n{extra}",
+                "statedir = {}\n{store}node = node{i}\n{extra}",
                 dir.join("state").display(),
-                secret.display()
             ),
         )
         .replace(
@@ -332,4 +339,333 @@ fn a_coordinator_killed_mid_prepare_is_replaced_after_its_lease_without_a_second
         }
         assert_eq!(nodes.env.orders(), 1, "{step}: exactly one order");
     }
+}
+
+#[test]
+fn one_member_down_is_no_matter_and_without_quorum_every_node_stops_and_deletes_nothing() {
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    nodes.auto_all();
+    // The member every node asks first is gone: the others answer.
+    nodes.etcd.kill(0);
+    nodes.env.advance(3600);
+    nodes.auto_all();
+    nodes.auto_all();
+    let cert = nodes.cert(0).expect("deployed with one member down");
+    assert!((0..3).all(|i| nodes.cert(i).as_ref() == Some(&cert)));
+    assert_eq!(nodes.env.orders(), 1);
+
+    // Two of three gone: no quorum. Each node says so, naming the
+    // endpoints, and changes nothing.
+    nodes.etcd.kill(1);
+    nodes.env.advance(30 * 86_400);
+    let serial = nodes.env.knot.serial("example.test");
+    for i in 0..3 {
+        let (status, log) = nodes.auto_env(i, &[]);
+        assert_eq!(status.code(), Some(1), "node{i}: {log}");
+        assert!(log.contains("no quorum"), "node{i}: {log}");
+        assert!(
+            log.contains(&format!("127.0.0.1:{}", nodes.etcd.members[2].client_port)),
+            "node{i}: {log}"
+        );
+        assert!(
+            log.contains("deployed material is left as it is")
+                || log.contains("nothing was changed"),
+            "{log}"
+        );
+        assert_eq!(nodes.cert(i).as_ref(), Some(&cert), "node{i} keeps serving");
+    }
+    assert_eq!(
+        nodes.env.knot.serial("example.test"),
+        serial,
+        "no DNS change"
+    );
+    assert_eq!(nodes.tlsa(), 1);
+    assert_eq!(nodes.env.orders(), 1);
+}
+
+/// Whether process `pid` is stopped (SIGSTOP).
+fn stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('T'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_paused_coordinator_whose_lease_expired_cannot_write() {
+    let Some(nodes) = Nodes::start() else {
+        return;
+    };
+    // node0 coordinates and stops right after writing the order's key.
+    let paused = nodes
+        .command(0, &["--auto"])
+        .env("CRYPTDOMAINMGR_PAUSE_AT", "prepare:key-written")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !stopped(paused.id()) {
+        assert!(
+            std::time::Instant::now() < until,
+            "node0 never reached the pause point"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Its lease expires; node1 takes over and issues.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let took = nodes.auto_ok(1);
+    assert!(took.contains("node node1 coordinates this run"), "{took}");
+    assert_eq!(nodes.env.orders(), 1);
+    let state = nodes.etcd.get("/cryptdomainmgr/state").expect("a state");
+    let files = nodes
+        .etcd
+        .etcdctl(&["get", "--prefix", "/cryptdomainmgr/files/"])
+        .stdout;
+
+    // node0 resumes: every write it tries is refused; it says why and fails.
+    let pid = i32::try_from(paused.id()).unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGCONT);
+    }
+    let out = paused.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("lost the coordinator lease"), "{log}");
+    assert_eq!(
+        nodes.etcd.get("/cryptdomainmgr/state").as_deref(),
+        Some(state.as_str()),
+        "the fenced node wrote the state"
+    );
+    assert_eq!(
+        nodes
+            .etcd
+            .etcdctl(&["get", "--prefix", "/cryptdomainmgr/files/"])
+            .stdout,
+        files,
+        "the fenced node wrote material"
+    );
+    assert_eq!(nodes.env.orders(), 1, "the fenced node placed no order");
+}
+
+#[test]
+fn nothing_in_etcd_is_readable_key_material_or_a_secret() {
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    // A DKIM key and DH parameters too, each node with its own key location.
+    let sections = |i: usize| {
+        let dir = node_dir(&nodes.env, i);
+        format!(
+            "[dkim:mail]\nkeytype = ed25519\nkeylocation = {0}/dkim\nsigningconfdestinationfile = {0}/rspamd/dkim_signing.conf\n\
+             [dhparam:web]\nhandler = ffdhe\nfilename = {0}/dh.pem\n",
+            dir.display()
+        )
+    };
+    let extra: Vec<String> = (0..3).map(sections).collect();
+    nodes.configure("storeleasettl = 2\n", "");
+    for (i, conf) in nodes.confs.iter().enumerate() {
+        let text = std::fs::read_to_string(conf).unwrap();
+        let text = text.replace("ip4 = 192.0.2.1\n", "ip4 = 192.0.2.1\ndkim = auto:mail\n");
+        std::fs::write(conf, format!("{text}{}", extra[i])).unwrap();
+    }
+    nodes.auto_all();
+    nodes.env.advance(3600);
+    nodes.auto_all();
+    nodes.auto_all();
+    let signing = |i: usize| {
+        std::fs::read_to_string(node_dir(&nodes.env, i).join("rspamd/dkim_signing.conf"))
+            .unwrap_or_default()
+    };
+    let selector = signing(0)
+        .lines()
+        .find(|l| l.trim_start().starts_with("selector"))
+        .and_then(|l| l.split('"').nth(1).map(str::to_string))
+        .expect("node0 installed the DKIM key");
+    let key_file = node_dir(&nodes.env, 0)
+        .join("dkim")
+        .join(format!("{selector}.key"));
+    let dkim_key = std::fs::read_to_string(&key_file).expect("the DKIM key");
+    for i in 1..3 {
+        assert!(
+            signing(i).contains(&selector),
+            "node{i} signs with the same selector"
+        );
+        let theirs = node_dir(&nodes.env, i)
+            .join("dkim")
+            .join(format!("{selector}.key"));
+        assert_eq!(
+            std::fs::read_to_string(theirs).ok().as_ref(),
+            Some(&dkim_key),
+            "node{i}"
+        );
+        assert_eq!(
+            std::fs::read(node_dir(&nodes.env, i).join("dh.pem")).ok(),
+            std::fs::read(node_dir(&nodes.env, 0).join("dh.pem")).ok()
+        );
+    }
+
+    let dump = nodes.etcd.dump();
+    assert!(dump.contains("files/"), "the material is in etcd: {dump}");
+    assert!(
+        dump.contains("privkey.pem"),
+        "the certificate key is in etcd (sealed)"
+    );
+    assert!(dump.contains("cdm1:"), "sealed values");
+    assert!(!dump.contains("PRIVATE KEY"), "a PEM private key in clear");
+    assert!(!dump.contains("BEGIN"), "PEM in clear");
+    let body: String = dkim_key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(
+        body.len() > 20 && !dump.contains(&body),
+        "the DKIM key in clear"
+    );
+    let tsig = nodes.env.knot.secret().to_string();
+    assert!(!dump.contains(&tsig), "the TSIG secret");
+    let sealing = std::fs::read_to_string(&nodes.secret).unwrap();
+    assert!(!dump.contains(sealing.trim()), "the sealing key");
+}
+
+#[test]
+fn bad_store_settings_are_named_with_endpoint_and_cause_and_change_nothing() {
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    nodes.auto_all();
+    nodes.env.advance(3600);
+    nodes.auto_all();
+    nodes.auto_all();
+    let cert = nodes.cert(0).expect("deployed");
+    let serial = nodes.env.knot.serial("example.test");
+    let state_dir = node_dir(&nodes.env, 0).join("state");
+    let before = support::walk(&state_dir).len();
+    let fails = |nodes: &Nodes, extra: &str, wanted: &[&str]| {
+        let conf = node_config(&nodes.env, "", &nodes.secret, 0, extra, "");
+        let out = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
+            .args(["--auto", &conf])
+            .envs(nodes.env.clock_env())
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{extra}: {log}");
+        for w in wanted {
+            assert!(log.contains(w), "{extra}: no {w:?} in\n{log}");
+        }
+        assert_eq!(
+            nodes.cert(0).as_ref(),
+            Some(&cert),
+            "{extra}: deployed material touched"
+        );
+        assert_eq!(
+            nodes.env.knot.serial("example.test"),
+            serial,
+            "{extra}: DNS changed"
+        );
+        assert_eq!(
+            support::walk(&state_dir).len(),
+            before,
+            "{extra}: state directory changed"
+        );
+    };
+    let port = support::free_port();
+    let endpoints = nodes.etcd.endpoints();
+    fails(
+        &nodes,
+        &format!("storeendpoints = http://127.0.0.1:{port}\n"),
+        &[&format!("http://127.0.0.1:{port}"), "onnection refused"],
+    );
+    let other = secret_file(nodes.env.dir.path(), "other.key");
+    fails(
+        &nodes,
+        &format!(
+            "storeendpoints = {endpoints}\nstoresecretfile = {}\n",
+            other.display()
+        ),
+        &["does not decrypt", &other.display().to_string()],
+    );
+    std::fs::write(nodes.env.dir.path().join("short.key"), "c2hvcnQ=").unwrap();
+    fails(
+        &nodes,
+        &format!(
+            "storeendpoints = {endpoints}\nstoresecretfile = {}\n",
+            nodes.env.dir.path().join("short.key").display()
+        ),
+        &["5 bytes, 32 are needed"],
+    );
+
+    // Authentication on: a wrong password is named, the right one works.
+    nodes.etcd.enable_auth("right-password");
+    fails(
+        &nodes,
+        &format!("storeendpoints = {endpoints}\nstoreuser = root\nstorepassword = wrong\n"),
+        &["authentication failed", "127.0.0.1"],
+    );
+    let conf = node_config(
+        &nodes.env,
+        "",
+        &nodes.secret,
+        0,
+        &format!(
+            "storeendpoints = {endpoints}\nstoreuser = root\nstorepassword = right-password\n"
+        ),
+        "",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
+        .args(["--auto", &conf])
+        .envs(nodes.env.clock_env())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_store_with_an_untrusted_certificate_is_refused_naming_the_endpoint() {
+    let Some(etcd) = EtcdCluster::start_tls() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path(), "store.key");
+    let other_ca = tempfile::tempdir().unwrap();
+    support::pebble::make_tls_certs(other_ca.path());
+    let run = |cacert: &std::path::Path| {
+        let conf = support::cdm::write_config(
+            dir.path(),
+            "cdm.conf",
+            &format!(
+                "[cdm]\nstatedir = {}\nstore = etcd\nstoreendpoints = {}\nstoresecretfile = {}\nstorecacert = {}\nnode = a\n",
+                dir.path().join("state").display(),
+                etcd.endpoints(),
+                secret.display(),
+                cacert.display()
+            ),
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_cryptdomainmgr"))
+            .args(["--auto", &conf])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, log) = run(&other_ca.path().join("ca.pem"));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains(&etcd.endpoints()), "{log}");
+    assert!(log.to_lowercase().contains("certificate"), "{log}");
+    let (code, log) = run(etcd.ca.as_ref().unwrap());
+    assert_eq!(code, Some(0), "{log}");
 }

@@ -17,6 +17,11 @@ pub struct Member {
 pub struct EtcdCluster {
     pub dir: tempfile::TempDir,
     pub members: Vec<Member>,
+    /// With TLS: the CA that signed the members' certificate.
+    pub ca: Option<std::path::PathBuf>,
+    keep: Option<tempfile::TempDir>,
+    /// After [`EtcdCluster::enable_auth`]: what etcdctl logs in with.
+    login: Option<(String, String)>,
 }
 
 impl EtcdCluster {
@@ -26,8 +31,33 @@ impl EtcdCluster {
         Self::start_with(n, &[])
     }
 
+    /// One member serving its clients over TLS (a certificate for
+    /// 127.0.0.1 from a test CA, `ca`).
+    pub fn start_tls() -> Option<EtcdCluster> {
+        if !super::require("openssl") {
+            return None;
+        }
+        let certs = tempfile::tempdir().expect("temp dir");
+        super::pebble::make_tls_certs(certs.path());
+        let flags = [
+            format!("--cert-file={}", certs.path().join("server.pem").display()),
+            format!("--key-file={}", certs.path().join("server.key").display()),
+        ];
+        let mut cluster = Self::start_inner(1, &flags, Some(certs.path().join("ca.pem")))?;
+        cluster.keep = Some(certs);
+        Some(cluster)
+    }
+
     /// Like [`EtcdCluster::start`], with extra flags for every member.
     pub fn start_with(n: usize, extra: &[String]) -> Option<EtcdCluster> {
+        Self::start_inner(n, extra, None)
+    }
+
+    fn start_inner(
+        n: usize,
+        extra: &[String],
+        ca: Option<std::path::PathBuf>,
+    ) -> Option<EtcdCluster> {
         if !super::require("etcd") || !super::require("etcdctl") {
             return None;
         }
@@ -43,11 +73,7 @@ impl EtcdCluster {
         let mut members = Vec::new();
         for (i, (client, peer)) in ports.iter().enumerate() {
             let name = format!("m{i}");
-            let scheme = if extra.iter().any(|f| f.starts_with("--cert-file")) {
-                "https"
-            } else {
-                "http"
-            };
+            let scheme = if ca.is_some() { "https" } else { "http" };
             let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).expect("log");
             let mut cmd = Command::new(super::find_binary("etcd").expect("etcd"));
             cmd.arg("--name")
@@ -85,7 +111,13 @@ impl EtcdCluster {
                 child: Some(child),
             });
         }
-        let cluster = EtcdCluster { dir, members };
+        let cluster = EtcdCluster {
+            dir,
+            members,
+            ca,
+            keep: None,
+            login: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cluster.healthy() {
             assert!(
@@ -113,21 +145,45 @@ impl EtcdCluster {
     pub fn endpoints(&self) -> String {
         self.members
             .iter()
-            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+            .map(|m| {
+                let scheme = if self.ca.is_some() { "https" } else { "http" };
+                format!("{scheme}://127.0.0.1:{}", m.client_port)
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
 
     /// `etcdctl` against every member.
     pub fn etcdctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(super::find_binary("etcdctl").expect("etcdctl"))
+        let mut command = Command::new(super::find_binary("etcdctl").expect("etcdctl"));
+        command
             .env("ETCDCTL_API", "3")
             .arg("--endpoints")
             .arg(self.endpoints())
-            .arg("--command-timeout=3s")
-            .args(args)
-            .output()
-            .expect("run etcdctl")
+            .arg("--command-timeout=3s");
+        if let Some(ca) = &self.ca {
+            command.arg(format!("--cacert={}", ca.display()));
+        }
+        if let Some((user, password)) = &self.login {
+            command.arg(format!("--user={user}:{password}"));
+        }
+        command.args(args).output().expect("run etcdctl")
+    }
+
+    /// Turns authentication on with user `root` and `password`.
+    pub fn enable_auth(&mut self, password: &str) {
+        for args in [
+            vec!["user", "add", "root", "--new-user-password", password],
+            vec!["auth", "enable"],
+        ] {
+            let out = self.etcdctl(&args);
+            assert!(
+                out.status.success(),
+                "etcdctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        self.login = Some(("root".into(), password.into()));
     }
 
     fn healthy(&self) -> bool {
