@@ -669,3 +669,59 @@ fn a_store_with_an_untrusted_certificate_is_refused_naming_the_endpoint() {
     let (code, log) = run(etcd.ca.as_ref().unwrap());
     assert_eq!(code, Some(0), "{log}");
 }
+
+#[test]
+fn a_node_gone_past_nodetimeout_is_named_and_holds_cleanup_until_forgotten() {
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    nodes.configure("storeleasettl = 2\nnodetimeout = 2d\n", "");
+    nodes.auto_all();
+    nodes.env.advance(3600);
+    nodes.auto_all();
+    nodes.auto_all();
+    // A renewal that node2 never takes up: it is gone.
+    nodes.configure(
+        "storeleasettl = 2\nnodetimeout = 2d\n",
+        "renewdays = 3650\nari = no\n",
+    );
+    nodes.auto_ok(0);
+    nodes.configure("storeleasettl = 2\nnodetimeout = 2d\n", "");
+    nodes.env.advance(3600);
+    nodes.auto_ok(0);
+    nodes.auto_ok(1);
+    nodes.env.advance(3 * 86_400);
+    nodes.auto_ok(1);
+    let log = nodes.auto_ok(0);
+    assert!(
+        log.contains("node node2 has not been in contact since"),
+        "{log}"
+    );
+    assert_eq!(nodes.tlsa(), 2, "node2 holds cleanup back: {log}");
+    let status = nodes.run(0, &["--status"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("node node2") && shown.contains("GONE"),
+        "{shown}"
+    );
+
+    // An unknown name is refused; node2 is forgotten, and cleanup goes on.
+    let unknown = nodes.run(0, &["--forget-node", "node9"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("node0, node1, node2"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    let forgot = nodes.run(0, &["--forget-node", "node2"]);
+    assert_eq!(
+        forgot.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&forgot.stderr)
+    );
+    nodes.auto_ok(0);
+    assert_eq!(nodes.tlsa(), 1, "cleanup no longer waits for node2");
+    let status = nodes.run(0, &["--status"]);
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("node node2"));
+}
