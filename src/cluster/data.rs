@@ -108,22 +108,25 @@ impl Data {
     /// Checks that the values in the store decrypt with this node's key; the
     /// first node writes the check value.
     pub async fn check_key(&self) -> Result<(), StoreError> {
-        match self.store.get(CHECK).await? {
-            Some(value) => {
-                let plain = self.open(CHECK, &value)?;
-                if plain != CHECK_TEXT {
-                    return Err(StoreError(format!(
-                        "the check value in the store is not cryptdomainmgr's (storesecretfile {})",
-                        self.seal.file().display()
-                    )));
-                }
-                Ok(())
-            }
+        let value = match self.store.get(CHECK).await? {
+            Some(value) => value,
             None => {
                 let value = self.sealed(CHECK, CHECK_TEXT)?;
-                self.store.put(CHECK, &value).await
+                if self.store.create(CHECK, &value).await? {
+                    return Ok(());
+                }
+                // Another node wrote it first: check against that one.
+                self.store.get(CHECK).await?.unwrap_or_default()
             }
+        };
+        let plain = self.open(CHECK, &value)?;
+        if plain != CHECK_TEXT {
+            return Err(StoreError(format!(
+                "the check value in the store is not cryptdomainmgr's (storesecretfile {})",
+                self.seal.file().display()
+            )));
         }
+        Ok(())
     }
 
     /// The shared state as JSON text, paths made relative, `services` left out

@@ -281,6 +281,16 @@ impl SharedStore for Etcd {
         self.call("/v3/kv/put", &body).await.map(|_| ())
     }
 
+    async fn create(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let k = b64(&self.key(key));
+        let body = json!({
+            "compare": [{"key": k, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
+            "success": [{"request_put": {"key": k, "value": b64(value)}}],
+        });
+        let answer = self.call("/v3/kv/txn", &body).await?;
+        Ok(answer["succeeded"].as_bool() == Some(true))
+    }
+
     async fn campaign(
         &self,
         key: &str,

@@ -33,6 +33,13 @@ impl SealKey {
     pub fn read(file: &Path) -> Result<SealKey, String> {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("storesecretfile {}: {e}", file.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            log::warn!(
+                "storesecretfile {} is readable by others; restrict it with chmod 600",
+                file.display()
+            );
+        }
         let bytes = STANDARD.decode(text.trim()).map_err(|_| {
             format!(
                 "storesecretfile {}: not base64 (make one with: head -c 32 /dev/urandom | base64)",

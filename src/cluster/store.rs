@@ -28,6 +28,8 @@ pub trait SharedStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every key starting with `prefix`, with its value, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Writes `key` only if it does not exist; false when it did.
+    async fn create(&self, key: &str, value: &[u8]) -> Result<bool, StoreError>;
     /// Writes a key of this node's own (not fenced).
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Creates `key` with `value`, attached to a new lease of `ttl` seconds,
