@@ -26,7 +26,10 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
 T=$(mktemp -d)
 ETCD_PID=
 cleanup() {
-    [ -n "$ETCD_PID" ] && kill "$ETCD_PID" 2>/dev/null && wait "$ETCD_PID" 2>/dev/null
+    if [ -n "$ETCD_PID" ]; then
+        kill "$ETCD_PID" 2>/dev/null || true
+        wait "$ETCD_PID" 2>/dev/null || true
+    fi
     rm -rf "$T"
 }
 trap cleanup EXIT

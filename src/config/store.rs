@@ -163,3 +163,79 @@ fn hostname() -> String {
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::build_text;
+    use super::*;
+
+    #[test]
+    fn local_is_the_default_and_etcd_takes_its_keys() {
+        assert!(build_text("c", "[cdm]\n").unwrap().cdm.cluster.is_none());
+        assert!(
+            build_text("c", "[cdm]\nstore = local\n")
+                .unwrap()
+                .cdm
+                .cluster
+                .is_none()
+        );
+        let config = build_text(
+            "c",
+            "[cdm]\nstore = etcd\nstoreendpoints = https://a:2379, https://b:2379\nstoresecretfile = /k\n\
+             storeprefix = /x\nnode = web1\nnodetimeout = 36h\nstoreuser = u\nstorepassword = p\n",
+        )
+        .unwrap();
+        let cluster = config.cdm.cluster.unwrap();
+        assert_eq!(
+            cluster.etcd.endpoints,
+            vec!["https://a:2379".to_string(), "https://b:2379".to_string()]
+        );
+        assert_eq!(cluster.etcd.prefix, "/x/");
+        assert_eq!(cluster.node, "web1");
+        assert_eq!(cluster.nodetimeout, Duration::from_secs(36 * 3600));
+        assert_eq!(cluster.leasettl, DEFAULT_LEASE_TTL);
+        assert_eq!(format!("{:?}", cluster.etcd.password), "Some(***)");
+    }
+
+    fn refused(text: &str) -> Vec<String> {
+        match build_text("c", text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(errors) => errors,
+        }
+    }
+
+    #[test]
+    fn an_incomplete_or_wrong_store_is_a_configuration_error_with_its_line() {
+        let errors = refused("[cdm]\nstore = etcd\n");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("c:2:") && e.contains("storeendpoints")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("storesecretfile")),
+            "{errors:?}"
+        );
+        let errors = refused("[cdm]\nstore = consul\n");
+        assert!(
+            errors[0].contains("store \"consul\" is not known"),
+            "{errors:?}"
+        );
+        let errors = refused(
+            "[cdm]\nstore = etcd\nstoreendpoints = 10.0.0.1:2379\nstoresecretfile = /k\nstoreleasettl = 0\n",
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("c:3:") && e.contains("not an http:// or https:// URL")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("c:5:") && e.contains("storeleasettl")),
+            "{errors:?}"
+        );
+    }
+}
