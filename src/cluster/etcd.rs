@@ -53,6 +53,18 @@ fn int(value: &Value) -> Option<i64> {
     }
 }
 
+/// Why a request got no answer, in a few words.
+fn why(error: &reqwest::Error) -> String {
+    use crate::http::Failure;
+    match crate::http::classify(error) {
+        Failure::Refused => "connection refused (is etcd running there?)".into(),
+        Failure::Dns(e) => format!("the name does not resolve: {e}"),
+        Failure::Tls(e) => format!("TLS: {e} (check storecacert, storecert, storekey)"),
+        Failure::Timeout => "timed out".into(),
+        Failure::Other(e) => e,
+    }
+}
+
 /// The key right after every key starting with `prefix` (etcd's range end).
 fn range_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -183,7 +195,7 @@ impl Etcd {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) => {
-                    failures.push(format!("{endpoint}: {}", crate::http::describe(&e)));
+                    failures.push(format!("{endpoint}: {}", why(&e)));
                     continue;
                 }
             };

@@ -44,6 +44,36 @@ pub struct ClusterConfig {
     pub leasettl: u64,
 }
 
+/// The store's settings for `--check` (the password as `***`).
+pub fn render_settings(cluster: &ClusterConfig) -> String {
+    let etcd = &cluster.etcd;
+    let mut out = format!(
+        "store = etcd\nstoreendpoints = {}\nstoreprefix = {}\nstoresecretfile = {}\nnode = {}\nnodetimeout = {} s\nstoreleasettl = {} s\n",
+        etcd.endpoints.join(", "),
+        etcd.prefix,
+        cluster.secretfile.display(),
+        cluster.node,
+        cluster.nodetimeout.as_secs(),
+        cluster.leasettl
+    );
+    for (key, path) in [
+        ("storecacert", &etcd.cacert),
+        ("storecert", &etcd.cert),
+        ("storekey", &etcd.key),
+    ] {
+        if let Some(path) = path {
+            out.push_str(&format!("{key} = {}\n", path.display()));
+        }
+    }
+    if let Some(user) = &etcd.user {
+        out.push_str(&format!("storeuser = {user}\n"));
+    }
+    if let Some(password) = &etcd.password {
+        out.push_str(&format!("storepassword = {password}\n"));
+    }
+    out
+}
+
 fn describe(cluster: &ClusterConfig) -> String {
     format!("etcd ({})", cluster.etcd.endpoints.join(", "))
 }

@@ -182,7 +182,7 @@ mod tests {
         let config = build_text(
             "c",
             "[cdm]\nstore = etcd\nstoreendpoints = https://a:2379, https://b:2379\nstoresecretfile = /k\n\
-             storeprefix = /x\nnode = web1\nnodetimeout = 36h\nstoreuser = u\nstorepassword = p\n",
+             storeprefix = /x\nnode = web1\nnodetimeout = 36h\nstoreuser = u\nstorepassword = sentinel-pw\n",
         )
         .unwrap();
         let cluster = config.cdm.cluster.unwrap();
@@ -195,6 +195,13 @@ mod tests {
         assert_eq!(cluster.nodetimeout, Duration::from_secs(36 * 3600));
         assert_eq!(cluster.leasettl, DEFAULT_LEASE_TTL);
         assert_eq!(format!("{:?}", cluster.etcd.password), "Some(***)");
+        let shown = crate::cluster::render_settings(&cluster);
+        assert!(
+            shown.contains("storeendpoints = https://a:2379, https://b:2379"),
+            "{shown}"
+        );
+        assert!(shown.contains("storepassword = ***"), "{shown}");
+        assert!(!shown.contains("sentinel-pw"), "{shown}");
     }
 
     fn refused(text: &str) -> Vec<String> {
