@@ -68,6 +68,27 @@ pub fn generations(state: &State) -> BTreeMap<String, String> {
     out
 }
 
+/// The generation of section `key`'s current material (`cert:web`) and when
+/// it was put in place.
+pub fn current(state: &State, key: &str) -> Option<(String, Option<DateTime<Utc>>)> {
+    let (module, name) = key.split_once(':')?;
+    match module {
+        "cert" => {
+            let c = state.certs.get(name)?.current.as_ref()?;
+            Some((c.fingerprint.clone(), c.deployed_at))
+        }
+        "dkim" => {
+            let k = state.dkim.get(name)?.current.as_ref()?;
+            Some((k.selector.clone(), k.installed))
+        }
+        "dhparam" => {
+            let d = state.dhparams.get(name)?.current.as_ref()?;
+            Some((d.fingerprint.clone(), d.deployed_at))
+        }
+        _ => None,
+    }
+}
+
 /// Replaces `from` at the start of every string in `value` by `to`.
 fn rebase(value: &mut Value, from: &str, to: &str) {
     match value {

@@ -3,13 +3,15 @@
 //! node's own destinations with the single-host deploy steps, then the node's
 //! services that use it are reloaded once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use log::{error, info};
 
+use super::data::current;
 use crate::apply;
 use crate::config::model::Config;
-use crate::state::{State, Store};
+use crate::config::service::ServiceSection;
+use crate::state::{ServiceState, State, Store};
 
 /// Deploys what `shared` has as current and `local` lacks. Returns the node's
 /// state afterwards and whether every step succeeded.
@@ -98,12 +100,8 @@ pub async fn deploy_self(config: &Config, shared: &State, local: State) -> (Stat
         }
     }
     for service in &config.services {
-        let uses: Vec<String> = service
-            .certs
-            .iter()
-            .map(|n| format!("cert:{n}"))
-            .chain(service.dkims.iter().map(|n| format!("dkim:{n}")))
-            .chain(service.dhparams.iter().map(|n| format!("dhparam:{n}")))
+        let uses: Vec<String> = uses(service)
+            .into_iter()
             .filter(|k| deployed.contains(k))
             .collect();
         if uses.is_empty() {
@@ -128,4 +126,58 @@ pub async fn deploy_self(config: &Config, shared: &State, local: State) -> (Stat
         );
     }
     (store.into_inner(), ok)
+}
+
+/// This node's services as the coordinator's rounds see them. A service that
+/// reloaded after this node deployed the current material (on this node's
+/// clock) counts as reloaded at the shared deploy time too: the shared times
+/// come from the node that rolled over, whose clock may run ahead, and the
+/// service must not reload a second time for the same material.
+pub fn services_for(
+    config: &Config,
+    shared: &State,
+    local: &State,
+) -> BTreeMap<String, ServiceState> {
+    let mut services = local.services.clone();
+    for service in &config.services {
+        let Some(reloaded) = local
+            .services
+            .get(&service.name)
+            .and_then(|s| s.reloaded_at)
+        else {
+            continue;
+        };
+        let mut latest = reloaded;
+        let mut taken_up = true;
+        for key in uses(service) {
+            match (current(local, &key), current(shared, &key)) {
+                (Some((mine, deployed)), Some((theirs, at))) if mine == theirs => {
+                    if deployed.is_some_and(|d| d > reloaded) {
+                        taken_up = false;
+                    }
+                    latest = latest.max(at.unwrap_or(latest));
+                }
+                (_, None) => {}
+                _ => taken_up = false,
+            }
+        }
+        if taken_up {
+            services
+                .entry(service.name.clone())
+                .or_default()
+                .reloaded_at = Some(latest);
+        }
+    }
+    services
+}
+
+/// The section keys `service` uses (`cert:web`, ...).
+fn uses(service: &ServiceSection) -> Vec<String> {
+    service
+        .certs
+        .iter()
+        .map(|n| format!("cert:{n}"))
+        .chain(service.dkims.iter().map(|n| format!("dkim:{n}")))
+        .chain(service.dhparams.iter().map(|n| format!("dhparam:{n}")))
+        .collect()
 }
