@@ -35,6 +35,8 @@ packages=(
   "unbound-checkconf:unbound"
   "postfix:postfix"
   "postconf:postfix"
+  "etcd:etcd-server"
+  "etcdctl:etcd-client"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.

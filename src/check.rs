@@ -49,6 +49,9 @@ pub(crate) fn render_config(config: &Config, providers: &Providers) -> String {
         "postwait = {}\n",
         config.cdm.postwait.as_secs_f64()
     ));
+    if let Some(cluster) = &config.cdm.cluster {
+        out.push_str(&crate::cluster::render_settings(cluster));
+    }
     for domain in &config.domains {
         out.push_str(&format!("\n[domain:{}]\n", domain.name));
         out.push_str(&format!(

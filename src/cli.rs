@@ -46,6 +46,8 @@ pub enum Action {
     Check,
     Status,
     Adopt,
+    /// `--forget-node NAME` (store = etcd).
+    ForgetNode,
 }
 
 #[derive(Parser, Debug)]
@@ -53,7 +55,7 @@ pub enum Action {
     name = "cryptdomainmgr",
     version,
     about = "Renews TLS certificates, DANE TLSA records, DKIM keys and DH parameters without downtime, and sets static DNS records.",
-    group(ArgGroup::new("phase").args(["update", "prepare", "rollover", "cleanup", "next", "auto", "check", "status", "adopt"]))
+    group(ArgGroup::new("phase").args(["update", "prepare", "rollover", "cleanup", "next", "auto", "check", "status", "adopt", "forget_node"]))
 )]
 pub struct Args {
     /// Set the static records (A, AAAA, MX, SRV, CAA, SPF, DMARC, ADSP, SOA, ACME)
@@ -83,6 +85,9 @@ pub struct Args {
     /// Take the certificates at destination and DKIM keys at keylocation (from the original, certbot, lego, dehydrated) as the current ones
     #[arg(long)]
     pub adopt: bool,
+    /// With store = etcd: remove a node that is gone for good, so cleanup no longer waits for it
+    #[arg(long, value_name = "NAME")]
+    pub forget_node: Option<String>,
     /// With --status: print it as JSON (for monitoring)
     #[arg(long, requires = "status")]
     pub json: bool,
@@ -124,6 +129,8 @@ impl Args {
             Action::Status
         } else if self.adopt {
             Action::Adopt
+        } else if self.forget_node.is_some() {
+            Action::ForgetNode
         } else {
             Action::Next
         }

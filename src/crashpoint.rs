@@ -29,9 +29,14 @@ pub const STEPS: &[(&str, &str)] = &[
     ("cleanup", "cleanup:removed"),
 ];
 
-/// Kills the process if `step` is the configured crash point.
+/// Kills the process if `step` is the configured crash point; stops it
+/// (SIGSTOP, as a stalled host would be) if it is `CRYPTDOMAINMGR_PAUSE_AT`.
 #[cfg(feature = "test-hooks")]
 pub fn reached(step: &str) {
+    if std::env::var("CRYPTDOMAINMGR_PAUSE_AT").is_ok_and(|v| v == step) {
+        log::error!("pause point {step} reached: stopping the process (CRYPTDOMAINMGR_PAUSE_AT)");
+        crate::sys::stop_self();
+    }
     if std::env::var("CRYPTDOMAINMGR_CRASH_AT").is_ok_and(|v| v == step) {
         debug_assert!(
             STEPS.iter().any(|(_, s)| *s == step),

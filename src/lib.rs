@@ -7,6 +7,7 @@ pub mod apply;
 pub(crate) mod check;
 pub mod cli;
 pub(crate) mod clock;
+pub(crate) mod cluster;
 pub mod config;
 pub mod crashpoint;
 pub mod dns;

@@ -49,19 +49,56 @@ pub async fn run(args: &Args) -> Exit {
             return Exit::ConfigError;
         }
     };
-    let exit = match args.action() {
+    let exit = match (args.action(), &config.cdm.cluster) {
+        (CliAction::Check | CliAction::Status, _) | (_, None) => {
+            run_action(&config, &providers, args).await
+        }
+        (CliAction::Auto, Some(cluster)) => {
+            crate::cluster::run_auto(&config, &providers, cluster, args).await
+        }
+        (CliAction::ForgetNode, Some(cluster)) => {
+            let name = args.forget_node.as_deref().unwrap_or_default();
+            crate::cluster::forget_node(&config, cluster, name).await
+        }
+        (_, Some(_)) => {
+            error!(
+                "with store = etcd, nodes run --auto (one coordinates, every node deploys); single phases are not available (docs/cluster.md)"
+            );
+            Exit::ConfigError
+        }
+    };
+    providers.close().await;
+    exit
+}
+
+/// The actions of a single host (`store = local`), and --check and --status.
+async fn run_action(config: &Config, providers: &Providers, args: &Args) -> Exit {
+    match args.action() {
         CliAction::Check => {
-            print!("{}", crate::check::render_config(&config, &providers));
-            print!("{}", crate::check::render_dnssec(&config, &providers).await);
+            print!("{}", crate::check::render_config(config, providers));
+            print!("{}", crate::check::render_dnssec(config, providers).await);
             Exit::Success
         }
-        CliAction::Status => status::print(&config, &providers, args.json).await,
-        CliAction::Adopt => run_adopt(&config, &providers, args).await,
-        CliAction::Auto => run_request(&config, &providers, Request::Auto, None, args).await,
+        CliAction::Status => {
+            let exit = status::print(config, providers, args.json).await;
+            match &config.cdm.cluster {
+                Some(cluster) if !args.json => match cluster_status(config, cluster).await {
+                    Exit::Success => exit,
+                    failed => failed,
+                },
+                _ => exit,
+            }
+        }
+        CliAction::ForgetNode => {
+            error!("--forget-node is for store = etcd (docs/cluster.md)");
+            Exit::ConfigError
+        }
+        CliAction::Adopt => run_adopt(config, providers, args).await,
+        CliAction::Auto => run_request(config, providers, Request::Auto, None, args).await,
         CliAction::Next => match state::load(&config.cdm.statedir) {
             Ok(state) => {
                 let phase = state.next_phase();
-                run_request(&config, &providers, request_of(phase), Some(phase), args).await
+                run_request(config, providers, request_of(phase), Some(phase), args).await
             }
             Err(e) => {
                 error!("{e}");
@@ -69,11 +106,26 @@ pub async fn run(args: &Args) -> Exit {
             }
         },
         CliAction::Run(phase) => {
-            run_request(&config, &providers, request_of(phase), Some(phase), args).await
+            run_request(config, providers, request_of(phase), Some(phase), args).await
         }
-    };
-    providers.close().await;
-    exit
+    }
+}
+
+/// The cluster's nodes after `--status` (docs/cluster.md).
+async fn cluster_status(config: &Config, cluster: &crate::cluster::ClusterConfig) -> Exit {
+    match crate::cluster::status_lines(config, cluster).await {
+        Ok(lines) => {
+            println!();
+            for line in lines {
+                println!("{line}");
+            }
+            Exit::Success
+        }
+        Err(e) => {
+            error!("{e}");
+            Exit::PhaseFailed
+        }
+    }
 }
 
 fn request_of(phase: Phase) -> Request {
@@ -129,7 +181,9 @@ fn warn_readable_secrets(ini: &Ini) {
     for (_, section) in ini.sections() {
         for (key, value) in &section.entries {
             let source = value.span.source.as_ref();
-            let secret = provider::is_secret_key(key) || cert::SECRET_KEYS.contains(&key.as_str());
+            let secret = provider::is_secret_key(key)
+                || cert::SECRET_KEYS.contains(&key.as_str())
+                || key == "storepassword";
             if !secret || source == "--config-content" || warned.contains(&source) {
                 continue;
             }
@@ -255,7 +309,7 @@ async fn run_request(
 }
 
 /// The rounds of a run. Returns true when nothing failed.
-async fn drive(
+pub(crate) async fn drive(
     config: &Config,
     providers: &Providers,
     store: &Store,
@@ -332,7 +386,14 @@ async fn drive(
             first_round,
             failed: &failed,
         };
-        let plan = plan::plan(&input);
+        let mut plan = plan::plan(&input);
+        if let Some(shared) = store.shared()
+            && !dry_run
+            && let Err(e) = shared.before_round(&state, &mut plan)
+        {
+            error!("{e}");
+            return false;
+        }
         ok &= report(&plan, request, &mut failed, &mut said);
         if dry_run {
             for line in render::dry_run(config, &plan) {

@@ -364,6 +364,20 @@ pub enum StateError {
         "another cryptdomainmgr run{holder} holds the lock {path}; try again when it has finished"
     )]
     Locked { path: PathBuf, holder: String },
+    /// The shared store (docs/cluster.md) refused or failed the write.
+    #[error("{0}")]
+    Shared(String),
+}
+
+/// A shared store taking part in a run (docs/cluster.md): every save is
+/// written through it before the state directory, and it may hold back a
+/// round's cleanup or stop the round.
+#[async_trait::async_trait]
+pub trait Shared: Send + Sync + std::fmt::Debug {
+    /// Writes the state (and the material files it names) to the shared store.
+    async fn save(&self, state: &State) -> Result<(), StateError>;
+    /// Adjusts a round's plan before it is carried out; `Err` stops the run.
+    fn before_round(&self, state: &State, plan: &mut crate::plan::Plan) -> Result<(), String>;
 }
 
 /// Reads `STATEDIR/state.json`; a missing file is the empty state.
@@ -504,6 +518,8 @@ pub struct Store {
     statedir: PathBuf,
     dry_run: bool,
     state: tokio::sync::Mutex<State>,
+    /// With `store = etcd`: where every save is written first.
+    shared: Option<std::sync::Arc<dyn Shared>>,
 }
 
 impl Store {
@@ -512,7 +528,19 @@ impl Store {
             statedir: statedir.to_path_buf(),
             dry_run,
             state: tokio::sync::Mutex::new(state),
+            shared: None,
         }
+    }
+
+    /// Writes every save through `shared` too (docs/cluster.md).
+    #[must_use]
+    pub fn with_shared(mut self, shared: std::sync::Arc<dyn Shared>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    pub fn shared(&self) -> Option<&std::sync::Arc<dyn Shared>> {
+        self.shared.as_ref()
     }
 
     pub fn statedir(&self) -> &Path {
@@ -536,6 +564,9 @@ impl Store {
         let mut state = self.state.lock().await;
         let result = change(&mut state);
         if !self.dry_run {
+            if let Some(shared) = &self.shared {
+                shared.save(&state).await?;
+            }
             save(&self.statedir, &state)?;
         }
         Ok(result)

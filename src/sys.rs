@@ -31,6 +31,29 @@ pub(crate) fn kill_self() -> ! {
     std::process::abort()
 }
 
+/// Stops this process with SIGSTOP, as a stalled host would be, until a
+/// SIGCONT.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn stop_self() {
+    // SAFETY: kill(2) on our own pid has no memory effects.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGSTOP);
+    }
+}
+
+/// This host's name (`gethostname(2)`), or `None` when it cannot be read.
+pub(crate) fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
 /// The user id of the account `name` in the system's account database.
 pub(crate) fn user_id(name: &str) -> Option<u32> {
     let c_name = CString::new(name).ok()?;

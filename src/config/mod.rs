@@ -11,3 +11,4 @@ pub(crate) mod original;
 pub mod records;
 pub(crate) mod section;
 pub(crate) mod service;
+pub(crate) mod store;

@@ -61,6 +61,8 @@ pub struct Cdm {
     /// `maxordersperhour`: new ACME orders in any hour; the rest wait for the
     /// next run.
     pub max_orders_per_hour: u32,
+    /// `store = etcd` (docs/cluster.md); `None` for the local state directory.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Enough to keep two cores and a loopback server busy, few enough that a
@@ -185,7 +187,10 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
 
     let cdm = build_cdm(defaults.get("cdm").copied(), &mut errors);
     for (key, value) in defaults.get("cdm").copied().into_iter().flatten() {
-        if !value.from_default && !CDM_KEYS.contains(&key.as_str()) {
+        if !value.from_default
+            && !CDM_KEYS.contains(&key.as_str())
+            && !super::store::STORE_KEYS.contains(&key.as_str())
+        {
             warnings.push(ConfigError::new(
                 &value.span,
                 unknown_key_message("cdm", None, key),
@@ -341,11 +346,13 @@ fn build_cdm(section: Option<&BTreeMap<String, Value>>, errors: &mut Vec<ConfigE
     };
     let max_concurrency = count("maxconcurrency", DEFAULT_MAX_CONCURRENCY as u32) as usize;
     let max_orders_per_hour = count("maxordersperhour", DEFAULT_MAX_ORDERS_PER_HOUR);
+    let cluster = super::store::build(section, None, errors);
     Cdm {
         statedir,
         postwait,
         max_concurrency,
         max_orders_per_hour,
+        cluster,
     }
 }
 

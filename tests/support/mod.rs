@@ -11,6 +11,7 @@ pub mod bind;
 pub mod cdm;
 pub mod cycle;
 pub mod dkim;
+pub mod etcd;
 pub mod http;
 pub mod inwx;
 pub mod knot;

@@ -174,7 +174,7 @@ impl Drop for PebbleEnv {
 
 /// A throw-away CA (`ca.pem`) and a server certificate for localhost and
 /// 127.0.0.1 (`server.pem`, `server.key`) in `dir`.
-fn make_tls_certs(dir: &Path) {
+pub fn make_tls_certs(dir: &Path) {
     let run = |args: &[&str]| {
         super::openssl(dir, args);
     };

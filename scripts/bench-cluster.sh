@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Benchmark (not a test) of what `store = etcd` adds to an `--auto` run with
+# nothing due (docs/cluster.md): one etcd member on loopback, a configuration
+# with one DH parameter section (no DNS, no CA, so only the store's cost
+# differs), RUNS no-op runs with `store = local` and with `store = etcd`,
+# interleaved; then the duration of a second node's first run, which deploys
+# what the first node made (what a follower's timer run costs after a
+# rollover).
+#
+# Usage: scripts/bench-cluster.sh   (environment: RUNS=20)
+# Needs: cargo, etcd, python3 (scripts/test.sh installs etcd-server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-20}
+PATH="$PATH:/usr/sbin:/sbin"
+die() { echo "bench-cluster: $*" >&2; exit 1; }
+for tool in cargo etcd python3; do
+    command -v "$tool" >/dev/null || die "$tool not found (scripts/test.sh installs etcd-server)"
+done
+
+echo "== build (release)" >&2
+cargo build --release --quiet
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
+
+T=$(mktemp -d)
+ETCD_PID=
+cleanup() {
+    if [ -n "$ETCD_PID" ]; then
+        kill "$ETCD_PID" 2>/dev/null || true
+        wait "$ETCD_PID" 2>/dev/null || true
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CLIENT=$(free_port)
+PEER=$(free_port)
+etcd --name b --data-dir "$T/etcd" \
+    --listen-client-urls "http://127.0.0.1:$CLIENT" --advertise-client-urls "http://127.0.0.1:$CLIENT" \
+    --listen-peer-urls "http://127.0.0.1:$PEER" --initial-advertise-peer-urls "http://127.0.0.1:$PEER" \
+    --initial-cluster "b=http://127.0.0.1:$PEER" >"$T/etcd.log" 2>&1 &
+ETCD_PID=$!
+for _ in $(seq 100); do
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$CLIENT/health')" 2>/dev/null && break
+    sleep 0.1
+done
+
+head -c 32 /dev/urandom | base64 >"$T/store.key"
+chmod 600 "$T/store.key"
+conf() { # name store-lines
+    printf '[cdm]\nstatedir = %s/%s-state\n%s\n[dhparam:web]\nhandler = ffdhe\nfilename = %s/%s-dh.pem\n' \
+        "$T" "$1" "$2" "$T" "$1" >"$T/$1.conf"
+}
+STORE="store = etcd
+storeendpoints = http://127.0.0.1:$CLIENT
+storesecretfile = $T/store.key"
+conf local ""
+conf etcd "$STORE
+node = a"
+conf second "$STORE
+node = b"
+
+ms() { # runs the binary, prints wall milliseconds
+    local start end
+    start=$(date +%s%N)
+    "$BIN" -q --auto "$1" >/dev/null 2>"$T/run.log" || { cat "$T/run.log" >&2; die "--auto $1 failed"; }
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000000))
+}
+ms "$T/local.conf" >/dev/null
+ms "$T/etcd.conf" >/dev/null
+
+local_times=()
+etcd_times=()
+for _ in $(seq "$RUNS"); do
+    local_times+=("$(ms "$T/local.conf")")
+    etcd_times+=("$(ms "$T/etcd.conf")")
+done
+stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%d / %d / %d", a[1], a[int((NR+1)/2)], a[NR]}'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "no-op --auto, min / median / max of $RUNS (ms):"
+echo "  store = local: $(stats "${local_times[@]}")"
+echo "  store = etcd:  $(stats "${etcd_times[@]}")"
+echo "  difference of medians: $(($(median "${etcd_times[@]}") - $(median "${local_times[@]}"))) ms"
+echo "second node's first run (deploys the DH parameters, reloads nothing): $(ms "$T/second.conf") ms"
+cmp -s "$T/etcd-dh.pem" "$T/second-dh.pem" || die "the second node deployed other parameters"

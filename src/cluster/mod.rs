@@ -1,0 +1,331 @@
+//! Several servers, one domain (docs/cluster.md): with `store = etcd` the
+//! state and material are shared through etcd, one node at a time
+//! coordinates (CA, DNS, timing, cleanup) under a lease that fences its
+//! writes, and every node deploys the current material itself.
+
+mod admin;
+mod coordinator;
+pub(crate) mod data;
+mod deploy;
+pub(crate) mod etcd;
+pub(crate) mod seal;
+pub(crate) mod store;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use log::{error, info, warn};
+
+use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE};
+use crate::cli::Args;
+use crate::clock;
+use crate::config::model::Config;
+use crate::dns::provider::Providers;
+use crate::plan::Request;
+use crate::run::Exit;
+use crate::state::{self, AutoRun, Store};
+use coordinator::{Coordinator, Holding};
+use data::{COORDINATOR, Data, Deployed, NodeRecord, generations, local_files};
+use store::{SharedStore, StoreError};
+
+pub(crate) use admin::{forget_node, render_settings, status_lines};
+
+/// `[cdm]` settings of `store = etcd`.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub etcd: etcd::EtcdSettings,
+    pub secretfile: PathBuf,
+    /// This node's name (`node`, default the host name).
+    pub node: String,
+    /// After this long without contact a node is reported as gone.
+    pub nodetimeout: Duration,
+    /// The coordinator lease's time to live, in seconds.
+    pub leasettl: u64,
+}
+
+fn describe(cluster: &ClusterConfig) -> String {
+    format!("etcd ({})", cluster.etcd.endpoints.join(", "))
+}
+
+/// Reads the sealing key, connects and checks the key against the store.
+async fn open(config: &Config, cluster: &ClusterConfig) -> Result<Data, String> {
+    let seal = seal::SealKey::read(&cluster.secretfile)?;
+    let etcd = etcd::Etcd::connect(&cluster.etcd)
+        .await
+        .map_err(|e| format!("{}: {e}", describe(cluster)))?;
+    let data = Data {
+        store: Arc::new(etcd),
+        seal,
+        statedir: config.cdm.statedir.clone(),
+    };
+    data.check_key().await.map_err(|e| e.0)?;
+    Ok(data)
+}
+
+/// Makes the state directory's material files exactly those of the store.
+fn mirror_files(data: &Data, files: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
+    for (rel, bytes) in files {
+        let Some(rel_path) = data::safe_relative(rel) else {
+            continue;
+        };
+        let path = data.statedir.join(rel_path);
+        if std::fs::read(&path).is_ok_and(|b| &b == bytes) {
+            continue;
+        }
+        if let Some(dir) = path.parent() {
+            afs::create_dir(dir, PRIVATE_DIR).map_err(|e| e.to_string())?;
+        }
+        afs::write_atomic(&path, bytes, PRIVATE_FILE).map_err(|e| e.to_string())?;
+    }
+    for (rel, path) in local_files(&data.statedir) {
+        if !files.contains_key(&rel) {
+            afs::remove_file(&path).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn digests(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    files
+        .iter()
+        .map(|(rel, bytes)| {
+            let hash = ring::digest::digest(&ring::digest::SHA256, bytes);
+            (rel.clone(), hash.as_ref().to_vec())
+        })
+        .collect()
+}
+
+/// The node's record: its contact now and the generations its state has deployed.
+fn record_of(state: &state::State, now: DateTime<Utc>, before: NodeRecord) -> NodeRecord {
+    let mut record = before;
+    record.last_contact = Some(now);
+    let deployed_at = |key: &str| -> Option<DateTime<Utc>> {
+        let (module, name) = key.split_once(':')?;
+        match module {
+            "cert" => state.certs.get(name)?.current.as_ref()?.deployed_at,
+            "dkim" => state.dkim.get(name)?.current.as_ref()?.installed,
+            "dhparam" => state.dhparams.get(name)?.current.as_ref()?.deployed_at,
+            _ => None,
+        }
+    };
+    for (key, generation) in generations(state) {
+        let same = record
+            .deployed
+            .get(&key)
+            .is_some_and(|d| d.generation == generation);
+        if !same {
+            let at = deployed_at(&key).unwrap_or(now);
+            record.deployed.insert(key, Deployed { generation, at });
+        }
+    }
+    record
+}
+
+/// Renews the lease every third of its TTL until aborted.
+fn keep_alive(store: Arc<dyn SharedStore>, holding: Arc<Holding>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = holding.ttl / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match store.keep_alive(holding.lease).await {
+                Ok(true) => {
+                    *holding.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                }
+                Ok(false) => {
+                    holding.lost.store(true, Ordering::SeqCst);
+                    warn!("{}", coordinator::lost_message());
+                    return;
+                }
+                Err(e) => warn!("renewing the coordinator lease: {e}"),
+            }
+        }
+    })
+}
+
+/// `--auto` with `store = etcd` (docs/cluster.md, "A run on a node").
+pub(crate) async fn run_auto(
+    config: &Config,
+    providers: &Providers,
+    cluster: &ClusterConfig,
+    args: &Args,
+) -> Exit {
+    if args.dry_run {
+        error!("--dry-run is not available with store = etcd yet; run --status instead");
+        return Exit::ConfigError;
+    }
+    let statedir = &config.cdm.statedir;
+    let _lock = match state::lock(statedir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            error!("{e}");
+            return Exit::PhaseFailed;
+        }
+    };
+    let data = match open(config, cluster).await {
+        Ok(data) => Arc::new(data),
+        Err(e) => {
+            error!("{e}; nothing was changed");
+            return Exit::PhaseFailed;
+        }
+    };
+    let me = cluster.node.as_str();
+    info!("Running phase: auto (node {me}, {})", describe(cluster));
+    match step(config, providers, cluster, args, &data).await {
+        Ok(true) => Exit::Success,
+        Ok(false) => {
+            error!("some steps failed; the next run tries them again");
+            Exit::PhaseFailed
+        }
+        Err(e) => {
+            error!("{e}; deployed material is left as it is");
+            Exit::PhaseFailed
+        }
+    }
+}
+
+async fn step(
+    config: &Config,
+    providers: &Providers,
+    cluster: &ClusterConfig,
+    args: &Args,
+    data: &Arc<Data>,
+) -> Result<bool, String> {
+    let me = cluster.node.as_str();
+    let statedir = &config.cdm.statedir;
+    let fail = |e: StoreError| format!("{}: {e}", describe(cluster));
+    let shared = data.load_state().await.map_err(fail)?;
+    let files = data.load_files().await.map_err(fail)?;
+    let mut nodes = data.nodes().await.map_err(fail)?;
+    let before = nodes.remove(me).unwrap_or_default();
+    let local = state::load(statedir).map_err(|e| e.to_string())?;
+
+    // Every node first brings its own destinations to the cluster's current material.
+    let mut ok = true;
+    let local = match &shared {
+        Some(shared) => {
+            mirror_files(data, &files)?;
+            let (local, deployed_ok) = deploy::deploy_self(config, shared, local).await;
+            ok &= deployed_ok;
+            local
+        }
+        None => local,
+    };
+    let now = clock::now();
+    data.put_node(me, &record_of(&local, now, before.clone()))
+        .await
+        .map_err(fail)?;
+    report_gone(cluster, &nodes, now);
+
+    let lease = match data
+        .store
+        .campaign(COORDINATOR, me.as_bytes(), cluster.leasettl)
+        .await
+        .map_err(fail)?
+    {
+        Ok(lease) => lease,
+        Err(holder) => {
+            info!("node {holder} coordinates now; this node deployed what was due");
+            state::save(statedir, &local).map_err(|e| e.to_string())?;
+            return Ok(ok);
+        }
+    };
+    info!("node {me} coordinates this run");
+    // Another coordinator may have finished between the first read and the
+    // campaign: work from what the store holds now.
+    let (shared, files, local) = match reread(config, data, local).await {
+        Ok(read) => read,
+        Err(e) => {
+            let _ = data.store.revoke(lease).await;
+            return Err(fail(e));
+        }
+    };
+    let holding = Arc::new(Holding {
+        lease,
+        ttl: Duration::from_secs(cluster.leasettl),
+        lost: AtomicBool::new(false),
+        renewed: Mutex::new(Instant::now()),
+    });
+    let renewer = keep_alive(data.store.clone(), holding.clone());
+    // The coordinator works on the shared state, with its own services.
+    let (work, known) = match shared {
+        Some(mut shared) => {
+            shared.services = deploy::services_for(config, &shared, &local);
+            (shared, digests(&files))
+        }
+        None => (local, BTreeMap::new()),
+    };
+    let coordinator = Arc::new(Coordinator {
+        data: data.clone(),
+        holding: holding.clone(),
+        me: me.to_string(),
+        nodes,
+        known: Mutex::new(known),
+    });
+    let store = Store::new(statedir, work, false).with_shared(coordinator);
+    ok &= crate::run::drive(config, providers, &store, Request::Auto, args.force, false).await;
+    let at = clock::now();
+    let saved = store.update(|s| s.auto = Some(AutoRun { at, ok })).await;
+    renewer.abort();
+    let final_state = store.into_inner();
+    let result = match saved {
+        Ok(()) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    // Its own rollovers count as deployed on this node.
+    if let Err(e) = data
+        .put_node(me, &record_of(&final_state, clock::now(), before))
+        .await
+    {
+        error!("{}: {e}", describe(cluster));
+        ok = false;
+    }
+    if let Err(e) = data.store.revoke(lease).await {
+        warn!("giving up the coordinator lease: {e}; it expires by itself");
+    }
+    result.map(|()| ok)
+}
+
+/// The shared state and files again, and the node's deploys brought up to them.
+async fn reread(
+    config: &Config,
+    data: &Data,
+    local: state::State,
+) -> Result<
+    (
+        Option<state::State>,
+        BTreeMap<String, Vec<u8>>,
+        state::State,
+    ),
+    StoreError,
+> {
+    let shared = data.load_state().await?;
+    let files = data.load_files().await?;
+    let local = match &shared {
+        Some(shared) => {
+            mirror_files(data, &files).map_err(StoreError)?;
+            deploy::deploy_self(config, shared, local).await.0
+        }
+        None => local,
+    };
+    Ok((shared, files, local))
+}
+
+/// Logs the nodes that have not been in contact for `nodetimeout`.
+fn report_gone(cluster: &ClusterConfig, nodes: &BTreeMap<String, NodeRecord>, now: DateTime<Utc>) {
+    let timeout = chrono::Duration::from_std(cluster.nodetimeout).unwrap_or(chrono::Duration::MAX);
+    for (name, record) in nodes {
+        let gone = record.last_contact.is_none_or(|at| now - at > timeout);
+        if gone {
+            warn!(
+                "node {name} has not been in contact since {}; it holds cleanup back until it runs again or is removed with --forget-node {name}",
+                record
+                    .last_contact
+                    .map_or("ever".to_string(), |at| at.to_rfc3339())
+            );
+        }
+    }
+}
