@@ -7,6 +7,7 @@
 #   knot_start DIR ZONE ZONE_BODY   # ZONE_BODY: zone-file text relative to $ORIGIN ZONE;
 #                                   # ZONE may be a space-separated list (one body for all)
 #   ... $KNOT_PORT $KNOT_KEYNAME $KNOT_SECRET $KNOT_PID ...
+#   knot_messages update            # messages knotd answered, by operation
 #   knot_stop                       # by pid; call it from an EXIT trap too
 #
 # Needs knotd, knotc, dig and python3 (to pick a free port).
@@ -32,6 +33,13 @@ stop_pid() {
     wait "$1" 2>/dev/null || true
 }
 
+# knot_messages OPERATION: how many OPERATION messages (query, update, axfr)
+# knotd has answered so far (its statistics module).
+knot_messages() {
+    knotc -c "$KNOT_DIR/knot.conf" stats "mod-stats.server-operation[$1]" 2>/dev/null \
+        | awk -F' = ' '{ n += $2 } END { print n + 0 }'
+}
+
 knot_stop() {
     stop_pid "$KNOT_PID"
     KNOT_PID=""
@@ -44,6 +52,7 @@ knot_soa_answered() {
 
 knot_start() {
     local dir=$1 zones=$2 body=$3 attempt deadline zone last
+    KNOT_DIR=$dir
     mkdir -p "$dir/run" "$dir/db" "$dir/zones"
     KNOT_SECRET=$(head -c 32 /dev/urandom | base64)
     for zone in $zones; do
@@ -74,8 +83,17 @@ acl:
   - id: acl_update
     key: $KNOT_KEYNAME
     action: [update, transfer]
+mod-stats:
+  - id: counts
+    server-operation: on
+    request-protocol: off
+    request-bytes: off
+    response-bytes: off
+    response-code: off
+    reply-nodata: off
 template:
   - id: default
+    global-module: mod-stats/counts
     storage: "$dir/zones"
     zonefile-sync: -1
     zonefile-load: whole
