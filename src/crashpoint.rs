@@ -13,6 +13,7 @@
 #[cfg(feature = "test-hooks")]
 pub const STEPS: &[(&str, &str)] = &[
     ("update", "zone:applied"),
+    ("update", "mtasts:written"),
     ("prepare", "prepare:key-written"),
     ("prepare", "prepare:order-created"),
     ("prepare", "dns01:published"),

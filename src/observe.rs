@@ -87,7 +87,23 @@ pub fn material(config: &Config, state: &State) -> Observed {
         }
     }
     crate::apply::dkim::observe(config, state, &mut observed);
+    for file in config
+        .domains
+        .iter()
+        .filter_map(|d| d.mtasts.as_ref()?.file.as_ref())
+    {
+        observed.mtasts.insert(file.clone(), read_policy(file));
+    }
     observed
+}
+
+/// An MTA-STS policy file: its text, `None` when there is none.
+fn read_policy(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
 }
 
 /// The SHA-256 of DH parameters (DER), hex: how the state names them.

@@ -16,6 +16,7 @@
 pub(crate) mod cert;
 pub(crate) mod dhparam;
 pub(crate) mod dkim;
+pub mod mtasts;
 pub(crate) mod needs;
 pub(crate) mod observed;
 pub mod records;
@@ -183,6 +184,8 @@ pub enum Action {
     Delete(Deletion),
     /// Records a fact in the state (records served, the CA's renewal window).
     Note(Note),
+    /// Writes (or removes) a domain's MTA-STS policy file.
+    MtaStsPolicy(mtasts::PolicyFile),
 }
 
 /// One zone's change set, with what each domain section's log shows.

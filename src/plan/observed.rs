@@ -47,6 +47,9 @@ pub struct Observed {
     pub traefik_missing: BTreeSet<String>,
     /// Destination directories holding versions other than the deployed one.
     pub old_versions: BTreeSet<PathBuf>,
+    /// The MTA-STS policy files (`mtastsfile`): their content, `None` when
+    /// missing, or why they could not be read.
+    pub mtasts: BTreeMap<PathBuf, Result<Option<String>, String>>,
 }
 
 /// One zone as a provider holds it.
