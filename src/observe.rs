@@ -493,7 +493,7 @@ pub async fn caa_identities(config: &Config, domains: &[Name], observed: &mut Ob
             continue;
         }
         let mut identities = Ok(Vec::new());
-        for cert in certs {
+        for cert in &certs {
             if !by_ca.contains_key(&cert.directory) {
                 let answer = acme::caa_identity_of(&cert.directory, cert.cacert.as_deref())
                     .await
@@ -507,8 +507,53 @@ pub async fn caa_identities(config: &Config, domains: &[Name], observed: &mut Ob
                 (Err(_), Ok(_)) => {}
             }
         }
+        if let Ok(list) = &mut identities
+            && config
+                .domains
+                .iter()
+                .any(|d| &d.name == name && d.caa_accounturi)
+        {
+            *list = bind_to_accounts(config, &certs, &by_ca);
+        }
         observed.caa.insert(name.clone(), identities);
     }
+}
+
+/// RFC 8657: each CA's issuer domain with the `accounturi` of this program's
+/// account there and `validationmethods=dns-01` (the only method it uses).
+/// Before the account exists the plain issuer domain is published, so that
+/// the first order can be made; the next round binds it.
+fn bind_to_accounts(
+    config: &Config,
+    certs: &[&crate::config::cert::CertSection],
+    by_ca: &BTreeMap<String, Result<String, String>>,
+) -> Vec<String> {
+    let dir = config.cdm.statedir.join("accounts");
+    let mut bound = Vec::new();
+    for cert in certs {
+        let Some(Ok(identity)) = by_ca.get(&cert.directory) else {
+            continue;
+        };
+        let directory =
+            acme::directory_url(&cert.directory).unwrap_or_else(|_| cert.directory.clone());
+        let value = match acme::account::stored_account_url(&dir, &directory) {
+            Ok(Some(url)) => format!("{identity}; accounturi={url}; validationmethods=dns-01"),
+            Ok(None) => {
+                info!(
+                    "caa.accounturi: no ACME account at {directory} yet; CAA names {identity} until the account exists"
+                );
+                identity.clone()
+            }
+            Err(e) => {
+                warn!("caa.accounturi: {e}; CAA names {identity} without the account");
+                identity.clone()
+            }
+        };
+        if !bound.contains(&value) {
+            bound.push(value);
+        }
+    }
+    bound
 }
 
 /// Fills in what `needs` asks for, besides the zones.
