@@ -30,6 +30,7 @@ packages=(
   "nginx:nginx"
   "certbot:certbot"
   "lego:lego"
+  "mta-sts-query:postfix-mta-sts-resolver"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.

@@ -495,9 +495,12 @@ pub async fn caa_identities(config: &Config, domains: &[Name], observed: &mut Ob
         let mut identities = Ok(Vec::new());
         for cert in &certs {
             if !by_ca.contains_key(&cert.directory) {
-                let answer = acme::caa_identity_of(&cert.directory, cert.cacert.as_deref())
-                    .await
-                    .map_err(|e| e.to_string());
+                let answer = match &cert.caa_identity {
+                    Some(id) => Ok(id.clone()),
+                    None => acme::caa_identity_of(&cert.directory, cert.cacert.as_deref())
+                        .await
+                        .map_err(|e| e.to_string()),
+                };
                 by_ca.insert(cert.directory.clone(), answer);
             }
             match (&mut identities, &by_ca[&cert.directory]) {
