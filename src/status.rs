@@ -285,6 +285,9 @@ fn text(
     for tlsa_line in tlsa_lines(config, state, observed) {
         line(tlsa_line);
     }
+    for mail_line in crate::mail_status::lines(config, observed, plan) {
+        line(mail_line);
+    }
     for dh in &config.dhparams {
         let section = Section::DhParam(dh.name.clone());
         line(String::new());

@@ -187,6 +187,41 @@ fn mtasts_and_tlsrpt_are_published_changed_and_removed() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(env.served_id(), Some(id1.clone()));
 
+    // --status shows the records as the zone holds them and the file.
+    let status = env.run(&["--status", &conf]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    for expected in [
+        format!("mail policy of {ZONE}"),
+        format!("  MTA-STS TXT at _mta-sts.{ZONE}: v=STSv1; id={id1}"),
+        "  MTA-STS mode: enforce, max_age 86400".to_string(),
+        format!(
+            "  policy file {}: mx mx1.example.de; the TXT id names it",
+            env.policy_path().display()
+        ),
+        "  MX: mx1.example.de".to_string(),
+        format!(
+            "  TLS-RPT TXT at _smtp._tls.{ZONE}: v=TLSRPTv1; rua=mailto:tls@example.de,https://reports.example.de/v1"
+        ),
+    ] {
+        assert!(
+            status.stdout.contains(&expected),
+            "missing {expected:?} in\n{}",
+            status.stdout
+        );
+    }
+    // --check shows the keys as read.
+    let check = env.run(&["--check", &conf]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let shown = format!("{}{}", check.stdout, check.stderr);
+    assert!(
+        shown.contains(&format!(
+            "mtasts = enforce (max_age 86400, mx from the MX records, file {})",
+            env.policy_path().display()
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("tlsrpt -> Set TlsRpt"), "{shown}");
+
     // The mode changes: a new policy and a new id; TLS-RPT changes its URIs.
     let conf = env.config(&keys(
         "mx = mx1.example.de\nmtasts = testing\nmtasts.maxage = 86400\ntlsrpt = mailto:other@example.de\n",
