@@ -160,6 +160,7 @@ fn mtasts_and_tlsrpt_are_published_changed_and_removed() {
     ));
     let run = env.run(&["--update", &conf]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("stopping after"), "{}", run.stderr);
 
     // The file, byte for byte (RFC 8461 §3.2: CRLF line ends).
     assert_eq!(
@@ -426,10 +427,33 @@ fn caa_names_the_account_pebble_returned() {
         "{}",
         run.stderr
     );
-    assert_eq!(
-        env.knot.dig("www.example.test", "CAA"),
+    let bound = |url: &str| {
         vec![format!(
             "0 issue \"pebble.example; accounturi={url}; validationmethods=dns-01\""
         )]
+    };
+    assert_eq!(env.knot.dig("www.example.test", "CAA"), bound(&url));
+    assert!(!run.stderr.contains("stopping after"), "{}", run.stderr);
+    let status = env.run_ok(&["--status", &conf]);
+    assert!(
+        status.stdout.contains(&format!(
+            "  CAA: 0 issue \"pebble.example; accounturi={url}; validationmethods=dns-01\""
+        )),
+        "{}",
+        status.stdout
     );
+
+    // A new account (the old one's file is gone): the next update names it.
+    std::fs::remove_dir_all(&accounts).unwrap();
+    env.run_ok(&["--prepare", "--force", &conf]);
+    let file = std::fs::read_dir(&accounts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let new_url = stored["credentials"]["id"].as_str().unwrap().to_string();
+    assert_ne!(new_url, url);
+    env.run_ok(&["--update", &conf]);
+    assert_eq!(env.knot.dig("www.example.test", "CAA"), bound(&new_url));
 }
