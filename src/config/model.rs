@@ -496,6 +496,18 @@ fn build_domain(
 
     check_capabilities(&name, spec, &rules, certs.as_ref(), errors);
     let mtasts = super::mailpolicy::mtasts(&section.name, entries, errors);
+    if let Some(m) = &mtasts
+        && !spec.capabilities.writes(RecordType::Txt)
+    {
+        errors.push(ConfigError::new(
+            &m.span,
+            format!(
+                "[domain:{name}] mtasts: handler {} cannot write the _mta-sts TXT record (it writes {})",
+                spec.name,
+                spec.capabilities.types_text()
+            ),
+        ));
+    }
     let caa_accounturi = super::mailpolicy::caa_accounturi(&section.name, entries, errors);
 
     let mut nameservers = Vec::new();
