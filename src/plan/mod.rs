@@ -80,7 +80,9 @@ pub struct Input<'a> {
     /// `--force`: renew what is not due; deploy what is not yet safe.
     pub force: bool,
     pub now: DateTime<Utc>,
-    /// The first round of the run: the static records are planned only then.
+    /// The first round of the run: the static records are planned only then
+    /// (and in later rounds for domains whose records follow a file or an
+    /// account the run changes: `zones::updates_in_round`).
     pub first_round: bool,
     /// Sections with a step that failed earlier in this run: not planned again.
     pub failed: &'a BTreeSet<Section>,
