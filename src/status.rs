@@ -533,7 +533,7 @@ fn cert_json(m: &CertMaterial, now: DateTime<Utc>) -> Value {
 fn document(
     config: &Config,
     state: &State,
-    _observed: &Observed,
+    observed: &Observed,
     plan: &Plan,
     now: DateTime<Utc>,
 ) -> Value {
@@ -649,6 +649,16 @@ fn document(
                 .get(&service.name)
                 .and_then(|s| s.reloaded_at),
         );
+        sections.push(value);
+    }
+    for (name, stage, mail) in crate::mail_status::json(config, observed) {
+        let mut value = base(
+            &Section::Domain(name.clone()),
+            "domain",
+            name.as_str(),
+            stage,
+        );
+        value["mail"] = mail;
         sections.push(value);
     }
     json!({

@@ -210,6 +210,26 @@ fn mtasts_and_tlsrpt_are_published_changed_and_removed() {
             status.stdout
         );
     }
+    let status = env.run(&["--status", "--json", &conf]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let domain = doc["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["section"] == format!("domain:{ZONE}"))
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(domain["state"], "policy in place, named by its TXT record");
+    assert_eq!(domain["mail"]["mtasts"]["mode"], "enforce");
+    assert_eq!(
+        domain["mail"]["mtasts"]["file_mx"],
+        serde_json::json!(["mx1.example.de"])
+    );
+    assert_eq!(domain["mail"]["mtasts"]["id_names_file"], true);
+    assert_eq!(
+        domain["mail"]["tlsrpt"],
+        serde_json::json!(["v=TLSRPTv1; rua=mailto:tls@example.de,https://reports.example.de/v1"])
+    );
     // --check shows the keys as read.
     let check = env.run(&["--check", &conf]);
     assert_eq!(check.code, 0, "{}", check.stderr);
