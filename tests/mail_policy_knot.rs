@@ -292,6 +292,27 @@ fn an_mx_change_keeps_the_policy_ahead_of_dns() {
     assert_eq!(mx, vec!["old.example.de"]);
 
     let conf = env.config(&keys("new.example.de"));
+    // --dry-run says what comes first and changes nothing.
+    let before = env.policy();
+    let dry = env.run(&["--update", "--dry-run", &conf]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let shown = format!("{}{}", dry.stdout, dry.stderr);
+    assert!(
+        shown.contains(&format!(
+            "domain {ZONE}: write the MTA-STS policy {}",
+            env.policy_path().display()
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "the MX records of {ZONE} change once the MTA-STS policy names new.example.de"
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains(&format!("zone {ZONE}: add")), "{shown}");
+    assert_eq!(env.policy(), before);
+    assert_eq!(env.mx(), vec!["old.example.de"]);
     let crash = |conf: &str| {
         cdm_env(
             env.dir.path(),
