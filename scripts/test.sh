@@ -37,6 +37,7 @@ packages=(
   "postconf:postfix"
   "etcd:etcd-server"
   "etcdctl:etcd-client"
+  "mta-sts-query:postfix-mta-sts-resolver"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.

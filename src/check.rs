@@ -69,6 +69,22 @@ pub(crate) fn render_config(config: &Config, providers: &Providers) -> String {
                 rule.rule.key, rule.rule.op, rule.rule.kind, rule.span
             ));
         }
+        if let Some(m) = &domain.mtasts {
+            out.push_str(&format!(
+                "mtasts = {} (max_age {}, mx {}, file {})    # {}\n",
+                m.mode.map_or("none", |m| m.as_str()),
+                m.max_age,
+                m.mx.as_ref()
+                    .map_or("from the MX records".to_string(), |mx| mx.join(", ")),
+                m.file
+                    .as_ref()
+                    .map_or("none".to_string(), |f| f.display().to_string()),
+                m.span
+            ));
+        }
+        if domain.caa_accounturi {
+            out.push_str("caa.accounturi = yes (caa = auto names the ACME account, dns-01)\n");
+        }
     }
     render_providers(config, providers, &mut out);
     for cert in &config.certs {

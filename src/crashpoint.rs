@@ -12,6 +12,8 @@
 /// update that records it. `tests/crash_steps.rs` crashes at each in turn.
 #[cfg(feature = "test-hooks")]
 pub const STEPS: &[(&str, &str)] = &[
+    // First: an --auto run writes the policy only once (tests/auto_crash.rs).
+    ("update", "mtasts:written"),
     ("update", "zone:applied"),
     ("prepare", "prepare:key-written"),
     ("prepare", "prepare:order-created"),

@@ -13,6 +13,7 @@ pub mod crashpoint;
 pub mod dns;
 pub(crate) mod http;
 pub mod log;
+pub(crate) mod mail_status;
 pub mod material;
 pub mod observe;
 pub mod plan;

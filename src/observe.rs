@@ -95,6 +95,13 @@ pub fn material(config: &Config, state: &State) -> Observed {
         }
     }
     crate::apply::dkim::observe(config, state, &mut observed);
+    for file in config
+        .domains
+        .iter()
+        .filter_map(|d| d.mtasts.as_ref()?.file.as_ref())
+    {
+        observed.mtasts.insert(file.clone(), read_policy(file));
+    }
     observed
 }
 
@@ -117,6 +124,15 @@ fn next_key_info(next: &crate::state::NextKey) -> Result<CertInfo, String> {
         issuers_der: Vec::new(),
         leaf_spki_der: spki,
     })
+}
+
+/// An MTA-STS policy file: its text, `None` when there is none.
+fn read_policy(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
 }
 
 /// The SHA-256 of DH parameters (DER), hex: how the state names them.
@@ -684,11 +700,14 @@ pub async fn caa_identities(config: &Config, domains: &[Name], observed: &mut Ob
             continue;
         }
         let mut identities = Ok(Vec::new());
-        for cert in certs {
+        for cert in &certs {
             if !by_ca.contains_key(&cert.directory) {
-                let answer = acme::caa_identity_of(&cert.directory, cert.cacert.as_deref())
-                    .await
-                    .map_err(|e| e.to_string());
+                let answer = match &cert.caa_identity {
+                    Some(id) => Ok(id.clone()),
+                    None => acme::caa_identity_of(&cert.directory, cert.cacert.as_deref())
+                        .await
+                        .map_err(|e| e.to_string()),
+                };
                 by_ca.insert(cert.directory.clone(), answer);
             }
             match (&mut identities, &by_ca[&cert.directory]) {
@@ -698,8 +717,53 @@ pub async fn caa_identities(config: &Config, domains: &[Name], observed: &mut Ob
                 (Err(_), Ok(_)) => {}
             }
         }
+        if let Ok(list) = &mut identities
+            && config
+                .domains
+                .iter()
+                .any(|d| &d.name == name && d.caa_accounturi)
+        {
+            *list = bind_to_accounts(config, &certs, &by_ca);
+        }
         observed.caa.insert(name.clone(), identities);
     }
+}
+
+/// RFC 8657: each CA's issuer domain with the `accounturi` of this program's
+/// account there and `validationmethods=dns-01` (the only method it uses).
+/// Before the account exists the plain issuer domain is published, so that
+/// the first order can be made; the next round binds it.
+fn bind_to_accounts(
+    config: &Config,
+    certs: &[&crate::config::cert::CertSection],
+    by_ca: &BTreeMap<String, Result<String, String>>,
+) -> Vec<String> {
+    let dir = config.cdm.statedir.join("accounts");
+    let mut bound = Vec::new();
+    for cert in certs {
+        let Some(Ok(identity)) = by_ca.get(&cert.directory) else {
+            continue;
+        };
+        let directory =
+            acme::directory_url(&cert.directory).unwrap_or_else(|_| cert.directory.clone());
+        let value = match acme::account::stored_account_url(&dir, &directory) {
+            Ok(Some(url)) => format!("{identity}; accounturi={url}; validationmethods=dns-01"),
+            Ok(None) => {
+                info!(
+                    "caa.accounturi: no ACME account at {directory} yet; CAA names {identity} until the account exists"
+                );
+                identity.clone()
+            }
+            Err(e) => {
+                warn!("caa.accounturi: {e}; CAA names {identity} without the account");
+                identity.clone()
+            }
+        };
+        if !bound.contains(&value) {
+            bound.push(value);
+        }
+    }
+    bound
 }
 
 /// Fills in what `needs` asks for, besides the zones.

@@ -297,6 +297,9 @@ fn text(
     for tlsa_line in tlsa_lines(config, state, observed).0 {
         line(tlsa_line);
     }
+    for mail_line in crate::mail_status::lines(config, observed, plan) {
+        line(mail_line);
+    }
     for dh in &config.dhparams {
         let section = Section::DhParam(dh.name.clone());
         line(String::new());
@@ -770,6 +773,16 @@ fn document(
                 .get(&service.name)
                 .and_then(|s| s.reloaded_at),
         );
+        sections.push(value);
+    }
+    for (name, stage, mail) in crate::mail_status::json(config, observed) {
+        let mut value = base(
+            &Section::Domain(name.clone()),
+            "domain",
+            name.as_str(),
+            stage,
+        );
+        value["mail"] = mail;
         sections.push(value);
     }
     json!({

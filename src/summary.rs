@@ -252,6 +252,14 @@ fn describe_rule(domain: &Domain, spanned: &SpannedRule) -> String {
             format!("ADSP at _adsp._domainkey.{name}"),
             value.iter().map(|v| format!("dkim={v}")).collect(),
         ),
+        RecordKind::TlsRpt(uris) => (
+            format!("TLS-RPT at _smtp._tls.{name}"),
+            if uris.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!("v=TLSRPTv1; rua={}", uris.join(","))]
+            },
+        ),
         RecordKind::Acme(tokens) => (
             format!("ACME TXT at _acme-challenge.{name}"),
             tokens.clone(),

@@ -31,7 +31,8 @@ fn config(env: &CycleEnv) -> String {
          [dkim:mail]\nkeytype = ed25519\nrotatedays = 1\ndkimdrain = 1h\nkeylocation = {0}/dkim\n\
          signingconfdestinationfile = {0}/rspamd/dkim_signing.conf\n\
          [dhparam:web]\nkeysize = 512\nrotatedays = 1\nfilename = {0}/dh.pem\n\
-         [service:app]\nhandler = command\ncommand = {1}\n",
+         [service:app]\nhandler = command\ncommand = {1}\n\
+         [domain:example.test]\nmx = mail.example.test\nmtasts = testing\nmtastsfile = {0}/mta-sts.txt\n",
         dir.display(),
         script.display()
     ))
@@ -97,6 +98,17 @@ fn every_crash_point_of_an_auto_run_is_recovered_by_the_next_run() {
                 .dig("_acme-challenge.www.example.test", "TXT")
                 .is_empty(),
             "{step}: a challenge record was left"
+        );
+        // The MTA-STS policy is in place and its TXT record is published.
+        let policy = std::fs::read_to_string(env.dir.path().join("mta-sts.txt")).unwrap();
+        assert!(
+            policy.contains("mx: mail.example.test\r\n"),
+            "{step}: {policy}"
+        );
+        assert_eq!(
+            env.knot.dig("_mta-sts.example.test", "TXT").len(),
+            1,
+            "{step}: no MTA-STS TXT record"
         );
         if site.exists() {
             let (cert, key) = support::deployed_pair(&site).unwrap();

@@ -35,7 +35,8 @@ fn dkim_section(env: &CycleEnv) -> String {
     format!(
         "\n[dkim:mail]\nkeytype = ed25519\nkeylocation = {0}/dkim\nsigningconfdestinationfile = {0}/rspamd/dkim_signing.conf\n\
          [dhparam:web]\nkeysize = 512\nfilename = {0}/dh.pem\n\
-         [service:app]\nhandler = command\ncommand = {1}\n",
+         [service:app]\nhandler = command\ncommand = {1}\n\
+         [domain:example.test]\nmx = mail.example.test\nmtasts = testing\nmtastsfile = {0}/mta-sts.txt\n",
         dir.display(),
         script.display()
     )
@@ -166,6 +167,17 @@ fn crash_then_rerun(phase: &str, step: &str) {
             .dig("_acme-challenge.www.example.test", "TXT")
             .is_empty(),
         "{step}: a challenge record was left"
+    );
+    // The MTA-STS policy is in place and the TXT record names it.
+    let policy = std::fs::read_to_string(env.dir.path().join("mta-sts.txt")).unwrap();
+    assert!(
+        policy.contains("mx: mail.example.test\r\n"),
+        "{step}: {policy}"
+    );
+    assert_eq!(
+        env.knot.dig("_mta-sts.example.test", "TXT").len(),
+        1,
+        "{step}: no MTA-STS TXT record"
     );
     if phase == "rollover" || phase == "cleanup" {
         let (cert, key) = support::deployed_pair(&site).unwrap();

@@ -36,6 +36,40 @@ pub(crate) fn account_file(dir: &Path, directory_url: &str) -> PathBuf {
     dir.join(format!("acme-account-{}.json", &hex(digest.as_ref())[..16]))
 }
 
+/// The URL of the account stored in `dir` for the CA at `directory_url`
+/// (RFC 8657 `accounturi`), `None` when no account is stored yet. Read from
+/// the account file, without asking the CA.
+///
+/// # Errors
+/// When the file cannot be read or holds no usable account URL.
+pub(crate) fn stored_account_url(
+    dir: &Path,
+    directory_url: &str,
+) -> Result<Option<String>, String> {
+    let path = account_file(dir, directory_url);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("reading {}: {e}", path.display())),
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a valid account file: {e}", path.display()))?;
+    let url = doc
+        .get("credentials")
+        .and_then(|c| c.get("id"))
+        .and_then(|id| id.as_str())
+        .unwrap_or_default();
+    // The URL goes into a CAA value: a plain http(s) URL, nothing that ends
+    // or quotes a parameter.
+    let plain = (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.contains(|c: char| c == ';' || c == '"' || c.is_whitespace() || c.is_control());
+    if plain {
+        Ok(Some(url.to_string()))
+    } else {
+        Err(format!("{}: holds no usable account URL", path.display()))
+    }
+}
+
 fn contacts(email: Option<&str>) -> Vec<String> {
     email
         .filter(|e| !e.is_empty())
@@ -167,6 +201,26 @@ mod tests {
         assert!(a.starts_with("/s"));
         let name = a.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("acme-account-") && name.ends_with(".json"));
+    }
+
+    #[test]
+    fn the_account_url_is_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "https://ca.test/dir";
+        assert_eq!(stored_account_url(dir.path(), url), Ok(None));
+        let write = |id: &str| {
+            let json = format!(
+                r#"{{"directory":"{url}","contact":null,"credentials":{{"id":"{id}","key_pkcs8":"x"}}}}"#
+            );
+            std::fs::write(account_file(dir.path(), url), json).unwrap();
+        };
+        write("https://ca.test/acct/17");
+        assert_eq!(
+            stored_account_url(dir.path(), url),
+            Ok(Some("https://ca.test/acct/17".into()))
+        );
+        write("https://ca.test/acct/17; validationmethods=http-01");
+        assert!(stored_account_url(dir.path(), url).is_err());
     }
 
     #[test]

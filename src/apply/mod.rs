@@ -12,6 +12,7 @@ pub(crate) mod dkim;
 pub(crate) mod dns01;
 pub(crate) mod error;
 pub(crate) mod fs;
+pub(crate) mod mtasts;
 pub(crate) mod services;
 pub(crate) mod wait;
 pub mod zones;
@@ -77,6 +78,17 @@ pub async fn execute(
                 error!("{} {e}", mark.section);
             }
         }
+    }
+
+    // Policy files after the zone changes: a change of this round publishes
+    // only the id of a policy already in place (plan::mtasts).
+    for step in of(|a| matches!(a, Action::MtaStsPolicy(_))) {
+        let Action::MtaStsPolicy(file) = &step.action else {
+            continue;
+        };
+        let result = mtasts::apply(file);
+        outcomes.push(outcome(step, result));
+        progress::step_done(&steps);
     }
 
     let making = of(|a| {
@@ -262,6 +274,9 @@ pub fn failure_message(step: &Step, e: &StepError) -> String {
             format!("{section} reload failed: {e}; the next rollover tries again")
         }
         Action::Delete(_) | Action::Note(_) => format!("{section} {e}"),
+        Action::MtaStsPolicy(_) => format!(
+            "{section} MTA-STS policy: {e}; its TXT record and the MX records are left as they are"
+        ),
     }
 }
 

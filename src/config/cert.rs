@@ -32,6 +32,7 @@ pub(crate) const KEYS: &[&str] = &[
     "keyrotatedays",
     "ari",
     "propagationtimeout",
+    "caaidentity",
 ];
 
 pub(crate) const DEFAULT_RENEW_DAYS: u32 = 30;
@@ -62,6 +63,9 @@ pub struct CertSection {
     pub ari: bool,
     /// The longest `Retry-After` of a rate-limited CA that is waited for.
     pub rate_limit_wait: std::time::Duration,
+    /// `caaidentity`: the CA's CAA issuer domain for `caa = auto`, for a CA
+    /// whose directory names none.
+    pub caa_identity: Option<String>,
     /// `propagationtimeout`: how long the challenge records may take to be
     /// served; `None` takes the domains' setting.
     pub propagation_timeout: Option<std::time::Duration>,
@@ -384,10 +388,17 @@ fn build_cert(
             None
         }
     };
+    let caa_identity = text("caaidentity").map(str::to_ascii_lowercase);
+    if let (Some(id), Some(value)) = (&caa_identity, entries.get("caaidentity"))
+        && crate::dns::record::Name::parse(id).is_err()
+    {
+        err(value, format!("caaidentity \"{id}\" is not a domain name"));
+    }
     if errors.len() > before {
         return None;
     }
     Some(CertSection {
+        caa_identity,
         name: section.name.clone(),
         span: section.span.clone(),
         directory,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::ini::Span;
+use super::mailpolicy::MtaSts;
 use super::records::RecordRule;
 use crate::dns::provider::{self, KeyValues, ProviderSpec};
 use crate::dns::record::Name;
@@ -56,6 +57,10 @@ pub struct Domain {
     pub rules: Vec<SpannedRule>,
     /// The `cert` key: the certificate sections covering this name.
     pub certs: Option<CertList>,
+    /// `mtasts` and its keys (RFC 8461).
+    pub mtasts: Option<MtaSts>,
+    /// `caa.accounturi = yes`: `caa = auto` names the ACME account (RFC 8657).
+    pub caa_accounturi: bool,
 }
 
 /// A domain's `cert` key: section names (`auto` is expanded to all of them).

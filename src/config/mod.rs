@@ -6,6 +6,7 @@ pub(crate) mod dhparam;
 pub(crate) mod dkim;
 pub(crate) mod domain;
 pub mod ini;
+pub mod mailpolicy;
 pub mod model;
 pub(crate) mod original;
 pub mod records;

@@ -365,6 +365,7 @@ fn warn_unknown_keys(section: &ModuleSection, warnings: &mut Vec<ConfigError>) {
         }
         if section.module == "domain"
             && (provider::is_provider_key(key)
+                || super::mailpolicy::KEYS.contains(&key.as_str())
                 || matches!(parse_rule(key, ""), Ok(Some(_)) | Err(_)))
         {
             continue;
@@ -536,6 +537,20 @@ fn build_domain(
     };
 
     check_capabilities(&name, spec, &rules, certs.as_ref(), errors);
+    let mtasts = super::mailpolicy::mtasts(&section.name, entries, errors);
+    if let Some(m) = &mtasts
+        && !spec.capabilities.writes(RecordType::Txt)
+    {
+        errors.push(ConfigError::new(
+            &m.span,
+            format!(
+                "[domain:{name}] mtasts: handler {} cannot write the _mta-sts TXT record (it writes {})",
+                spec.name,
+                spec.capabilities.types_text()
+            ),
+        ));
+    }
+    let caa_accounturi = super::mailpolicy::caa_accounturi(&section.name, entries, errors);
 
     let mut nameservers = Vec::new();
     if let Some(value) = entries.get("nameservers") {
@@ -581,6 +596,8 @@ fn build_domain(
         ip6_lookup: lookup_url(entries, "ip6lookup", DEFAULT_IP6_LOOKUP),
         rules,
         certs,
+        mtasts,
+        caa_accounturi,
     })
 }
 
@@ -682,6 +699,7 @@ fn record_type_of(kind: &RecordKind) -> RecordType {
         | RecordKind::Spf(_)
         | RecordKind::Dmarc { .. }
         | RecordKind::Adsp(_)
+        | RecordKind::TlsRpt(_)
         | RecordKind::Acme(_) => RecordType::Txt,
     }
 }

@@ -121,6 +121,9 @@ pub enum RecordKind {
         value: Option<String>,
     },
     Adsp(Option<String>),
+    /// `tlsrpt = mailto:..., https://...`: the report URIs of the one
+    /// `v=TLSRPTv1` TXT at `_smtp._tls.NAME` (RFC 8460).
+    TlsRpt(Vec<String>),
     Acme(Vec<String>),
     Soa {
         field: SoaField,
@@ -142,6 +145,7 @@ impl RecordKind {
             RecordKind::Spf(_) => "SPF",
             RecordKind::Dmarc { .. } => "DMARC",
             RecordKind::Adsp(_) => "ADSP",
+            RecordKind::TlsRpt(_) => "TLSRPT",
             RecordKind::Acme(_) => "ACME",
             RecordKind::Soa { .. } => "SOA",
         }
@@ -183,7 +187,7 @@ impl RecordRule {
                 RecordKind::Caa(e) => e.is_empty(),
                 RecordKind::Tlsa { entries, .. } => entries.is_empty(),
                 RecordKind::Dkim { sections, .. } => sections.is_empty(),
-                RecordKind::Spf(e) | RecordKind::Acme(e) => e.is_empty(),
+                RecordKind::Spf(e) | RecordKind::Acme(e) | RecordKind::TlsRpt(e) => e.is_empty(),
                 RecordKind::Dmarc { value, .. } | RecordKind::Adsp(value) => value.is_none(),
                 RecordKind::Soa { .. } => false,
             }
@@ -194,6 +198,7 @@ impl RecordRule {
 /// the first dot, the others by their name followed by nothing, `.`, `+` or `-`.
 const RECORD_KEYS: &[&str] = &[
     "ip4", "ip6", "mx", "srv", "caa", "tlsa", "dkim", "spf", "adsp", "acme", "dmarc", "soa",
+    "tlsrpt",
 ];
 
 /// True for a key that says "change nothing": `soa =` with no value, which the
@@ -219,6 +224,10 @@ pub fn parse_rule(key: &str, value: &str) -> Result<Option<RecordRule>, String> 
         return Ok(None);
     }
     let key_parts: Vec<&str> = parts.collect();
+    // `caa.accounturi` qualifies `caa = auto` (config::mailpolicy), it is no record.
+    if name == "caa" && key_parts == ["accounturi"] {
+        return Ok(None);
+    }
     if key_parts.iter().any(|p| p.is_empty()) {
         return Err(format!("\"{key}\" has an empty part between dots"));
     }
@@ -252,6 +261,10 @@ pub fn parse_rule(key: &str, value: &str) -> Result<Option<RecordRule>, String> 
         "adsp" => {
             no_key_parts(name, &key_parts)?;
             RecordKind::Adsp(parse_adsp(&entries)?)
+        }
+        "tlsrpt" => {
+            no_key_parts(name, &key_parts)?;
+            RecordKind::TlsRpt(parse_tlsrpt(&entries)?)
         }
         "acme" => {
             no_key_parts(name, &key_parts)?;
@@ -555,6 +568,28 @@ fn parse_spf(entries: &[&str]) -> Result<Vec<String>, String> {
         }
     }
     Ok(terms)
+}
+
+/// TLS-RPT report URIs (RFC 8460 §3): `mailto:` or `https:`, no `,` or `;`
+/// inside (they separate URIs and fields).
+fn parse_tlsrpt(entries: &[&str]) -> Result<Vec<String>, String> {
+    entries
+        .iter()
+        .map(|entry| {
+            let lower = entry.to_ascii_lowercase();
+            let rest = lower
+                .strip_prefix("mailto:")
+                .or_else(|| lower.strip_prefix("https://"));
+            match rest {
+                Some(rest) if !rest.is_empty() && !entry.contains([';', ' ', '"']) => {
+                    Ok(entry.to_string())
+                }
+                _ => Err(format!(
+                    "TLS-RPT report URI \"{entry}\" is not a mailto: or https:// URI (RFC 8460 §3)"
+                )),
+            }
+        })
+        .collect()
 }
 
 fn parse_adsp(entries: &[&str]) -> Result<Option<String>, String> {
@@ -863,8 +898,22 @@ mod tests {
     }
 
     #[test]
+    fn tlsrpt_uris() {
+        assert_eq!(
+            rule("tlsrpt", "mailto:tls@example.com, https://r.example.com/v1").kind,
+            RecordKind::TlsRpt(vec![
+                "mailto:tls@example.com".into(),
+                "https://r.example.com/v1".into()
+            ])
+        );
+        assert!(rule("tlsrpt", "none").clears_scope());
+        assert!(rule("tlsrpt", "").clears_scope());
+    }
+
+    #[test]
     fn non_record_keys_are_not_records() {
         for key in [
+            "caa.accounturi",
             "handler",
             "ip4lookup",
             "ttl",
@@ -905,6 +954,12 @@ mod tests {
             ("soa.hostmaster", "john+doe@example.com"),
             ("dkim", "auto"),
             ("ip4..", "x"),
+            ("tlsrpt", "http://reports.example.com/tlsrpt"),
+            ("tlsrpt", "reports@example.com"),
+            ("tlsrpt", "mailto:"),
+            ("tlsrpt", "mailto:a@example.com; x"),
+            ("tlsrpt.x", "mailto:a@example.com"),
+            ("caa.issuer", "auto"),
         ];
         for (key, value) in cases {
             assert!(

@@ -531,6 +531,7 @@ mod tests {
 
     fn cert(renew_days: u32, force: bool, ari: bool) -> CertSection {
         CertSection {
+            caa_identity: None,
             name: "web".into(),
             span: None,
             directory: "https://ca.test/dir".into(),

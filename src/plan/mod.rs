@@ -16,6 +16,7 @@
 pub(crate) mod cert;
 pub(crate) mod dhparam;
 pub(crate) mod dkim;
+pub mod mtasts;
 pub(crate) mod needs;
 pub(crate) mod observed;
 pub(crate) mod orders;
@@ -80,7 +81,9 @@ pub struct Input<'a> {
     /// `--force`: renew what is not due; deploy what is not yet safe.
     pub force: bool,
     pub now: DateTime<Utc>,
-    /// The first round of the run: the static records are planned only then.
+    /// The first round of the run: the static records are planned only then
+    /// (and in later rounds for domains whose records follow a file or an
+    /// account the run changes: `zones::updates_in_round`).
     pub first_round: bool,
     /// Sections with a step that failed earlier in this run: not planned again.
     pub failed: &'a BTreeSet<Section>,
@@ -186,6 +189,8 @@ pub enum Action {
     Delete(Deletion),
     /// Records a fact in the state (records served, the CA's renewal window).
     Note(Note),
+    /// Writes (or removes) a domain's MTA-STS policy file.
+    MtaStsPolicy(mtasts::PolicyFile),
 }
 
 /// One zone's change set, with what each domain section's log shows.

@@ -11,7 +11,7 @@ use super::dkim::{awaited, dkim_state};
 use super::records::{Awaited, for_domain, has_material};
 use super::scope::{Filter, Names};
 use super::timing::rollover_safe_at;
-use super::zones::{has_static, needs_public_ip, wants_caa_auto};
+use super::zones::{needs_public_ip, updates_in_round, wants_caa_auto};
 use super::{Input, Section};
 use crate::config::model::Domain;
 use crate::dns::record::{Name, RecordType};
@@ -37,9 +37,8 @@ pub struct Needs {
 pub(crate) fn needs(input: &Input<'_>) -> Needs {
     let mut needs = Needs::default();
     let config = input.config;
-    let update = input.request.updates() && input.first_round;
     for domain in &config.domains {
-        let static_records = update && has_static(domain);
+        let static_records = updates_in_round(input, domain);
         let material = !matches!(
             input.request,
             super::Request::Update | super::Request::Rollover
@@ -143,8 +142,12 @@ pub(crate) fn rrsets(
     zone: &Name,
 ) -> Vec<(Name, RecordType)> {
     let mut wanted: BTreeSet<(Name, RecordType)> = BTreeSet::new();
-    if input.request.updates() && input.first_round {
-        let statics: Vec<Domain> = domains.iter().filter(|d| has_static(d)).cloned().collect();
+    {
+        let statics: Vec<Domain> = domains
+            .iter()
+            .filter(|d| updates_in_round(input, d))
+            .cloned()
+            .collect();
         wanted.extend(super::rrsets::rrsets_to_read(&statics, zone));
     }
     for domain in domains {

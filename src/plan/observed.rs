@@ -50,6 +50,9 @@ pub struct Observed {
     /// DNSSEC of the zones with TLSA records, per domain section (asked for
     /// `--status` and `--check` only).
     pub tlsa_dnssec: BTreeMap<Name, TlsaDnssec>,
+    /// The MTA-STS policy files (`mtastsfile`): their content, `None` when
+    /// missing, or why they could not be read.
+    pub mtasts: BTreeMap<PathBuf, Result<Option<String>, String>>,
 }
 
 /// DNSSEC of a domain's TLSA records as its authoritative servers serve them.

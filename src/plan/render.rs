@@ -18,6 +18,7 @@ pub(crate) fn verb(action: &Action) -> &'static str {
         Action::Reload(_) => "reload",
         Action::Delete(_) => "cleanup",
         Action::Note(_) => "note",
+        Action::MtaStsPolicy(_) => "policy",
     }
 }
 
@@ -60,6 +61,16 @@ pub(crate) fn changes(config: &Config, step: &Step) -> Vec<String> {
             }
             lines
         }
+        Action::MtaStsPolicy(file) => vec![match &file.content {
+            Some(_) => format!(
+                "domain {name}: write the MTA-STS policy {} ({reason})",
+                file.path.display()
+            ),
+            None => format!(
+                "domain {name}: remove the MTA-STS policy {} ({reason})",
+                file.path.display()
+            ),
+        }],
         Action::Issue(issue) => {
             let ca = config
                 .certs

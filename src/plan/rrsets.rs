@@ -31,6 +31,7 @@ pub(crate) fn rrsets_to_read(domains: &[Domain], zone: &Name) -> Vec<(Name, Reco
                 RecordKind::Spf(_) => add(Some(name.clone()), RecordType::Txt),
                 RecordKind::Dmarc { .. } => add(below("_dmarc"), RecordType::Txt),
                 RecordKind::Adsp(_) => add(below("_adsp._domainkey"), RecordType::Txt),
+                RecordKind::TlsRpt(_) => add(below("_smtp._tls"), RecordType::Txt),
                 RecordKind::Acme(_) => add(below("_acme-challenge"), RecordType::Txt),
                 RecordKind::Soa { .. } => add(Some(zone.clone()), RecordType::Soa),
                 RecordKind::Srv { scope, entries } => {
@@ -46,6 +47,13 @@ pub(crate) fn rrsets_to_read(domains: &[Domain], zone: &Name) -> Vec<(Name, Reco
                 }
                 RecordKind::Tlsa { .. } | RecordKind::Dkim { .. } => {}
             }
+        }
+        // The MTA-STS policy follows the MX records and names its TXT id.
+        if domain.mtasts.is_some() {
+            if let Some(owner) = below("_mta-sts") {
+                wanted.insert((owner, RecordType::Txt));
+            }
+            wanted.insert((name.clone(), RecordType::Mx));
         }
     }
     let owners: Vec<Name> = wanted.iter().map(|(n, _)| n.clone()).collect();

@@ -187,6 +187,23 @@ pub fn plan_domain(
                         .collect(),
                 ))
             }),
+            RecordKind::TlsRpt(uris) => txt_at(name, "_smtp._tls").map(|owner| {
+                Some((
+                    Scope {
+                        filter: Filter::TxtTag("v=TLSRPTv1"),
+                        ..Scope::exact(owner.clone(), RecordType::Txt)
+                    },
+                    (!uris.is_empty())
+                        .then(|| {
+                            record(
+                                &owner,
+                                RData::Txt(format!("v=TLSRPTv1; rua={}", uris.join(","))),
+                            )
+                        })
+                        .into_iter()
+                        .collect(),
+                ))
+            }),
             // Folded below: one record built from all keys of its kind.
             RecordKind::Spf(_) | RecordKind::Dmarc { .. } | RecordKind::Soa { .. } => Ok(None),
             // Follow certificates and DKIM keys: prepare and cleanup, not update.

@@ -386,3 +386,49 @@ fn ipv6_spellings_are_the_same_record() {
     );
     assert!(plan.changes.is_empty());
 }
+
+#[test]
+fn tlsrpt_keeps_other_txt_records() {
+    let owner = "_smtp._tls.test1234.example.de";
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "tlsrpt = mailto:a@example.de, https://r.example.de/v1\n",
+            &[],
+            &[
+                "add (new) TLSRPT for _smtp._tls.test1234.example.de : v=TLSRPTv1; rua=mailto:a@example.de,https://r.example.de/v1",
+            ],
+        ),
+        (
+            "tlsrpt = mailto:b@example.de\n",
+            &[
+                "_smtp._tls.test1234.example.de TXT v=TLSRPTv1; rua=mailto:a@example.de",
+                "_smtp._tls.test1234.example.de TXT other",
+            ],
+            &[
+                "add (new) TLSRPT for _smtp._tls.test1234.example.de : v=TLSRPTv1; rua=mailto:b@example.de",
+                "delete TLSRPT for _smtp._tls.test1234.example.de : v=TLSRPTv1; rua=mailto:a@example.de",
+            ],
+        ),
+        (
+            "tlsrpt = none\n",
+            &[
+                "_smtp._tls.test1234.example.de TXT v=TLSRPTv1; rua=mailto:a@example.de",
+                "_smtp._tls.test1234.example.de TXT other",
+            ],
+            &[
+                "delete TLSRPT for _smtp._tls.test1234.example.de : v=TLSRPTv1; rua=mailto:a@example.de",
+            ],
+        ),
+    ];
+    for (keys, zone_records, expected) in cases {
+        let plan = plan_with(&format!("{T}{keys}"), zone_records, PublicIps::default());
+        assert_eq!(lines(&plan), *expected, "{keys}");
+        assert!(
+            plan.changes
+                .deletes
+                .iter()
+                .all(|r| r.data.to_string() != "other"),
+            "{owner}: an unrelated TXT record was deleted"
+        );
+    }
+}

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::mtasts;
 use super::records::{self, joined_ttl};
 use super::update::{DomainPlan, PublicIps, plan_contributions, plan_domain};
 use super::{Action, DomainLines, Input, Note, Plan, PublishMark, Section, Step, ZoneChange};
@@ -29,6 +30,17 @@ struct Pending {
 /// True when `domain` has static record keys (the update phase's).
 pub(crate) fn has_static(domain: &Domain) -> bool {
     domain.rules.iter().any(|r| r.rule.kind.is_static())
+}
+
+/// Whether this round plans `domain`'s static records: in the first round of
+/// an update; in every round for domains whose records follow something this
+/// run changes (the MTA-STS policy file, the ACME account of `caa =
+/// auto`), so that the next step of their order is taken in the same run.
+pub(crate) fn updates_in_round(input: &Input<'_>, domain: &Domain) -> bool {
+    let mail_policy = domain.mtasts.is_some();
+    input.request.updates()
+        && (has_static(domain) || mail_policy)
+        && (input.first_round || mail_policy || domain.caa_accounturi)
 }
 
 /// Whether the update phase looks up the public IPv4 (`v4`) or IPv6 address
@@ -68,15 +80,43 @@ pub(crate) fn plan(input: &Input<'_>, plan: &mut Plan) {
                 lines: Vec::new(),
                 errors: Vec::new(),
             };
-            if input.request.updates() && input.first_round && has_static(domain) {
-                let planned = plan_domain(
+            if updates_in_round(input, domain) {
+                let mut planned = plan_domain(
                     domain,
                     &view.zone,
                     existing,
                     &public_ips(input, domain),
                     &|d: &Domain| caa_identities(input, d),
                 );
-                take(planned, &mut lines, &mut changes);
+                if let Some(config) = &domain.mtasts {
+                    let on_disk = config
+                        .file
+                        .as_ref()
+                        .and_then(|f| input.observed.mtasts.get(f).cloned())
+                        .unwrap_or(Ok(None));
+                    let out = mtasts::plan(domain, config, existing, &mut planned, &on_disk);
+                    take(planned, &mut lines, &mut changes);
+                    if let Some(txt) = out.txt {
+                        take(
+                            plan_contributions(&[txt], existing),
+                            &mut lines,
+                            &mut changes,
+                        );
+                    }
+                    lines.errors.extend(out.errors);
+                    let section = Section::Domain(name.clone());
+                    plan.info
+                        .extend(out.info.into_iter().map(|i| (section.clone(), i)));
+                    // A policy write that failed in this run is not tried again.
+                    if let Some((file, reason)) = out.file
+                        && !input.failed.contains(&section)
+                    {
+                        plan.steps
+                            .push(Step::now(section, Action::MtaStsPolicy(file), reason));
+                    }
+                } else {
+                    take(planned, &mut lines, &mut changes);
+                }
             }
             let material = records::for_domain(input, domain);
             if !material.contributions.is_empty() {
