@@ -30,6 +30,7 @@ packages=(
   "nginx:nginx"
   "certbot:certbot"
   "lego:lego"
+  "systemd-analyze:systemd"
 )
 
 # A binary, or (an entry starting with /) a file a package installs.
