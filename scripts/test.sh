@@ -61,6 +61,17 @@ fi
 # Server binaries live in sbin; tests find them there too, this helps the scripts.
 export PATH="$PATH:/usr/sbin:/sbin"
 
+echo "==> one crypto library: no ring, no rsa in the dependency tree"
+for crate in ring rsa; do
+  # `cargo tree -i` prints the crates that pull it in, or nothing (and a
+  # warning or an error) when it is not in the tree, for any target.
+  if cargo tree --quiet --target all -e normal,build,dev -i "$crate" 2>/dev/null | grep -q .; then
+    cargo tree --target all -e normal,build,dev -i "$crate"
+    echo "the crate $crate is in the dependency tree again (README, Dependencies)" >&2
+    exit 1
+  fi
+done
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
