@@ -386,7 +386,7 @@ fn build_dkim(
                             "keysize {keysize}: DKIM RSA keys must have {MIN_RSA_BITS} to {MAX_RSA_BITS} bits (RFC 8301)"
                         ),
                     );
-                } else if keysize % 128 != 0 {
+                } else if !keysize.is_multiple_of(128) {
                     err(
                         &value.span,
                         format!(

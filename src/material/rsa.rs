@@ -39,7 +39,7 @@ pub fn generate_pkcs8(bits: u32) -> Result<Vec<u8>, String> {
 fn generate_other_size(bits: u32) -> Result<Vec<u8>, String> {
     // AWS-LC rounds other sizes down to a multiple of 128; the key would then
     // not be the configured size.
-    if !(1024..=4096).contains(&bits) || bits % 128 != 0 {
+    if !(1024..=4096).contains(&bits) || !bits.is_multiple_of(128) {
         return Err(format!(
             "RSA key size {bits} (use a multiple of 128 from 1024 to 4096)"
         ));
