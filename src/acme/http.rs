@@ -1,4 +1,4 @@
-//! Our HTTP client for `instant-acme`, on `reqwest` with rustls (ring).
+//! Our HTTP client for `instant-acme`, on `reqwest` with rustls (aws-lc-rs).
 //!
 //! It exists for three reasons: a `cacert` root can be trusted for the CA's own
 //! TLS (private and test CAs), the `Retry-After` header and status of the last
