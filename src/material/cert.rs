@@ -11,9 +11,9 @@ use rcgen::{
     PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256,
 };
 use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::material::der;
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// The kind of key a certificate is made for (`keytype`/`keysize` of `[cert]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
