@@ -1,6 +1,6 @@
 //! The command line (docs/cli.md), keeping the original's flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Parser};
 
@@ -106,7 +106,7 @@ pub struct Args {
     /// Less logging (repeatable)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub quiet: u8,
-    /// Configuration files, read in order (the last one wins)
+    /// Configuration files, read in order (the last one wins); a directory stands for its *.conf files in name order
     #[arg(value_name = "CONFIG_FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -147,12 +147,14 @@ impl Args {
     pub fn sources(&self) -> Result<Vec<Source>, String> {
         let mut sources = Vec::new();
         for path in &self.files {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-            sources.push(Source {
-                name: path.display().to_string(),
-                text,
-            });
+            for file in config_files(path)? {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+                sources.push(Source {
+                    name: file.display().to_string(),
+                    text,
+                });
+            }
         }
         for content in &self.config_content {
             sources.push(Source {
@@ -161,5 +163,82 @@ impl Args {
             });
         }
         Ok(sources)
+    }
+}
+
+/// The files a `CONFIG` argument stands for: the file itself, or for a
+/// directory every `*.conf` file in it in name order. systemd does not expand
+/// globs in `ExecStart=`, so the unit names the directory instead. Hidden files
+/// and what package tools leave next to a configuration file
+/// (`x.conf.dpkg-dist`, `x.conf~`) do not end in `.conf` and are skipped.
+///
+/// # Errors
+/// A directory that cannot be listed or has no `*.conf` file.
+fn config_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries =
+        std::fs::read_dir(path).map_err(|e| format!("{}: cannot list: {e}", path.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: cannot list: {e}", path.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || !name.ends_with(".conf") {
+            continue;
+        }
+        let file = entry.path();
+        if file.is_file() {
+            files.push(file);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "{}: no *.conf file in this directory",
+            path.display()
+        ));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_stands_for_its_conf_files_in_name_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in [
+            "b.conf",
+            "a.conf",
+            "c.conf.dpkg-dist",
+            ".hidden.conf",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(name), name).expect("write");
+        }
+        std::fs::create_dir(dir.path().join("sub.conf")).expect("mkdir");
+        let files = config_files(dir.path()).expect("listed");
+        assert_eq!(
+            files,
+            vec![dir.path().join("a.conf"), dir.path().join("b.conf")]
+        );
+    }
+
+    #[test]
+    fn a_directory_without_conf_files_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("x.conf.dpkg-old"), "").expect("write");
+        let error = config_files(dir.path()).expect_err("nothing to read");
+        assert!(error.contains(&dir.path().display().to_string()), "{error}");
+        assert!(error.contains("no *.conf file"), "{error}");
+    }
+
+    #[test]
+    fn a_file_stands_for_itself_even_without_the_suffix() {
+        let files = config_files(Path::new("/nonexistent/mydomains.ini")).expect("a file");
+        assert_eq!(files, vec![PathBuf::from("/nonexistent/mydomains.ini")]);
     }
 }

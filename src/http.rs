@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-/// Installs rustls' ring provider once per process (later calls are no-ops).
+/// Installs rustls' aws-lc-rs provider once per process (later calls are no-ops).
 pub(crate) fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// A client with an overall timeout.

@@ -137,7 +137,7 @@ fn read_policy(path: &Path) -> Result<Option<String>, String> {
 
 /// The SHA-256 of DH parameters (DER), hex: how the state names them.
 pub fn dh_fingerprint(params: &dhparam::DhParams) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, &params.to_der()).as_ref())
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &params.to_der()).as_ref())
 }
 
 /// Whether `target` holds exactly the contents of `source`. A missing source

@@ -1,4 +1,5 @@
-//! The few calls into the C library that the standard library does not offer,
+//! The few calls into C that the standard library and the crates do not
+//! offer (libc; AWS-LC's RSA generator for sizes aws-lc-rs does not make),
 //! each wrapped safely here: the only module allowed `unsafe` code.
 #![allow(unsafe_code)]
 
@@ -90,6 +91,42 @@ pub(crate) fn group_id(name: &str) -> Option<u32> {
             &mut result,
         );
         (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
+    }
+}
+
+/// A new RSA key of `bits` (public exponent 65537) from AWS-LC's generator,
+/// as PKCS#1 DER; `None` when the generator fails.
+pub(crate) fn rsa_generate_pkcs1(bits: u32) -> Option<Vec<u8>> {
+    use aws_lc_sys::{
+        BN_free, BN_new, BN_set_word, OPENSSL_free, RSA_free, RSA_generate_key_ex, RSA_new,
+        RSA_private_key_to_bytes,
+    };
+    let bits = libc::c_int::try_from(bits).ok()?;
+    // SAFETY: every pointer is checked for null before use and freed exactly
+    // once on every path; the output buffer is copied before it is freed.
+    unsafe {
+        let e = BN_new();
+        if e.is_null() {
+            return None;
+        }
+        let rsa = RSA_new();
+        if rsa.is_null() {
+            BN_free(e);
+            return None;
+        }
+        let generated = BN_set_word(e, 65537) == 1
+            && RSA_generate_key_ex(rsa, bits, e, std::ptr::null_mut()) == 1;
+        BN_free(e);
+        let mut out: *mut u8 = std::ptr::null_mut();
+        let mut len: usize = 0;
+        let encoded = generated && RSA_private_key_to_bytes(&mut out, &mut len, rsa) == 1;
+        RSA_free(rsa);
+        if !encoded || out.is_null() {
+            return None;
+        }
+        let pkcs1 = std::slice::from_raw_parts(out, len).to_vec();
+        OPENSSL_free(out.cast());
+        Some(pkcs1)
     }
 }
 

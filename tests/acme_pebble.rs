@@ -237,6 +237,28 @@ async fn survives_half_of_all_nonces_rejected() {
 }
 
 #[tokio::test]
+async fn pebble_certifies_rsa_keys_of_3072_and_4096_bits() {
+    // 2048 bits: the test above.
+    let Some(knot) = start_knot() else { return };
+    let Some(pebble) = PebbleEnv::start(Some(knot.addr())) else {
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let dns = KnotDns01 {
+        knot: &knot,
+        corrupt: false,
+    };
+    let client = AcmeClient::connect(&config(&pebble, state.path()))
+        .await
+        .unwrap();
+    for bits in [3072, 4096] {
+        let key = generate_key(KeyType::Rsa(bits)).unwrap();
+        let issued = client.issue(&names(), &key, &dns).await.unwrap();
+        assert!(key_matches_cert(&key, &issued.chain_pem).unwrap(), "{bits}");
+    }
+}
+
+#[tokio::test]
 async fn a_wrong_challenge_value_names_the_domain_and_records_are_removed() {
     let Some(knot) = start_knot() else { return };
     let Some(pebble) = PebbleEnv::start(Some(knot.addr())) else {

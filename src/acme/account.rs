@@ -32,7 +32,7 @@ struct AccountFile {
 /// Where the account for `directory_url` is kept inside `dir`. The file name is
 /// derived from a hash of the URL, so nothing the CA sends becomes a path.
 pub(crate) fn account_file(dir: &Path, directory_url: &str) -> PathBuf {
-    let digest = ring::digest::digest(&ring::digest::SHA256, directory_url.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, directory_url.as_bytes());
     dir.join(format!("acme-account-{}.json", &hex(digest.as_ref())[..16]))
 }
 

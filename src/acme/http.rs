@@ -1,4 +1,4 @@
-//! Our HTTP client for `instant-acme`, on `reqwest` with rustls (ring).
+//! Our HTTP client for `instant-acme`, on `reqwest` with rustls (aws-lc-rs).
 //!
 //! It exists for three reasons: a `cacert` root can be trusted for the CA's own
 //! TLS (private and test CAs), the `Retry-After` header and status of the last
@@ -62,7 +62,7 @@ impl AcmeHttp {
     /// When `cacert` cannot be read or holds no certificate, or the TLS setup fails.
     pub fn new(cacert: Option<&Path>) -> Result<Self, HttpSetupError> {
         // Several parts of the program may race to install it; "already" is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)

@@ -137,11 +137,16 @@ fn adopted_key_type(key: &KeyPem, info: &CertInfo) -> Result<String, String> {
     if kind != "rsa" {
         return Ok(kind.to_string());
     }
-    use rsa::pkcs8::DecodePublicKey;
-    use rsa::traits::PublicKeyParts;
-    let bits = rsa::RsaPublicKey::from_public_key_der(&info.leaf_spki_der)
-        .map(|k| k.size() * 8)
-        .map_err(|e| format!("the certificate's RSA key: {e}"))?;
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let bits = match x509_parser::x509::SubjectPublicKeyInfo::from_der(&info.leaf_spki_der)
+        .map_err(|e| format!("the certificate's RSA key: {e}"))?
+        .1
+        .parsed()
+    {
+        Ok(PublicKey::RSA(key)) => key.key_size(),
+        _ => return Err("the certificate's key is not the RSA key of the private key".into()),
+    };
     Ok(format!("rsa-{bits}"))
 }
 

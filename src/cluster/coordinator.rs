@@ -58,7 +58,7 @@ impl std::fmt::Debug for Coordinator {
 }
 
 fn digest(bytes: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
         .as_ref()
         .to_vec()
 }

@@ -93,7 +93,7 @@ fn digests(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     files
         .iter()
         .map(|(rel, bytes)| {
-            let hash = ring::digest::digest(&ring::digest::SHA256, bytes);
+            let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
             (rel.clone(), hash.as_ref().to_vec())
         })
         .collect()

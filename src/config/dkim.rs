@@ -405,6 +405,13 @@ fn build_dkim(
                             "keysize {keysize}: DKIM RSA keys must have {MIN_RSA_BITS} to {MAX_RSA_BITS} bits (RFC 8301)"
                         ),
                     );
+                } else if !keysize.is_multiple_of(128) {
+                    err(
+                        &value.span,
+                        format!(
+                            "keysize {keysize}: use a multiple of 128 bits (1024, 2048, 3072, 4096)"
+                        ),
+                    );
                 } else if keysize < RECOMMENDED_RSA_BITS {
                     warnings.push(ConfigError::new(
                         &value.span,
@@ -693,6 +700,7 @@ mod tests {
     fn bad_values_name_their_line() {
         for (text, line, what) in [
             ("keysize = 512\n", 8, "1024 to 4096"),
+            ("keysize = 2049\n", 8, "a multiple of 128"),
             ("keysize = big\n", 8, "not a number"),
             ("keytype = dsa\n", 8, "unknown DKIM keytype \"dsa\""),
             ("handler = postfix\n", 8, "unknown dkim handler"),

@@ -13,6 +13,8 @@ use rcgen::{
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::material::der;
+
 /// The kind of key a certificate is made for (`keytype`/`keysize` of `[cert]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyType {
@@ -86,17 +88,12 @@ impl std::fmt::Debug for KeyPem {
 pub fn generate_key(kind: KeyType) -> Result<KeyPem, CertError> {
     match kind {
         KeyType::Rsa(bits) => {
-            use rsa::pkcs8::{EncodePrivateKey, LineEnding};
             if !matches!(bits, 2048 | 3072 | 4096) {
                 return Err(CertError::Unsupported(format!("RSA key size {bits}")));
             }
-            let mut rng = rand_core::OsRng;
-            let key = rsa::RsaPrivateKey::new(&mut rng, bits as usize)
-                .map_err(|e| CertError::KeyGeneration(e.to_string()))?;
-            let pem = key
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|e| CertError::KeyGeneration(e.to_string()))?;
-            Ok(KeyPem(pem.to_string()))
+            let pkcs8 =
+                crate::material::rsa::generate_pkcs8(bits).map_err(CertError::KeyGeneration)?;
+            Ok(KeyPem(der::pem("PRIVATE KEY", &pkcs8)))
         }
         KeyType::EcdsaP256 | KeyType::EcdsaP384 => {
             let alg = if kind == KeyType::EcdsaP256 {
@@ -226,7 +223,9 @@ pub fn parse_chain(chain_pem: &str) -> Result<CertInfo, CertError> {
         serial,
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
-        sha256_fingerprint: hex(ring::digest::digest(&ring::digest::SHA256, &leaf_der).as_ref()),
+        sha256_fingerprint: hex(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &leaf_der).as_ref(),
+        ),
         leaf_spki_der: leaf.public_key().raw.to_vec(),
         leaf_der: leaf_der.clone(),
         issuers_der,
@@ -262,29 +261,18 @@ pub fn key_to_pkcs8(pem: &str) -> Result<KeyPem, CertError> {
         .filter_map(Result::ok)
         .find(|p| p.label.ends_with("PRIVATE KEY"))
         .ok_or_else(|| CertError::Unsupported("file: no PEM private key in it".into()))?;
-    let encode = |der: &[u8]| {
-        rsa::pkcs8::der::pem::encode_string("PRIVATE KEY", rsa::pkcs8::LineEnding::LF, der)
-            .map(KeyPem)
-            .map_err(|e| CertError::KeyGeneration(e.to_string()))
-    };
+    let encode = |pkcs8: &[u8]| KeyPem(der::pem("PRIVATE KEY", pkcs8));
     match block.label.as_str() {
-        "PRIVATE KEY" => encode(&block.contents),
-        "RSA PRIVATE KEY" => {
-            use rsa::pkcs1::DecodeRsaPrivateKey;
-            use rsa::pkcs8::EncodePrivateKey;
-            let key = rsa::RsaPrivateKey::from_pkcs1_der(&block.contents)
-                .map_err(|_| CertError::BadKey)?;
-            let der = key.to_pkcs8_der().map_err(|_| CertError::BadKey)?;
-            encode(der.as_bytes())
-        }
+        "PRIVATE KEY" => Ok(encode(&block.contents)),
+        "RSA PRIVATE KEY" => crate::material::rsa::pkcs1_to_pkcs8(&block.contents)
+            .map(|pkcs8| encode(&pkcs8))
+            .ok_or(CertError::BadKey),
         "EC PRIVATE KEY" => {
             // SEC1 (RFC 5915) wrapped in PKCS#8 (RFC 5958) for each curve we
             // support; the one whose curve matches the key loads.
             for curve in [P256_OID, P384_OID] {
-                let pkcs8 = sec1_to_pkcs8(&block.contents, curve);
-                if let Ok(key) = encode(&pkcs8)
-                    && load_key(&key).is_ok()
-                {
+                let key = encode(&sec1_to_pkcs8(&block.contents, curve));
+                if load_key(&key).is_ok() {
                     return Ok(key);
                 }
             }
@@ -304,27 +292,17 @@ const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x0
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 
-/// A DER element: tag, definite length, content.
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len < 0x100 {
-        out.extend([0x81, len as u8]);
-    } else {
-        out.extend([0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 /// PKCS#8 `PrivateKeyInfo` of a SEC1 `ECPrivateKey` on `curve`.
 fn sec1_to_pkcs8(sec1: &[u8], curve: &[u8]) -> Vec<u8> {
-    let algorithm = der(0x30, &[EC_PUBLIC_KEY_OID, curve].concat());
-    der(
+    let algorithm = der::encode(0x30, &[EC_PUBLIC_KEY_OID, curve].concat());
+    der::encode(
         0x30,
-        &[&[0x02, 0x01, 0x00][..], &algorithm, &der(0x04, sec1)].concat(),
+        &[
+            &[0x02, 0x01, 0x00][..],
+            &algorithm,
+            &der::encode(0x04, sec1),
+        ]
+        .concat(),
     )
 }
 

@@ -8,12 +8,13 @@
 //!
 //! [`RData::txt_strings`]: crate::dns::record::RData::txt_strings
 
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use crate::dns::record::{Name, NameError};
 use crate::material::cert::KeyPem;
+use crate::material::{der, rsa};
 
 /// The smallest RSA key accepted (RFC 8301 §3.2: signers MUST use at least 1024).
 pub(crate) const MIN_RSA_BITS: u32 = 1024;
@@ -61,7 +62,7 @@ pub enum DkimError {
 
 /// A new key: the private key as PEM and the TXT record data that publishes it.
 #[derive(Clone, Debug)]
-pub(crate) struct DkimKey {
+pub struct DkimKey {
     pub key_type: DkimKeyType,
     pub pem: KeyPem,
     pub txt: String,
@@ -71,43 +72,30 @@ pub(crate) struct DkimKey {
 ///
 /// # Errors
 /// On an RSA size outside the supported range, or when the random source fails.
-pub(crate) fn generate(kind: DkimKeyType) -> Result<DkimKey, DkimError> {
+pub fn generate(kind: DkimKeyType) -> Result<DkimKey, DkimError> {
     match kind {
         DkimKeyType::Rsa(bits) => {
-            use rsa::pkcs8::{EncodePrivateKey, LineEnding};
             if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                 return Err(DkimError::KeySize(bits));
             }
-            let mut rng = rand_core::OsRng;
-            let key = rsa::RsaPrivateKey::new(&mut rng, bits as usize)
-                .map_err(|e| DkimError::Generation(e.to_string()))?;
-            let pem = key
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|e| DkimError::Generation(e.to_string()))?;
-            let txt = rsa_txt(&key.to_public_key())?;
+            let pkcs8 = rsa::generate_pkcs8(bits).map_err(DkimError::Generation)?;
+            let (_, spki) = rsa::public_key(&pkcs8)
+                .ok_or_else(|| DkimError::Generation("the new key cannot be read".into()))?;
             Ok(DkimKey {
                 key_type: kind,
-                pem: KeyPem::new(pem.to_string()),
-                txt,
+                pem: KeyPem::new(der::pem("PRIVATE KEY", &pkcs8)),
+                txt: rsa_txt(&spki),
             })
         }
         DkimKeyType::Ed25519 => {
-            use ring::rand::SecureRandom;
             let mut seed = [0u8; 32];
-            ring::rand::SystemRandom::new()
-                .fill(&mut seed)
+            aws_lc_rs::rand::fill(&mut seed)
                 .map_err(|_| DkimError::Generation("the system random source failed".into()))?;
             let pair = Ed25519KeyPair::from_seed_unchecked(&seed)
                 .map_err(|e| DkimError::Generation(e.to_string()))?;
-            let pem = rsa::pkcs8::der::pem::encode_string(
-                "PRIVATE KEY",
-                rsa::pkcs8::LineEnding::LF,
-                &ed25519_pkcs8(&seed),
-            )
-            .map_err(|e| DkimError::Generation(e.to_string()))?;
             Ok(DkimKey {
                 key_type: kind,
-                pem: KeyPem::new(pem),
+                pem: KeyPem::new(der::pem("PRIVATE KEY", &ed25519_pkcs8(&seed))),
                 txt: ed25519_txt(pair.public_key().as_ref()),
             })
         }
@@ -118,23 +106,16 @@ pub(crate) fn generate(kind: DkimKeyType) -> Result<DkimKey, DkimError> {
 ///
 /// # Errors
 /// [`DkimError::BadKey`] when the text is not a PKCS#8 RSA or Ed25519 key.
-pub(crate) fn from_pem(pem: &str) -> Result<DkimKey, DkimError> {
-    let (label, der) =
-        rsa::pkcs8::der::pem::decode_vec(pem.as_bytes()).map_err(|_| DkimError::BadKey)?;
-    if label != "PRIVATE KEY" {
-        return Err(DkimError::BadKey);
-    }
-    let (key_type, txt) = if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
+pub fn from_pem(pem: &str) -> Result<DkimKey, DkimError> {
+    let pkcs8 = der::from_pem(pem, "PRIVATE KEY").ok_or(DkimError::BadKey)?;
+    let (key_type, txt) = if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8) {
         (
             DkimKeyType::Ed25519,
             ed25519_txt(pair.public_key().as_ref()),
         )
     } else {
-        use rsa::pkcs8::DecodePrivateKey;
-        use rsa::traits::PublicKeyParts;
-        let key = rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|_| DkimError::BadKey)?;
-        let bits = u32::try_from(key.size() * 8).map_err(|_| DkimError::BadKey)?;
-        (DkimKeyType::Rsa(bits), rsa_txt(&key.to_public_key())?)
+        let (bits, spki) = rsa::public_key(&pkcs8).ok_or(DkimError::BadKey)?;
+        (DkimKeyType::Rsa(bits), rsa_txt(&spki))
     };
     Ok(DkimKey {
         key_type,
@@ -168,15 +149,8 @@ pub(crate) fn valid_base_name(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn rsa_txt(public: &rsa::RsaPublicKey) -> Result<String, DkimError> {
-    use rsa::pkcs8::EncodePublicKey;
-    let spki = public
-        .to_public_key_der()
-        .map_err(|e| DkimError::Generation(e.to_string()))?;
-    Ok(format!(
-        "v=DKIM1; k=rsa; p={}",
-        BASE64.encode(spki.as_bytes())
-    ))
+fn rsa_txt(spki: &[u8]) -> String {
+    format!("v=DKIM1; k=rsa; p={}", BASE64.encode(spki))
 }
 
 fn ed25519_txt(public: &[u8]) -> String {

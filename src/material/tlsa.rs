@@ -62,7 +62,7 @@ pub(crate) fn association_data(info: &CertInfo, params: TlsaParams) -> Result<Ve
         (usage, 0 | 1) => return Err(TlsaError::Usage(usage)),
         (_, selector) => return Err(TlsaError::Selector(selector)),
     };
-    use ring::digest::{SHA256, SHA512, digest};
+    use aws_lc_rs::digest::{SHA256, SHA512, digest};
     match params.matching {
         0 => Ok(selected),
         1 => Ok(digest(&SHA256, &selected).as_ref().to_vec()),

@@ -57,7 +57,7 @@ pub fn render(mode: Mode, mx: &[String], max_age: u32) -> String {
 /// The TXT `id` for a policy text: 20 hex digits of its SHA-256 (RFC 8461
 /// §3.1 allows 1 to 32 letters and digits), so every content has its own.
 pub fn policy_id(content: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, content.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, content.as_bytes());
     hex(digest.as_ref())[..20].to_string()
 }
 
