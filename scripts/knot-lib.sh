@@ -36,9 +36,9 @@ stop_pid() {
 # knot_messages OPERATION: how many OPERATION messages (query, update, axfr)
 # knotd has answered so far (its statistics module).
 knot_messages() {
-    # knotc fails for a counter that has not counted anything yet: that is 0.
-    { knotc -c "$KNOT_DIR/knot.conf" stats "mod-stats.server-operation[$1]" 2>/dev/null || true; } \
-        | awk -F' = ' '{ n += $2 } END { print n + 0 }'
+    # A counter that has counted nothing yet is not listed: that is 0.
+    { knotc -c "$KNOT_DIR/knot.conf" stats mod-stats 2>/dev/null || true; } \
+        | awk -F' = ' -v key="mod-stats.server-operation[$1]" '$1 == key { n += $2 } END { print n + 0 }'
 }
 
 knot_stop() {
