@@ -258,6 +258,13 @@ pub async fn zones(
     (views, errors)
 }
 
+/// The two lookup passes of one name length in [`assign_zones`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    OnePerParent,
+    TheRest,
+}
+
 type Assigned<'a> = (usize, Arc<dyn DnsProvider>, Name, Vec<&'a Domain>);
 
 /// Groups domain sections by zone with one lookup per zone.
@@ -269,54 +276,78 @@ async fn assign_zones<'a>(
 ) -> Vec<Assigned<'a>> {
     let mut sorted: Vec<&Domain> = domains.to_vec();
     // Shorter names first, so a zone apex is looked up before the names below
-    // it; the names of one length that no zone found so far covers are looked
-    // up concurrently (two of them in one zone cost one lookup more, and are
-    // joined below).
+    // it. Names of one length that no zone found so far covers are looked up
+    // concurrently in two passes: first one name per parent (siblings below a
+    // zone apex are then covered by its answer), then the siblings still not
+    // covered (the first was an apex itself, as the zones of a hosting
+    // provider are). So every zone costs one lookup, and a thousand zones are
+    // not looked up one after the other.
     sorted.sort_by_key(|d| (d.name.as_str().split('.').count(), d.name.clone()));
+    let labels = |d: &Domain| d.name.as_str().split('.').count();
     let mut zones: Vec<Assigned<'a>> = Vec::new();
+    let mut assigned: std::collections::BTreeSet<Name> = std::collections::BTreeSet::new();
     let mut level_start = 0;
     while level_start < sorted.len() {
-        let labels = |d: &Domain| d.name.as_str().split('.').count();
         let level = labels(sorted[level_start]);
         let level_end = sorted[level_start..]
             .iter()
             .position(|d| labels(d) != level)
             .map_or(sorted.len(), |n| level_start + n);
-        let mut lookups = Vec::new();
-        for domain in &sorted[level_start..level_end] {
-            let id = domain.provider.id;
-            let known = zones
-                .iter_mut()
-                .filter(|(p, _, zone, _)| *p == id && domain.name.is_at_or_below(zone))
-                .max_by_key(|(_, _, zone, _)| zone.as_str().len());
-            if let Some((_, _, _, members)) = known {
-                members.push(domain);
-                continue;
-            }
-            match providers.get(id) {
-                Some(instance) => lookups.push((*domain, instance.clone())),
-                None => {
-                    errors.insert(domain.name.clone(), "its provider is not configured".into());
+        let level_domains = &sorted[level_start..level_end];
+        for pass in [Pass::OnePerParent, Pass::TheRest] {
+            let mut lookups = Vec::new();
+            let mut parents: Vec<(usize, Option<Name>)> = Vec::new();
+            for domain in level_domains {
+                if errors.contains_key(&domain.name) {
+                    continue;
+                }
+                let id = domain.provider.id;
+                if assigned.contains(&domain.name) {
+                    continue;
+                }
+                let known = zones
+                    .iter_mut()
+                    .filter(|(p, _, zone, _)| *p == id && domain.name.is_at_or_below(zone))
+                    .max_by_key(|(_, _, zone, _)| zone.as_str().len());
+                if let Some((_, _, _, members)) = known {
+                    members.push(domain);
+                    assigned.insert(domain.name.clone());
+                    continue;
+                }
+                let parent = (id, domain.name.parent());
+                if pass == Pass::OnePerParent {
+                    if parents.contains(&parent) {
+                        continue;
+                    }
+                    parents.push(parent);
+                }
+                match providers.get(id) {
+                    Some(instance) => lookups.push((*domain, instance.clone())),
+                    None => {
+                        errors.insert(domain.name.clone(), "its provider is not configured".into());
+                    }
                 }
             }
-        }
-        let found: Vec<_> = futures_util::stream::iter(lookups)
-            .map(|(domain, instance)| async move {
-                let zone = instance.find_zone(&domain.name).await;
-                (domain, instance, zone)
-            })
-            .buffered(max_concurrency)
-            .collect()
-            .await;
-        for (domain, instance, zone) in found {
-            let id = domain.provider.id;
-            match zone {
-                Ok(zone) => match zones.iter_mut().find(|(p, _, z, _)| *p == id && *z == zone) {
-                    Some((_, _, _, members)) => members.push(domain),
-                    None => zones.push((id, instance, zone, vec![domain])),
-                },
-                Err(e) => {
-                    errors.insert(domain.name.clone(), e.to_string());
+            let found: Vec<_> = futures_util::stream::iter(lookups)
+                .map(|(domain, instance)| async move {
+                    let zone = instance.find_zone(&domain.name).await;
+                    (domain, instance, zone)
+                })
+                .buffered(max_concurrency)
+                .collect()
+                .await;
+            for (domain, instance, zone) in found {
+                let id = domain.provider.id;
+                match zone {
+                    Ok(zone) => {
+                        match zones.iter_mut().find(|(p, _, z, _)| *p == id && *z == zone) {
+                            Some((_, _, _, members)) => members.push(domain),
+                            None => zones.push((id, instance, zone, vec![domain])),
+                        }
+                    }
+                    Err(e) => {
+                        errors.insert(domain.name.clone(), e.to_string());
+                    }
                 }
             }
         }
