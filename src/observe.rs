@@ -338,6 +338,7 @@ async fn assign_zones<'a>(
                 .await;
             for (domain, instance, zone) in found {
                 let id = domain.provider.id;
+                assigned.insert(domain.name.clone());
                 match zone {
                     Ok(zone) => {
                         match zones.iter_mut().find(|(p, _, z, _)| *p == id && *z == zone) {
