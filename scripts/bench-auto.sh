@@ -66,8 +66,8 @@ CONF="$WORK/cdm.conf"
         for n in 1 2 3 4; do
             i=$((i + 1))
             [ "$i" -le 10 ] || break
-            printf '[cert:c%s]\n[dkim:k%s]\n[domain:n%s.%s]\ncert = c%s\ndkim = auto:k%s\nip4 = 192.0.2.%s\ntlsa.tcp.443 = auto:3:1:1\n\n' \
-                "$i" "$i" "$i" "$zone" "$i" "$i" "$i"
+            printf '[cert:c%s]\n[dkim:k%s]\nkeylocation = %s/dkim/k%s\n[domain:n%s.%s]\ncert = c%s\ndkim = auto:k%s\nip4 = 192.0.2.%s\ntlsa.tcp.443 = auto:3:1:1\n\n' \
+                "$i" "$i" "$WORK" "$i" "$i" "$zone" "$i" "$i" "$i"
         done
     done
 } >"$CONF"
