@@ -78,7 +78,7 @@ later=$(date -u -d '+2 hours' +%Y-%m-%dT%H:%M:%SZ)
 "$HOOKED" --auto "$CONF" >"$WORK/settle1.log" 2>&1 || { cat "$WORK/settle1.log" >&2; die "first --auto failed"; }
 CRYPTDOMAINMGR_TEST_NOW=$later "$HOOKED" --auto "$CONF" >"$WORK/settle2.log" 2>&1 \
     || { cat "$WORK/settle2.log" >&2; die "second --auto failed"; }
-deployed=$(find "$WORK/certs" -name cert.pem | wc -l)
+deployed=$(find "$WORK/certs" -mindepth 2 -maxdepth 2 -name cert.pem | wc -l)
 [ "$deployed" = 10 ] || die "$deployed certificates deployed after settling"
 # The CA has no renewal information: asked once, not again for hours.
 "$BIN" --auto "$CONF" >/dev/null 2>&1 || die "a third --auto failed"
