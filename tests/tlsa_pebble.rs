@@ -294,12 +294,7 @@ fn dig_tlsa(port: u16, owner: &str) -> Vec<String> {
         ])
         .output()
         .expect("run dig");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with(';'))
-        .map(String::from)
-        .collect()
+    support::knot::answer_lines(&out.stdout)
 }
 
 /// Scopes: a key for `_443._tcp` never deletes at `_25._tcp`; `+=` never

@@ -446,12 +446,7 @@ impl KnotEnv {
         let mut command = dig_command(self.port, name, rtype);
         command.arg("+dnssec");
         let out = command.output().expect("run dig");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with(';'))
-            .map(String::from)
-            .collect()
+        answer_lines(&out.stdout)
     }
 
     /// The temporary directory (config, zones, journal, log).
@@ -474,7 +469,12 @@ pub fn dig(port: u16, name: &str, rtype: &str) -> Vec<String> {
         "dig {name} {rtype} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    answer_lines(&out.stdout)
+}
+
+/// The answer lines of dig's output: neither empty nor a `;` comment.
+pub fn answer_lines(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with(';'))
