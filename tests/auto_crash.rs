@@ -88,28 +88,7 @@ fn every_crash_point_of_an_auto_run_is_recovered_by_the_next_run() {
             "{step}: {} orders for one renewal: {stderr}",
             env.orders() - orders
         );
-        assert_eq!(
-            env.knot.dig("www.example.test", "A"),
-            vec!["192.0.2.1".to_string()],
-            "{step}: the A record was lost"
-        );
-        assert!(
-            env.knot
-                .dig("_acme-challenge.www.example.test", "TXT")
-                .is_empty(),
-            "{step}: a challenge record was left"
-        );
-        // The MTA-STS policy is in place and its TXT record is published.
-        let policy = std::fs::read_to_string(env.dir.path().join("mta-sts.txt")).unwrap();
-        assert!(
-            policy.contains("mx: mail.example.test\r\n"),
-            "{step}: {policy}"
-        );
-        assert_eq!(
-            env.knot.dig("_mta-sts.example.test", "TXT").len(),
-            1,
-            "{step}: no MTA-STS TXT record"
-        );
+        env.assert_records_survived(step);
         if site.exists() {
             let (cert, key) = support::deployed_pair(&site).unwrap();
             assert_eq!(cert, key, "{step}: the deployed pair does not match");

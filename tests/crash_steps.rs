@@ -157,28 +157,7 @@ fn crash_then_rerun(phase: &str, step: &str) {
     let new_orders = env.orders() - orders;
     let expected = usize::from(phase == "prepare");
     assert_eq!(new_orders, expected, "{step}: {new_orders} orders made");
-    assert_eq!(
-        env.knot.dig("www.example.test", "A"),
-        vec!["192.0.2.1".to_string()],
-        "{step}: the A record was lost"
-    );
-    assert!(
-        env.knot
-            .dig("_acme-challenge.www.example.test", "TXT")
-            .is_empty(),
-        "{step}: a challenge record was left"
-    );
-    // The MTA-STS policy is in place and the TXT record names it.
-    let policy = std::fs::read_to_string(env.dir.path().join("mta-sts.txt")).unwrap();
-    assert!(
-        policy.contains("mx: mail.example.test\r\n"),
-        "{step}: {policy}"
-    );
-    assert_eq!(
-        env.knot.dig("_mta-sts.example.test", "TXT").len(),
-        1,
-        "{step}: no MTA-STS TXT record"
-    );
+    env.assert_records_survived(step);
     if phase == "rollover" || phase == "cleanup" {
         let (cert, key) = support::deployed_pair(&site).unwrap();
         assert_eq!(cert, key, "{step}: the deployed pair does not match");

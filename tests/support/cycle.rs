@@ -113,6 +113,35 @@ impl CycleEnv {
         run
     }
 
+    /// What a crashed and resumed run must leave in the crash tests' zone
+    /// (`www.example.test` with `ip4 = 192.0.2.1`, MTA-STS for
+    /// `example.test` with policy file `mta-sts.txt`): the A record kept, no
+    /// challenge record left, the policy file in place and its TXT record
+    /// published.
+    pub fn assert_records_survived(&self, step: &str) {
+        assert_eq!(
+            self.knot.dig("www.example.test", "A"),
+            vec!["192.0.2.1".to_string()],
+            "{step}: the A record was lost"
+        );
+        assert!(
+            self.knot
+                .dig("_acme-challenge.www.example.test", "TXT")
+                .is_empty(),
+            "{step}: a challenge record was left"
+        );
+        let policy = std::fs::read_to_string(self.dir.path().join("mta-sts.txt")).unwrap();
+        assert!(
+            policy.contains("mx: mail.example.test\r\n"),
+            "{step}: {policy}"
+        );
+        assert_eq!(
+            self.knot.dig("_mta-sts.example.test", "TXT").len(),
+            1,
+            "{step}: no MTA-STS TXT record"
+        );
+    }
+
     /// How many orders Pebble created so far (its request log).
     pub fn orders(&self) -> usize {
         self.pebble.log().matches("POST /order-plz").count()
