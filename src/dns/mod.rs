@@ -2,6 +2,7 @@
 //! what authoritative servers serve.
 
 pub mod authoritative;
+pub(crate) mod connections;
 pub(crate) mod error;
 pub mod observe;
 pub(crate) mod presentation;

@@ -1,9 +1,10 @@
 //! DNS messages over TCP (RFC 1035 §4.2.2, RFC 7766 §8: a two-byte length before
 //! each message), optionally signed with TSIG (RFC 8945), with a timeout on every
-//! network step. One connection per exchange; a zone transfer (RFC 5936 §2.2) reads
-//! messages until the closing SOA and verifies the TSIG of each one (RFC 8945
-//! §5.3.1). Errors become [`ProviderError`]s naming server, zone and cause; the
-//! TSIG secret never appears in them.
+//! network step. Connections are reused from one exchange to the next
+//! ([`crate::dns::connections`]); a zone transfer (RFC 5936 §2.2) reads messages
+//! until the closing SOA and verifies the TSIG of each one (RFC 8945 §5.3.1).
+//! Errors become [`ProviderError`]s naming server, zone and cause; the TSIG
+//! secret never appears in them.
 
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,7 +15,25 @@ use hickory_proto::rr::{self as hrr, TSigVerifier, TSigner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::dns::connections::{self, ConnectError, Connection, Open};
 use crate::dns::error::ProviderError;
+
+/// Why reading an answer failed.
+enum Received {
+    Timeout(ProviderError),
+    Io(io::Error),
+}
+
+/// The errors of a connection the server had closed before the message arrived.
+fn closed_by_peer(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
 
 /// The time each network step (connect, send, every read) may take.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,9 +102,11 @@ impl Exchange {
         message: Message,
         signer: Option<&TSigner>,
     ) -> Result<Message, ProviderError> {
-        let (mut stream, mut verifier, id) = self.send(message, signer).await?;
-        let bytes = self.receive(&mut stream).await?;
-        self.check(&bytes, id, signer, verifier.as_mut())
+        let (connection, first, mut verifier, id) = self.send(message, signer).await?;
+        let answer = self.check(&first, id, signer, verifier.as_mut())?;
+        // The answer is complete: the connection can carry the next exchange.
+        connection.release();
+        Ok(answer)
     }
 
     /// Sends an AXFR query and returns the records of the transfer without the
@@ -99,11 +120,11 @@ impl Exchange {
         message: Message,
         signer: Option<&TSigner>,
     ) -> Result<Vec<hrr::Record>, ProviderError> {
-        let (mut stream, mut verifier, id) = self.send(message, signer).await?;
+        let (mut connection, first, mut verifier, id) = self.send(message, signer).await?;
+        let mut bytes = first;
         let mut records = Vec::new();
         let mut soas = 0;
         loop {
-            let bytes = self.receive(&mut stream).await?;
             let answer = self.check(&bytes, id, signer, verifier.as_mut())?;
             if answer.response_code != ResponseCode::NoError {
                 return Err(rcode_error(self, &answer, signer));
@@ -120,18 +141,72 @@ impl Exchange {
                     soas += 1;
                 }
                 if soas == 2 {
+                    // The closing SOA ends the last message of the transfer.
+                    connection.release();
                     return Ok(records);
                 }
                 records.push(record);
             }
+            bytes = self
+                .receive(&mut connection.stream)
+                .await
+                .map_err(|e| self.read_failed(e))?;
         }
     }
 
+    /// Signs and sends the message on a pooled connection and reads the first
+    /// answer message. A reused connection that the server has closed meanwhile
+    /// fails before the first byte of the answer; then the message goes once more,
+    /// signed anew, on a new connection. Repeating it is harmless: the server has
+    /// not read it (it answers what it reads before it closes), and an UPDATE
+    /// without prerequisites applied twice changes nothing the second time.
     async fn send(
+        &self,
+        message: Message,
+        signer: Option<&TSigner>,
+    ) -> Result<(Connection, Vec<u8>, Option<TSigVerifier>, u16), ProviderError> {
+        let mut open = Open::ReuseOrNew;
+        loop {
+            let (framed, verifier, id) = self.frame(message.clone(), signer)?;
+            let mut connection = self.connect(open).await?;
+            let sent = self
+                .within("send", connection.stream.write_all(&framed))
+                .await?;
+            let send_failed = sent.is_err();
+            let answer = match sent {
+                Ok(()) => {
+                    log::debug!(
+                        "{}: sent {} to {}",
+                        self.log_prefix,
+                        self.detail,
+                        self.server()
+                    );
+                    self.receive(&mut connection.stream).await
+                }
+                Err(e) => Err(Received::Io(e)),
+            };
+            match answer {
+                Ok(bytes) => return Ok((connection, bytes, verifier, id)),
+                Err(Received::Io(e)) if connection.reused && closed_by_peer(&e) => {
+                    open = Open::New;
+                }
+                Err(Received::Io(e)) if send_failed => {
+                    return Err(ProviderError::Unreachable {
+                        server: self.server(),
+                        reason: format!("sending the {}: {e}", self.what),
+                    });
+                }
+                Err(e) => return Err(self.read_failed(e)),
+            }
+        }
+    }
+
+    /// The message signed (when `signer` is given) and framed with its length.
+    fn frame(
         &self,
         mut message: Message,
         signer: Option<&TSigner>,
-    ) -> Result<(TcpStream, Option<TSigVerifier>, u16), ProviderError> {
+    ) -> Result<(Vec<u8>, Option<TSigVerifier>, u16), ProviderError> {
         let verifier = match signer {
             Some(signer) => message
                 .finalize(signer, unix_now())
@@ -151,55 +226,48 @@ impl Exchange {
         let mut framed = Vec::with_capacity(bytes.len() + 2);
         framed.extend_from_slice(&length.to_be_bytes());
         framed.extend_from_slice(&bytes);
-
-        let mut stream = self
-            .within(
-                "connect",
-                TcpStream::connect((self.host.as_str(), self.port)),
-            )
-            .await?
-            .map_err(|e| ProviderError::Unreachable {
-                server: self.server(),
-                reason: e.to_string(),
-            })?;
-        self.within("send", stream.write_all(&framed))
-            .await?
-            .map_err(|e| ProviderError::Unreachable {
-                server: self.server(),
-                reason: format!("sending the {}: {e}", self.what),
-            })?;
-        log::debug!(
-            "{}: sent {} to {}",
-            self.log_prefix,
-            self.detail,
-            self.server()
-        );
-        Ok((stream, verifier, message.id))
+        Ok((framed, verifier, message.id))
     }
 
-    async fn receive(&self, stream: &mut TcpStream) -> Result<Vec<u8>, ProviderError> {
-        let read_failed = |e: io::Error| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                self.protocol(format!(
-                    "the connection closed before the answer to the {} was complete",
-                    self.what
-                ))
-            } else {
-                ProviderError::Unreachable {
+    async fn connect(&self, open: Open) -> Result<Connection, ProviderError> {
+        connections::lend(&self.host, self.port, open, self.timeout)
+            .await
+            .map_err(|e| match e {
+                ConnectError::Timeout => self.timed_out("connect"),
+                ConnectError::Io(e) => ProviderError::Unreachable {
                     server: self.server(),
-                    reason: format!("reading the answer to the {}: {e}", self.what),
-                }
-            }
-        };
+                    reason: e.to_string(),
+                },
+            })
+    }
+
+    /// Reads one length-prefixed message.
+    async fn receive(&self, stream: &mut TcpStream) -> Result<Vec<u8>, Received> {
         let mut length = [0u8; 2];
         self.within("answer", stream.read_exact(&mut length))
-            .await?
-            .map_err(read_failed)?;
+            .await
+            .map_err(Received::Timeout)?
+            .map_err(Received::Io)?;
         let mut bytes = vec![0u8; usize::from(u16::from_be_bytes(length))];
         self.within("answer", stream.read_exact(&mut bytes))
-            .await?
-            .map_err(read_failed)?;
+            .await
+            .map_err(Received::Timeout)?
+            .map_err(Received::Io)?;
         Ok(bytes)
+    }
+
+    fn read_failed(&self, failure: Received) -> ProviderError {
+        match failure {
+            Received::Timeout(e) => e,
+            Received::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.protocol(format!(
+                "the connection closed before the answer to the {} was complete",
+                self.what
+            )),
+            Received::Io(e) => ProviderError::Unreachable {
+                server: self.server(),
+                reason: format!("reading the answer to the {}: {e}", self.what),
+            },
+        }
     }
 
     /// Parses an answer, checks its id, its TSIG error field and its signature.
@@ -308,6 +376,8 @@ fn unix_now() -> u64 {
 mod tests {
     use super::*;
     use hickory_proto::op::OpCode;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn exchange() -> Exchange {
         Exchange {
@@ -423,6 +493,49 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!format!("{err:?}").contains("0123456789abcdef"));
+    }
+
+    /// A server that answers the first message of each connection, and closes the
+    /// connection when the second one arrives (as a server does that timed out an
+    /// idle connection just as the client reused it). Counts its connections.
+    async fn one_answer_per_connection_server() -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut length = [0u8; 2];
+                    stream.read_exact(&mut length).await.unwrap();
+                    let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                    stream.read_exact(&mut query).await.unwrap();
+                    let query = Message::from_vec(&query).unwrap();
+                    let answer = Message::response(query.id, query.op_code).to_vec().unwrap();
+                    let mut framed = u16::try_from(answer.len()).unwrap().to_be_bytes().to_vec();
+                    framed.extend_from_slice(&answer);
+                    stream.write_all(&framed).await.unwrap();
+                    let _ = stream.read_exact(&mut length).await;
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_reused_connection_closed_by_the_server_is_retried_on_a_new_one() {
+        let (port, accepted) = one_answer_per_connection_server().await;
+        let x = Exchange {
+            host: "127.0.0.1".into(),
+            port,
+            ..exchange()
+        };
+        x.exchange(Message::query(), None).await.unwrap();
+        x.exchange(Message::query(), None).await.unwrap();
+        // The second exchange went out on the first connection, found it closed
+        // and was sent again on a second one.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
