@@ -173,6 +173,7 @@ pub async fn zones(
 ) -> (Vec<ZoneView>, BTreeMap<Name, String>) {
     let mut views = Vec::new();
     let mut errors = BTreeMap::new();
+    let wanted: std::collections::BTreeSet<&Name> = wanted.iter().collect();
     let mut remaining: Vec<&Domain> = input
         .config
         .domains
@@ -285,6 +286,8 @@ async fn assign_zones<'a>(
     sorted.sort_by_key(|d| (d.name.as_str().split('.').count(), d.name.clone()));
     let labels = |d: &Domain| d.name.as_str().split('.').count();
     let mut zones: Vec<Assigned<'a>> = Vec::new();
+    // Where each (provider, zone) found so far is in `zones`.
+    let mut zone_at: BTreeMap<(usize, Name), usize> = BTreeMap::new();
     let mut assigned: std::collections::BTreeSet<Name> = std::collections::BTreeSet::new();
     let mut level_start = 0;
     while level_start < sorted.len() {
@@ -305,11 +308,9 @@ async fn assign_zones<'a>(
                 if assigned.contains(&domain.name) {
                     continue;
                 }
-                let known = zones
-                    .iter_mut()
-                    .filter(|(p, _, zone, _)| *p == id && domain.name.is_at_or_below(zone))
-                    .max_by_key(|(_, _, zone, _)| zone.as_str().len());
-                if let Some((_, _, _, members)) = known {
+                if let Some((_, _, _, members)) =
+                    innermost_zone(&zone_at, id, &domain.name).and_then(|at| zones.get_mut(at))
+                {
                     members.push(domain);
                     assigned.insert(domain.name.clone());
                     continue;
@@ -340,12 +341,13 @@ async fn assign_zones<'a>(
                 let id = domain.provider.id;
                 assigned.insert(domain.name.clone());
                 match zone {
-                    Ok(zone) => {
-                        match zones.iter_mut().find(|(p, _, z, _)| *p == id && *z == zone) {
-                            Some((_, _, _, members)) => members.push(domain),
-                            None => zones.push((id, instance, zone, vec![domain])),
+                    Ok(zone) => match zone_at.get(&(id, zone.clone())) {
+                        Some(&at) => zones[at].3.push(domain),
+                        None => {
+                            zone_at.insert((id, zone.clone()), zones.len());
+                            zones.push((id, instance, zone, vec![domain]));
                         }
-                    }
+                    },
                     Err(e) => {
                         errors.insert(domain.name.clone(), e.to_string());
                     }
@@ -358,6 +360,24 @@ async fn assign_zones<'a>(
         members.sort_by(|a, b| a.name.cmp(&b.name));
     }
     zones
+}
+
+/// Where in the list of zones found is the innermost one of provider `id` that
+/// holds `name`: the name itself, else its parent, and so on up.
+fn innermost_zone(
+    zone_at: &BTreeMap<(usize, Name), usize>,
+    id: usize,
+    name: &Name,
+) -> Option<usize> {
+    let mut candidate = Some(name.clone());
+    while let Some(zone) = candidate {
+        let key = (id, zone);
+        if let Some(&at) = zone_at.get(&key) {
+            return Some(at);
+        }
+        candidate = key.1.parent();
+    }
+    None
 }
 
 /// The authoritative servers to ask about `zone`: the configured

@@ -203,6 +203,9 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
 
     // Old-style [example.com] and [domain:example.com] are the same section.
     let mut merged: Vec<ModuleSection> = Vec::new();
+    // Where each (module, name) is in `merged`: thousands of sections are merged
+    // without searching the list for each.
+    let mut merged_at: HashMap<(String, String), usize> = HashMap::new();
     for NamedSection {
         module,
         name,
@@ -217,12 +220,11 @@ pub fn build(ini: &Ini) -> Result<Config, Vec<ConfigError>> {
         };
         let inherited = defaults.get(&module).copied();
         let effective = effective_entries(inherited, entries);
-        if let Some(existing) = merged
-            .iter_mut()
-            .find(|s| s.module == module && s.name == name)
-        {
+        let key = (module.clone(), name.clone());
+        if let Some(existing) = merged_at.get(&key).and_then(|&at| merged.get_mut(at)) {
             existing.entries.extend(effective);
         } else {
+            merged_at.insert(key, merged.len());
             merged.push(ModuleSection {
                 module,
                 name,

@@ -41,16 +41,12 @@ static SERVERS: LazyLock<Mutex<Servers>> = LazyLock::new(Mutex::default);
 
 fn server(host: &str, port: u16) -> Arc<Server> {
     let mut servers = SERVERS.lock().unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(
-        servers
-            .entry((host.to_string(), port))
-            .or_insert_with(|| {
-                Arc::new(Server {
-                    permits: Arc::new(Semaphore::new(PER_SERVER)),
-                    idle: Mutex::default(),
-                })
-            }),
-    )
+    Arc::clone(servers.entry((host.to_string(), port)).or_insert_with(|| {
+        Arc::new(Server {
+            permits: Arc::new(Semaphore::new(PER_SERVER)),
+            idle: Mutex::default(),
+        })
+    }))
 }
 
 /// A connection lent out of the pool. [`Connection::release`] after a complete

@@ -59,6 +59,8 @@ pub(crate) fn needs_public_ip(domain: &Domain, v4: bool) -> bool {
 pub(crate) fn plan(input: &Input<'_>, plan: &mut Plan) {
     let mut pending: BTreeMap<Section, Pending> = BTreeMap::new();
     let mut unreadable: BTreeSet<Name> = input.observed.zone_errors.keys().cloned().collect();
+    let domains_by_name: BTreeMap<&Name, &Domain> =
+        input.config.domains.iter().map(|d| (&d.name, d)).collect();
     for view in &input.observed.zones {
         let Ok(existing) = &view.records else {
             unreadable.extend(view.domains.iter().cloned());
@@ -72,7 +74,7 @@ pub(crate) fn plan(input: &Input<'_>, plan: &mut Plan) {
         let mut changes = ChangeSet::default();
         let mut domains = Vec::new();
         for name in &view.domains {
-            let Some(domain) = input.config.domains.iter().find(|d| &d.name == name) else {
+            let Some(&domain) = domains_by_name.get(name) else {
                 continue;
             };
             let mut lines = DomainLines {
