@@ -2,7 +2,9 @@
 # Benchmark (not a test) of how the cost grows with size, against one local
 # Knot (and Pebble for certificates), release build:
 #   update: ZONES zones x 10 names each (A, AAAA, MX), for ZONES in 10 100 1000;
-#           a first run (everything new) and the median of NOOP_RUNS no-op runs;
+#           a first run (everything new) and the median of NOOP_RUNS no-op runs,
+#           for each Knot journal mode in JOURNAL_MODES (robust: Knot's default,
+#           every UPDATE synced to disk before it is answered; asynchronous);
 #   certs:  CERTS certificates of one name each, spread over 10 zones, for CERTS
 #           in 1 10 100; a first `--auto` (new account, orders, deploy) and a
 #           no-op `--auto`.
@@ -11,7 +13,7 @@
 # Pebble logged.
 #
 # Usage: scripts/bench-scale.sh   (environment: ZONE_SIZES="10 100 1000"
-#        CERT_COUNTS="1 10 100" NOOP_RUNS=5 KEEP=1)
+#        JOURNAL_MODES="robust asynchronous" CERT_COUNTS="1 10 100" NOOP_RUNS=5 KEEP=1)
 # Needs: cargo, knotd, knotc, dig, python3, pebble, openssl (scripts/test.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ cd "$(dirname "$0")/.."
 ZONE_SIZES=${ZONE_SIZES:-"10 100 1000"}
 CERT_COUNTS=${CERT_COUNTS:-"1 10 100"}
 NOOP_RUNS=${NOOP_RUNS:-5}
+JOURNAL_MODES=${JOURNAL_MODES:-"robust asynchronous"}
 export KNOT_KEYNAME=cdm-bench-key
 export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 PATH="$PATH:/usr/sbin:/sbin"
@@ -74,12 +77,13 @@ provider_keys() {
     printf 'keyalgorithm = hmac-sha256\nsecret = %s\nnameservers = 127.0.0.1:%s\n' "$KNOT_SECRET" "$KNOT_PORT"
 }
 
-printf '\n| zones x 10 names | run | wall ms | CPU s | peak RSS MB | SOA lookups+queries | AXFR | UPDATE |\n'
-printf '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+printf '\n| zones x 10 names | Knot journal | run | wall ms | CPU s | peak RSS MB | SOA lookups+queries | AXFR | UPDATE |\n'
+printf '| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+for mode in $JOURNAL_MODES; do
 for zones in $ZONE_SIZES; do
-    dir="$WORK/update-$zones"
+    dir="$WORK/update-$mode-$zones"
     names=$(seq 1 "$zones" | sed 's/^/z/; s/$/.test/' | tr '\n' ' ')
-    knot_start "$dir/knot" "$names" "$SOA_BODY" || die "knotd did not start"
+    KNOT_JOURNAL_MODE=$mode knot_start "$dir/knot" "$names" "$SOA_BODY" || die "knotd did not start"
     conf="$dir/cdm.conf"
     {
         printf '[cdm]\nstatedir = %s/state\n\n' "$dir"
@@ -96,7 +100,7 @@ for zones in $ZONE_SIZES; do
     chmod 600 "$conf"
     q0=$(knot_messages query) a0=$(knot_messages axfr) u0=$(knot_messages update)
     measure "$dir/first.log" --update "$conf"
-    printf '| %s | first | %s | %s | %s | %s | %s | %s |\n' "$zones" "$WALL_MS" "$CPU_S" "$RSS_MB" \
+    printf '| %s | %s | first | %s | %s | %s | %s | %s | %s |\n' "$zones" "$mode" "$WALL_MS" "$CPU_S" "$RSS_MB" \
         $(( $(knot_messages query) - q0 )) $(( $(knot_messages axfr) - a0 )) $(( $(knot_messages update) - u0 ))
     walls="" cpus="" rsss=""
     q0=$(knot_messages query) a0=$(knot_messages axfr) u0=$(knot_messages update)
@@ -104,11 +108,12 @@ for zones in $ZONE_SIZES; do
         measure "$dir/noop.log" --update "$conf"
         walls="$walls $WALL_MS" cpus="$cpus $CPU_S" rsss="$rsss $RSS_MB"
     done
-    printf '| %s | no-op (median of %s) | %s | %s | %s | %s | %s | %s |\n' "$zones" "$NOOP_RUNS" \
+    printf '| %s | %s | no-op (median of %s) | %s | %s | %s | %s | %s | %s |\n' "$zones" "$mode" "$NOOP_RUNS" \
         "$(echo $walls | median)" "$(echo $cpus | median)" "$(echo $rsss | median)" \
         $(( ($(knot_messages query) - q0) / NOOP_RUNS )) $(( ($(knot_messages axfr) - a0) / NOOP_RUNS )) \
         $(( ($(knot_messages update) - u0) / NOOP_RUNS ))
     knot_stop
+done
 done
 
 printf '\n| certificates | run | wall ms | CPU s | peak RSS MB | ACME requests | orders | UPDATE |\n'

@@ -14,6 +14,9 @@
 
 KNOT_KEYNAME=${KNOT_KEYNAME:-cdm-key}
 KNOT_WORKERS=${KNOT_WORKERS:-1}
+# robust (Knot's default: every change synced to disk before it is answered) or
+# asynchronous (synced in the background).
+KNOT_JOURNAL_MODE=${KNOT_JOURNAL_MODE:-robust}
 KNOT_PID=""
 KNOT_PORT=""
 KNOT_SECRET=""
@@ -73,6 +76,7 @@ control:
   listen: "$dir/run/knot.sock"
 database:
   storage: "$dir/db"
+  journal-db-mode: $KNOT_JOURNAL_MODE
 log:
   - target: stderr
     any: info

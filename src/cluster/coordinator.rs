@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use super::data::{COORDINATOR, Data, FILES, NodeRecord, STATE, generations, local_files};
 use super::store::{Lease, Op};
 use crate::dns::record::RecordType;
+use crate::plan::update::Action as LineAction;
 use crate::plan::{Action, Plan, Section};
 use crate::state::{Shared, State, StateError};
 
@@ -209,10 +210,12 @@ pub(super) fn hold_cleanup(plan: &mut Plan, lagging: &BTreeMap<String, Vec<Strin
             if change.changes.deletes.len() != before {
                 for domain in &mut change.domains {
                     domain.lines.retain(|line| {
-                        let tlsa = certs && line.starts_with("delete TLSA ");
+                        let delete = line.action == LineAction::Delete;
+                        let tlsa = certs && delete && line.rtype == "TLSA";
                         let key = dkim
-                            && line.starts_with("delete TXT ")
-                            && line.contains("._domainkey.");
+                            && delete
+                            && line.rtype == "TXT"
+                            && line.name.as_str().contains("._domainkey.");
                         !(tlsa || key)
                     });
                 }

@@ -209,7 +209,8 @@ pub struct ZoneChange {
 #[derive(Clone, Debug)]
 pub struct DomainLines {
     pub name: Name,
-    pub lines: Vec<String>,
+    /// Kept as records, not text: a run over thousands of names holds them all.
+    pub lines: Vec<update::LogLine>,
     pub errors: Vec<String>,
 }
 

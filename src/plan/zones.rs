@@ -205,7 +205,7 @@ pub(crate) fn plan(input: &Input<'_>, plan: &mut Plan) {
 fn take(planned: DomainPlan, lines: &mut DomainLines, changes: &mut ChangeSet) {
     lines
         .lines
-        .extend(planned.lines.iter().map(ToString::to_string));
+        .extend(planned.lines.iter().cloned());
     lines.errors.extend(planned.errors);
     changes.adds.extend(planned.changes.adds);
     changes.deletes.extend(planned.changes.deletes);
