@@ -84,23 +84,6 @@ impl Coordinator {
         }
         Ok(())
     }
-
-    /// Which sections a node has not deployed at their current generation.
-    fn lagging(&self, state: &State) -> BTreeMap<String, Vec<String>> {
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (section, generation) in generations(state) {
-            for (node, record) in self.nodes.iter().filter(|(n, _)| **n != self.me) {
-                let done = record
-                    .deployed
-                    .get(&section)
-                    .is_some_and(|d| d.generation == generation);
-                if !done {
-                    out.entry(section.clone()).or_default().push(node.clone());
-                }
-            }
-        }
-        out
-    }
 }
 
 #[async_trait]
@@ -156,9 +139,31 @@ impl Shared for Coordinator {
         if !self.holding.held() {
             return Err(lost_message());
         }
-        hold_cleanup(plan, &self.lagging(state));
+        hold_cleanup(plan, &lagging(&self.nodes, &self.me, state));
         Ok(())
     }
+}
+
+/// Which sections a node other than `me` has not deployed at their current
+/// generation, with those nodes.
+pub(super) fn lagging(
+    nodes: &BTreeMap<String, NodeRecord>,
+    me: &str,
+    state: &State,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (section, generation) in generations(state) {
+        for (node, record) in nodes.iter().filter(|(n, _)| *n != me) {
+            let done = record
+                .deployed
+                .get(&section)
+                .is_some_and(|d| d.generation == generation);
+            if !done {
+                out.entry(section.clone()).or_default().push(node.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Keeps superseded material and old TLSA and DKIM records while a node has

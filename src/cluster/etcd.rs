@@ -332,6 +332,38 @@ impl SharedStore for Etcd {
         Ok(Err(holder))
     }
 
+    async fn register(
+        &self,
+        key: &str,
+        value: &[u8],
+        lease: Option<Lease>,
+        ttl: u64,
+    ) -> Result<Lease, StoreError> {
+        let alive = match lease {
+            Some(lease) => match self.keep_alive(lease).await {
+                Ok(true) => Some(lease),
+                Ok(false) => None,
+                Err(e) if e.0.contains("lease not found") => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let lease = match alive {
+            Some(lease) => lease,
+            None => {
+                let granted = self.call("/v3/lease/grant", &json!({"TTL": ttl})).await?;
+                let Some(id) = int(&granted["ID"]) else {
+                    return Err(StoreError(format!("etcd granted no lease: {granted}")));
+                };
+                Lease(id)
+            }
+        };
+        let body =
+            json!({"key": b64(&self.key(key)), "value": b64(value), "lease": lease.0.to_string()});
+        self.call("/v3/kv/put", &body).await?;
+        Ok(lease)
+    }
+
     async fn keep_alive(&self, lease: Lease) -> Result<bool, StoreError> {
         let answer = self
             .call("/v3/lease/keepalive", &json!({"ID": lease.0.to_string()}))

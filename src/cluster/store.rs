@@ -40,6 +40,16 @@ pub(crate) trait SharedStore: Send + Sync {
         value: &[u8],
         ttl: u64,
     ) -> Result<Result<Lease, String>, StoreError>;
+    /// Writes `key` attached to `lease` when that lease is still alive
+    /// (renewing it), else to a new lease of `ttl` seconds. Returns the lease
+    /// the key is attached to: the key goes when nobody renews it for `ttl`.
+    async fn register(
+        &self,
+        key: &str,
+        value: &[u8],
+        lease: Option<Lease>,
+        ttl: u64,
+    ) -> Result<Lease, StoreError>;
     /// Renews the lease; false when it is gone.
     async fn keep_alive(&self, lease: Lease) -> Result<bool, StoreError>;
     /// Gives the lease (and the keys attached to it) up.
