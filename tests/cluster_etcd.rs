@@ -1020,3 +1020,50 @@ fn single_phases_run_on_the_coordinator_and_adopt_is_refused_with_the_way_to_do_
         "{log}"
     );
 }
+
+#[test]
+fn a_node_stays_live_through_a_run_longer_than_its_nodettl() {
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    nodes.configure("storeleasettl = 2\nnodettl = 2s\n", "");
+    nodes.auto_ok(0);
+    nodes.env.advance(3600);
+    // node1's rollover reloads a service that takes 6 s: three times its nodettl.
+    let dir = node_dir(&nodes.env, 1);
+    let started = dir.join("reload-started");
+    support::cdm::write_script(
+        &dir,
+        "reload.sh",
+        &format!(
+            "touch {}\nsleep 6\necho \"$@\" >> {}/reloads.log\n",
+            started.display(),
+            dir.display()
+        ),
+    );
+    let child = nodes
+        .command(1, &["--auto"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < until, "node1 never reloaded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let during = live_leases(&nodes);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        during.contains_key("node1"),
+        "node1 was not live during its run: {during:?}"
+    );
+    assert_eq!(nodes.reloads(1), 1);
+}
