@@ -45,6 +45,9 @@ pub(super) struct Coordinator {
     pub nodes: BTreeMap<String, NodeRecord>,
     /// SHA-256 of each file as the store holds it.
     pub known: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// SHA-256 of the shared state as the store holds it (before sealing):
+    /// a save that changes nothing shared writes nothing.
+    pub written: Mutex<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -57,7 +60,7 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
-fn digest(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn digest(bytes: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
         .as_ref()
         .to_vec()
@@ -122,15 +125,29 @@ impl Shared for Coordinator {
         for chunk in ops.chunks(OPS_PER_TXN) {
             self.write(chunk).await?;
         }
-        let value = self
+        let plain = self
             .data
-            .encode_state(state)
+            .plain_state(state)
             .map_err(|e| StateError::Shared(e.0))?;
-        self.write(&[Op::Put {
-            key: STATE.into(),
-            value,
-        }])
-        .await?;
+        let hash = digest(&plain);
+        let unchanged = self
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| *h == hash);
+        if !unchanged {
+            let value = self
+                .data
+                .sealed(STATE, &plain)
+                .map_err(|e| StateError::Shared(e.0))?;
+            self.write(&[Op::Put {
+                key: STATE.into(),
+                value,
+            }])
+            .await?;
+        }
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(hash);
         *self.known.lock().unwrap_or_else(|e| e.into_inner()) = now_known;
         Ok(())
     }

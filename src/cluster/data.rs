@@ -166,21 +166,22 @@ impl Data {
         Ok(())
     }
 
-    /// The shared state as JSON text, paths made relative, `services` left out
-    /// (each node's own).
-    pub(crate) fn encode_state(&self, state: &State) -> Result<Vec<u8>, StoreError> {
+    /// The shared state before sealing: JSON, paths relative to the state
+    /// directory, without what is each node's own (its services, its last
+    /// `--auto`).
+    pub(crate) fn plain_state(&self, state: &State) -> Result<Vec<u8>, StoreError> {
         let mut value = serde_json::to_value(state)
             .map_err(|e| StoreError(format!("encoding the state: {e}")))?;
         if let Value::Object(map) = &mut value {
             map.remove("services");
+            map.remove("auto");
         }
         rebase(
             &mut value,
             &self.statedir.display().to_string(),
             STATEDIR_MARK,
         );
-        let text = serde_json::to_vec(&value).map_err(|e| StoreError(e.to_string()))?;
-        self.sealed(STATE, &text)
+        serde_json::to_vec(&value).map_err(|e| StoreError(e.to_string()))
     }
 
     /// The shared state, paths under this node's state directory; `None`
@@ -250,9 +251,23 @@ impl Data {
         Ok(out)
     }
 
-    pub(crate) async fn put_node(&self, node: &str, record: &NodeRecord) -> Result<(), StoreError> {
-        let text = serde_json::to_vec(record).map_err(|e| StoreError(e.to_string()))?;
-        self.store.put(&format!("{NODES}{node}"), &text).await
+    /// Writes the node's record and, attached to its lease, its registration,
+    /// in one transaction.
+    pub(crate) async fn put_node(
+        &self,
+        node: &str,
+        record: &NodeRecord,
+        live: &LiveRecord,
+        lease: super::store::Lease,
+    ) -> Result<(), StoreError> {
+        let record = serde_json::to_vec(record).map_err(|e| StoreError(e.to_string()))?;
+        let live = serde_json::to_vec(live).map_err(|e| StoreError(e.to_string()))?;
+        self.store
+            .put_all(&[
+                (format!("{NODES}{node}"), record, None),
+                (format!("{LIVE}{node}"), live, Some(lease)),
+            ])
+            .await
     }
 }
 

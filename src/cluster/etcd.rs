@@ -288,11 +288,6 @@ impl SharedStore for Etcd {
         Ok(self.kvs(&answer))
     }
 
-    async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let body = json!({"key": b64(&self.key(key)), "value": b64(value)});
-        self.call("/v3/kv/put", &body).await.map(|_| ())
-    }
-
     async fn create(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
         let k = b64(&self.key(key));
         let body = json!({
@@ -332,36 +327,35 @@ impl SharedStore for Etcd {
         Ok(Err(holder))
     }
 
-    async fn register(
-        &self,
-        key: &str,
-        value: &[u8],
-        lease: Option<Lease>,
-        ttl: u64,
-    ) -> Result<Lease, StoreError> {
-        let alive = match lease {
-            Some(lease) => match self.keep_alive(lease).await {
-                Ok(true) => Some(lease),
-                Ok(false) => None,
-                Err(e) if e.0.contains("lease not found") => None,
+    async fn lease(&self, renew: Option<Lease>, ttl: u64) -> Result<Lease, StoreError> {
+        if let Some(lease) = renew {
+            match self.keep_alive(lease).await {
+                Ok(true) => return Ok(lease),
+                Ok(false) => {}
+                Err(e) if e.0.contains("lease not found") => {}
                 Err(e) => return Err(e),
-            },
-            None => None,
-        };
-        let lease = match alive {
-            Some(lease) => lease,
-            None => {
-                let granted = self.call("/v3/lease/grant", &json!({"TTL": ttl})).await?;
-                let Some(id) = int(&granted["ID"]) else {
-                    return Err(StoreError(format!("etcd granted no lease: {granted}")));
-                };
-                Lease(id)
             }
-        };
-        let body =
-            json!({"key": b64(&self.key(key)), "value": b64(value), "lease": lease.0.to_string()});
-        self.call("/v3/kv/put", &body).await?;
-        Ok(lease)
+        }
+        let granted = self.call("/v3/lease/grant", &json!({"TTL": ttl})).await?;
+        int(&granted["ID"])
+            .map(Lease)
+            .ok_or_else(|| StoreError(format!("etcd granted no lease: {granted}")))
+    }
+
+    async fn put_all(&self, puts: &[(String, Vec<u8>, Option<Lease>)]) -> Result<(), StoreError> {
+        let success: Vec<Value> = puts
+            .iter()
+            .map(|(key, value, lease)| {
+                let mut put = json!({"key": b64(&self.key(key)), "value": b64(value)});
+                if let Some(lease) = lease {
+                    put["lease"] = json!(lease.0.to_string());
+                }
+                json!({ "request_put": put })
+            })
+            .collect();
+        self.call("/v3/kv/txn", &json!({ "success": success }))
+            .await
+            .map(|_| ())
     }
 
     async fn keep_alive(&self, lease: Lease) -> Result<bool, StoreError> {

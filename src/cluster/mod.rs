@@ -272,25 +272,16 @@ async fn step(
     let mut before = nodes.remove(me).unwrap_or_default();
     let local = state::load(statedir).map_err(|e| e.to_string())?;
 
-    // The node's registration: renewed if its lease is still alive, else on
-    // a new lease; kept alive while this run lasts.
-    let live = data::LiveRecord {
-        at: Some(clock::now()),
-        ttl: cluster.nodettl.as_secs(),
-    };
-    let live_text = serde_json::to_vec(&live).map_err(|e| e.to_string())?;
-    let lease = data
+    // The node's registration lease: renewed if it is still alive, else a
+    // new one; kept alive while this run lasts. `live/<node>` is written
+    // with the node's record below.
+    let node_lease = data
         .store
-        .register(
-            &format!("{}{me}", data::LIVE),
-            &live_text,
-            before.lease.map(Lease),
-            cluster.nodettl.as_secs(),
-        )
+        .lease(before.lease.map(Lease), cluster.nodettl.as_secs())
         .await
         .map_err(fail)?;
-    before.lease = Some(lease.0);
-    let _registration = Registration::keep(data.store.clone(), lease, cluster.nodettl);
+    before.lease = Some(node_lease.0);
+    let _registration = Registration::keep(data.store.clone(), node_lease, cluster.nodettl);
 
     // Every node first brings its own destinations to the cluster's current material.
     let mut ok = true;
@@ -304,7 +295,12 @@ async fn step(
         None => local,
     };
     let now = clock::now();
-    data.put_node(me, &record_of(&local, now, before.clone()))
+    let live = data::LiveRecord {
+        at: Some(now),
+        ttl: cluster.nodettl.as_secs(),
+    };
+    let recorded = record_of(&local, now, before.clone());
+    data.put_node(me, &recorded, &live, node_lease)
         .await
         .map_err(fail)?;
     report_gone(cluster, &nodes, now);
@@ -317,6 +313,13 @@ async fn step(
     {
         Ok(lease) => lease,
         Err(holder) => {
+            let mut local = local;
+            if work == Work::Auto {
+                local.auto = Some(AutoRun {
+                    at: clock::now(),
+                    ok,
+                });
+            }
             state::save(statedir, &local).map_err(|e| e.to_string())?;
             if work == Work::Auto {
                 info!("node {holder} coordinates now; this node deployed what was due");
@@ -347,12 +350,16 @@ async fn step(
     });
     let renewer = keep_alive(data.store.clone(), holding.clone());
     // The coordinator works on the shared state, with its own services.
-    let (work_state, known) = match shared {
+    let (work_state, known, written) = match shared {
         Some(mut shared) => {
+            let written = data
+                .plain_state(&shared)
+                .ok()
+                .map(|p| coordinator::digest(&p));
             shared.services = deploy::services_for(config, &shared, &local);
-            (shared, digests(&files))
+            (shared, digests(&files), written)
         }
-        None => (local, BTreeMap::new()),
+        None => (local, BTreeMap::new(), None),
     };
     let phase = work.phase(&work_state);
     if let (Work::Next, Some(phase)) = (work, phase) {
@@ -364,6 +371,7 @@ async fn step(
         me: me.to_string(),
         nodes,
         known: Mutex::new(known),
+        written: Mutex::new(written),
     });
     let store = Store::new(statedir, work_state, false).with_shared(coordinator);
     let started = match phase {
@@ -401,9 +409,9 @@ async fn step(
         Err(e) => Err(e.to_string()),
     };
     // Its own rollovers count as deployed on this node.
-    if let Err(e) = data
-        .put_node(me, &record_of(&final_state, clock::now(), before))
-        .await
+    let record = record_of(&final_state, now, before);
+    if record != recorded
+        && let Err(e) = data.put_node(me, &record, &live, node_lease).await
     {
         error!("{}: {e}", describe(cluster));
         ok = false;
