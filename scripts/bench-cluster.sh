@@ -3,22 +3,34 @@
 # nothing due (docs/cluster.md): one etcd member on loopback, a configuration
 # with one DH parameter section (no DNS, no CA, so only the store's cost
 # differs), RUNS no-op runs with `store = local` and with `store = etcd`,
-# interleaved; then the duration of a second node's first run, which deploys
-# what the first node made (what a follower's timer run costs after a
-# rollover).
+# interleaved.
 #
-# Usage: scripts/bench-cluster.sh   (environment: RUNS=20)
+# Then the time from "rollover allowed" to "all 3 nodes deployed": per round
+# (a fresh storeprefix, so a fresh cluster), node a's run coordinates, makes
+# the material and deploys it (the run that finds the rollover allowed), then
+# nodes b and c each run once, one after the other as their timers would
+# start them on their own machines, deploy what the store holds and reload
+# their service. With timers every TIMER seconds the others deploy within
+# one timer interval plus one such run: the figure is TIMER + the run's
+# duration (median over ROUNDS rounds, two follower runs each).
+#
+# The load average is printed before and after: the machine may be shared.
+#
+# Usage: scripts/bench-cluster.sh   (environment: RUNS=20 ROUNDS=10 TIMER=60)
 # Needs: cargo, etcd, python3 (scripts/test.sh installs etcd-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-20}
+ROUNDS=${ROUNDS:-10}
+TIMER=${TIMER:-60}
 PATH="$PATH:/usr/sbin:/sbin"
 die() { echo "bench-cluster: $*" >&2; exit 1; }
 for tool in cargo etcd python3; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/test.sh installs etcd-server)"
 done
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== build (release)" >&2
 cargo build --release --quiet
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
@@ -59,8 +71,6 @@ storesecretfile = $T/store.key"
 conf local ""
 conf etcd "$STORE
 node = a"
-conf second "$STORE
-node = b"
 
 ms() { # runs the binary, prints wall milliseconds
     local start end
@@ -84,5 +94,27 @@ echo "no-op --auto, min / median / max of $RUNS (ms):"
 echo "  store = local: $(stats "${local_times[@]}")"
 echo "  store = etcd:  $(stats "${etcd_times[@]}")"
 echo "  difference of medians: $(($(median "${etcd_times[@]}") - $(median "${local_times[@]}"))) ms"
-echo "second node's first run (deploys the DH parameters, reloads nothing): $(ms "$T/second.conf") ms"
-cmp -s "$T/etcd-dh.pem" "$T/second-dh.pem" || die "the second node deployed other parameters"
+
+# A node of round $1: its own state, destination and reload command.
+node_conf() { # round node
+    printf '[cdm]\nstatedir = %s/r%s-%s-state\n%s\nstoreprefix = /bench-%s/\nnode = %s\n[dhparam:web]\nhandler = ffdhe\nfilename = %s/r%s-%s-dh.pem\n[service:web]\nhandler = command\ncommand = /bin/true\ndhparams = web\n' \
+        "$T" "$1" "$2" "$STORE" "$1" "$2" "$T" "$1" "$2" >"$T/r$1-$2.conf"
+}
+coordinator_times=()
+follower_times=()
+for round in $(seq "$ROUNDS"); do
+    for node in a b c; do node_conf "$round" "$node"; done
+    coordinator_times+=("$(ms "$T/r$round-a.conf")")
+    [ -s "$T/r$round-a-dh.pem" ] || die "round $round: node a deployed nothing"
+    for node in b c; do
+        follower_times+=("$(ms "$T/r$round-$node.conf")")
+        cmp -s "$T/r$round-a-dh.pem" "$T/r$round-$node-dh.pem" || die "round $round: node $node deployed other parameters"
+    done
+done
+fmed=$(median "${follower_times[@]}")
+fmax=$(printf '%s\n' "${follower_times[@]}" | sort -n | tail -1)
+echo "rollover to all 3 nodes deployed, $ROUNDS rounds (ms, min / median / max):"
+echo "  coordinator's run that makes and deploys the material: $(stats "${coordinator_times[@]}")"
+echo "  a follower's next run, deploying and reloading: $(stats "${follower_times[@]}")"
+echo "  with timers every $TIMER s: at most $TIMER s + $fmed ms (median run; slowest $fmax ms)"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -12,6 +12,7 @@ use log::{error, info, warn};
 use crate::apply;
 use crate::cli::{Action as CliAction, Args, Phase};
 use crate::clock;
+use crate::cluster::Work;
 use crate::config::cert;
 use crate::config::ini::{self, Ini};
 use crate::config::model::{self, Config};
@@ -54,15 +55,21 @@ pub async fn run(args: &Args) -> Exit {
             run_action(&config, &providers, args).await
         }
         (CliAction::Auto, Some(cluster)) => {
-            crate::cluster::run_auto(&config, &providers, cluster, args).await
+            crate::cluster::run(&config, &providers, cluster, args, Work::Auto).await
+        }
+        (CliAction::Run(phase), Some(cluster)) => {
+            crate::cluster::run(&config, &providers, cluster, args, Work::Phase(phase)).await
+        }
+        (CliAction::Next, Some(cluster)) => {
+            crate::cluster::run(&config, &providers, cluster, args, Work::Next).await
         }
         (CliAction::ForgetNode, Some(cluster)) => {
             let name = args.forget_node.as_deref().unwrap_or_default();
             crate::cluster::forget_node(&config, cluster, name).await
         }
-        (_, Some(_)) => {
+        (CliAction::Adopt, Some(_)) => {
             error!(
-                "with store = etcd, nodes run --auto (one coordinates, every node deploys); single phases are not available (docs/cluster.md)"
+                "--adopt is not available with store = etcd: adopt on one host with store = local, then switch it to store = etcd; the first node to coordinate takes its state and material into the store, and the other nodes deploy them (docs/cluster.md)"
             );
             Exit::ConfigError
         }
@@ -80,12 +87,17 @@ async fn run_action(config: &Config, providers: &Providers, args: &Args) -> Exit
             Exit::Success
         }
         CliAction::Status => {
-            let exit = status::print(config, providers, args.json).await;
-            match &config.cdm.cluster {
-                Some(cluster) if !args.json => match cluster_status(config, cluster).await {
-                    Exit::Success => exit,
-                    failed => failed,
-                },
+            // With store = etcd: the nodes too, after the text or in the document.
+            let nodes = match &config.cdm.cluster {
+                Some(cluster) => Some(crate::cluster::status(config, cluster).await),
+                None => None,
+            };
+            let exit = status::print(config, providers, args.json, nodes.as_ref()).await;
+            match nodes {
+                Some(Err(e)) => {
+                    error!("{e}");
+                    Exit::PhaseFailed
+                }
                 _ => exit,
             }
         }
@@ -111,24 +123,7 @@ async fn run_action(config: &Config, providers: &Providers, args: &Args) -> Exit
     }
 }
 
-/// The cluster's nodes after `--status` (docs/cluster.md).
-async fn cluster_status(config: &Config, cluster: &crate::cluster::ClusterConfig) -> Exit {
-    match crate::cluster::status_lines(config, cluster).await {
-        Ok(lines) => {
-            println!();
-            for line in lines {
-                println!("{line}");
-            }
-            Exit::Success
-        }
-        Err(e) => {
-            error!("{e}");
-            Exit::PhaseFailed
-        }
-    }
-}
-
-fn request_of(phase: Phase) -> Request {
+pub(crate) fn request_of(phase: Phase) -> Request {
     match phase {
         Phase::Update => Request::Update,
         Phase::Prepare => Request::Prepare,
@@ -388,7 +383,6 @@ pub(crate) async fn drive(
         };
         let mut plan = plan::plan(&input);
         if let Some(shared) = store.shared()
-            && !dry_run
             && let Err(e) = shared.before_round(&state, &mut plan)
         {
             error!("{e}");

@@ -9,6 +9,7 @@ use log::error;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::cluster::ClusterStatus;
 use crate::config::model::Config;
 use crate::config::records::Op;
 use crate::dns::provider::Providers;
@@ -29,8 +30,14 @@ use crate::state::{self, CertMaterial, LoggedStep, State};
 /// The version of the `--status --json` document (docs/status-json.md).
 pub(crate) const JSON_VERSION: u32 = 1;
 
-/// Prints the status, as text or as JSON.
-pub(crate) async fn print(config: &Config, providers: &Providers, json: bool) -> Exit {
+/// Prints the status, as text or as JSON; with `store = etcd` the cluster's
+/// nodes (or why they could not be read) after the text, or as `cluster`.
+pub(crate) async fn print(
+    config: &Config,
+    providers: &Providers,
+    json: bool,
+    cluster: Option<&Result<ClusterStatus, String>>,
+) -> Exit {
     let state = match state::load(&config.cdm.statedir) {
         Ok(state) => state,
         Err(e) => {
@@ -41,7 +48,13 @@ pub(crate) async fn print(config: &Config, providers: &Providers, json: bool) ->
     let now = clock::now();
     let (observed, plan) = observe_and_plan(config, providers, &state, now).await;
     if json {
-        match serde_json::to_string_pretty(&document(config, &state, &observed, &plan, now)) {
+        let mut document = document(config, &state, &observed, &plan, now);
+        document["cluster"] = match cluster {
+            None => Value::Null,
+            Some(Ok(cluster)) => cluster.json(),
+            Some(Err(e)) => json!({ "error": e }),
+        };
+        match serde_json::to_string_pretty(&document) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 error!("{e}");
@@ -50,6 +63,12 @@ pub(crate) async fn print(config: &Config, providers: &Providers, json: bool) ->
         }
     } else {
         print!("{}", text(config, &state, &observed, &plan, now));
+        if let Some(Ok(cluster)) = cluster {
+            println!();
+            for line in cluster.lines() {
+                println!("{line}");
+            }
+        }
     }
     Exit::Success
 }

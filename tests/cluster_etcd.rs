@@ -725,3 +725,345 @@ fn a_node_gone_past_nodetimeout_is_named_and_holds_cleanup_until_forgotten() {
     let status = nodes.run(0, &["--status"]);
     assert!(!String::from_utf8_lossy(&status.stdout).contains("node node2"));
 }
+
+/// Every file under the nodes' directories with its content.
+fn files_of(nodes: &Nodes) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    (0..3)
+        .flat_map(|i| support::walk(&node_dir(&nodes.env, i)))
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// The live registrations in etcd: node name and lease ID.
+fn live_leases(nodes: &Nodes) -> std::collections::BTreeMap<String, i64> {
+    let out = nodes
+        .etcd
+        .etcdctl(&["get", "--prefix", "/cryptdomainmgr/live/", "-w", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b64 = |v: &serde_json::Value| {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    };
+    value["kvs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| {
+            let key = b64(&kv["key"]);
+            let name = key.trim_start_matches("/cryptdomainmgr/live/").to_string();
+            (name, kv["lease"].as_i64().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// `--status --json` of node `i`, parsed.
+fn status_json(nodes: &Nodes, i: usize) -> serde_json::Value {
+    let out = nodes.run(i, &["--status", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn nodes_register_on_leases_of_their_own_and_status_shows_which_are_live() {
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    let settings = "storeleasettl = 2\nnodettl = 5s\nnodetimeout = 2d\n";
+    nodes.configure(settings, "");
+    nodes.auto_all();
+    nodes.env.advance(3600);
+    nodes.auto_all();
+    nodes.env.advance(60);
+    nodes.auto_all();
+    // Every node's registration is a key on a lease of its own.
+    let leases = live_leases(&nodes);
+    assert_eq!(
+        leases.keys().collect::<Vec<_>>(),
+        ["node0", "node1", "node2"],
+        "{leases:?}"
+    );
+    assert!(leases.values().all(|l| *l != 0), "{leases:?}");
+    let distinct: std::collections::BTreeSet<_> = leases.values().collect();
+    assert_eq!(distinct.len(), 3, "one lease per node: {leases:?}");
+    // A run within the lease's time renews the same lease.
+    nodes.auto_ok(0);
+    assert_eq!(live_leases(&nodes).get("node0"), leases.get("node0"));
+
+    // No run for longer than nodettl: the registrations are gone from etcd.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    assert!(live_leases(&nodes).is_empty(), "{:?}", live_leases(&nodes));
+    nodes.auto_ok(0);
+    nodes.auto_ok(1);
+    let leases = live_leases(&nodes);
+    assert_eq!(
+        leases.keys().collect::<Vec<_>>(),
+        ["node0", "node1"],
+        "{leases:?}"
+    );
+    let shown = String::from_utf8_lossy(&nodes.run(0, &["--status"]).stdout).into_owned();
+    let line = |name: &str| {
+        shown
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("node {name}")))
+            .unwrap_or_else(|| panic!("no line for {name}: {shown}"))
+            .to_string()
+    };
+    assert!(line("node0").contains(": live"), "{shown}");
+    assert!(line("node2").contains("not live"), "{shown}");
+    assert!(
+        !line("node2").contains("GONE"),
+        "not past nodetimeout: {shown}"
+    );
+
+    // Past nodetimeout on the program's clock, node2 is gone as well.
+    nodes.env.advance(3 * 86_400);
+    nodes.auto_ok(0);
+    nodes.auto_ok(1);
+    let status = status_json(&nodes, 0);
+    let cluster = &status["cluster"];
+    let list = cluster["nodes"]
+        .as_array()
+        .expect("nodes in --status --json");
+    let node = |name: &str| {
+        list.iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {cluster}"))
+    };
+    let fingerprint = cluster["generations"]["cert:web"]
+        .as_str()
+        .expect("the certificate's generation")
+        .to_string();
+    assert_eq!(node("node0")["live"], true, "{cluster}");
+    assert_eq!(node("node0")["this_node"], true, "{cluster}");
+    assert_eq!(node("node0")["gone"], false, "{cluster}");
+    assert_eq!(node("node1")["this_node"], false, "{cluster}");
+    assert_eq!(node("node2")["live"], false, "{cluster}");
+    assert_eq!(node("node2")["gone"], true, "{cluster}");
+    let contact = |name: &str| {
+        chrono::DateTime::parse_from_rfc3339(node(name)["last_contact"].as_str().unwrap()).unwrap()
+    };
+    assert!(
+        contact("node0") - contact("node2") >= chrono::Duration::days(3),
+        "{cluster}"
+    );
+    for name in ["node0", "node1", "node2"] {
+        let deployed = &node(name)["deployed"]["cert:web"];
+        assert_eq!(deployed["generation"], fingerprint.as_str(), "{cluster}");
+        assert_eq!(deployed["current"], true, "{cluster}");
+    }
+    let shown = String::from_utf8_lossy(&nodes.run(0, &["--status"]).stdout).into_owned();
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("node node2") && l.contains("not live") && l.contains("GONE")),
+        "{shown}"
+    );
+
+    // Forgetting a node removes its record and its registration.
+    let forgot = nodes.run(0, &["--forget-node", "node1"]);
+    assert_eq!(forgot.status.code(), Some(0));
+    assert!(!live_leases(&nodes).contains_key("node1"));
+    assert!(nodes.etcd.get("/cryptdomainmgr/nodes/node1").is_none());
+}
+
+#[test]
+fn a_dry_run_says_what_the_coordinator_and_each_node_would_do_and_changes_nothing() {
+    let Some(nodes) = Nodes::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dry = |i: usize, args: &[&str]| {
+        let out = nodes
+            .command(i, args)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    nodes.auto_all();
+    nodes.env.advance(3600);
+    // The rollover is allowed now: a dry run on node1 says that it would
+    // coordinate and deploy, and writes nothing anywhere.
+    let dump = nodes.etcd.dump();
+    let files = files_of(&nodes);
+    let (code, said, log) = dry(1, &["--auto", "--dry-run"]);
+    assert_eq!(code, Some(0), "{said}\n{log}");
+    assert!(said.contains("node node1 would coordinate"), "{said}");
+    let dest = node_dir(&nodes.env, 1).join("certs").join(WWW);
+    assert!(
+        said.contains("cert web: deploy serial") && said.contains(&dest.display().to_string()),
+        "{said}"
+    );
+    assert_eq!(nodes.etcd.dump(), dump, "a dry run wrote to etcd");
+    assert_eq!(files_of(&nodes), files, "a dry run wrote to disk");
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+        "the private scratch directory was left behind"
+    );
+    assert_eq!(nodes.env.orders(), 1);
+
+    // What it said happens: node1 rolls over.
+    nodes.auto_ok(1);
+    assert!(nodes.cert(1).is_some(), "node1 deployed");
+    assert!(nodes.cert(2).is_none());
+
+    // node2 would deploy the new certificate and reload its service.
+    let dump = nodes.etcd.dump();
+    let files = files_of(&nodes);
+    let (code, said, log) = dry(2, &["--auto", "--dry-run"]);
+    assert_eq!(code, Some(0), "{said}\n{log}");
+    assert!(
+        said.contains("node node2: [cert:web] deploy the cluster's current material"),
+        "{said}"
+    );
+    assert!(said.contains("node node2: [service:app] reload"), "{said}");
+    // A phase's dry run is the coordinator's plan of that phase.
+    let (code, said_prepare, log) = dry(2, &["--prepare", "--dry-run"]);
+    assert_eq!(code, Some(0), "{said_prepare}\n{log}");
+    assert!(log.contains("Running phase: prepare (dry run"), "{log}");
+    assert_eq!(nodes.etcd.dump(), dump, "a dry run wrote to etcd");
+    assert_eq!(files_of(&nodes), files, "a dry run wrote to disk");
+    assert!(nodes.cert(2).is_none());
+    assert_eq!(nodes.reloads(2), 0);
+    nodes.auto_ok(2);
+    assert_eq!(nodes.cert(2), nodes.cert(1));
+    assert_eq!(nodes.reloads(2), 1);
+}
+
+#[test]
+fn single_phases_run_on_the_coordinator_and_adopt_is_refused_with_the_way_to_do_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    nodes.configure("storeleasettl = 10\n", "");
+    // --prepare on node0 orders; --rollover on node1 before the records had
+    // their time is refused, later it rolls over for node1.
+    let out = nodes.run(0, &["--prepare"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("node node0 coordinates this run"), "{log}");
+    assert_eq!(nodes.env.orders(), 1);
+    assert_eq!(nodes.tlsa(), 1);
+    let early = nodes.run(1, &["--rollover"]);
+    assert_eq!(
+        early.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+    assert!(nodes.cert(1).is_none());
+    nodes.env.advance(3600);
+    let out = nodes.run(1, &["--rollover"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(nodes.cert(1).is_some(), "{log}");
+    // --next after a completed rollover is cleanup, on any node.
+    let out = nodes.run(2, &["--next"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("Running phase: cleanup"), "{log}");
+    assert_eq!(nodes.cert(2), nodes.cert(1), "node2 deployed first");
+    assert_eq!(nodes.env.orders(), 1);
+
+    // While another node coordinates, a phase is refused, naming it; the
+    // node still deploys.
+    let paused = nodes
+        .command(0, &["--auto", "--force"])
+        .env("CRYPTDOMAINMGR_PAUSE_AT", "prepare:key-written")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !stopped(paused.id()) {
+        assert!(std::time::Instant::now() < until, "node0 never paused");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = nodes.run(1, &["--prepare"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let pid = i32::try_from(paused.id()).unwrap();
+    support::sys::signal(pid, libc::SIGKILL);
+    let killed = paused.wait_with_output().unwrap();
+    assert_eq!(killed.status.signal(), Some(libc::SIGKILL));
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("node node0 coordinates now, and only the coordinator runs a phase"),
+        "{log}"
+    );
+
+    let out = nodes.run(1, &["--adopt"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("adopt on one host with store = local, then switch it to store = etcd"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_node_stays_live_through_a_run_longer_than_its_nodettl() {
+    let Some(mut nodes) = Nodes::start() else {
+        return;
+    };
+    nodes.configure("storeleasettl = 2\nnodettl = 2s\n", "");
+    nodes.auto_ok(0);
+    nodes.env.advance(3600);
+    // node1's rollover reloads a service that takes 6 s: three times its nodettl.
+    let dir = node_dir(&nodes.env, 1);
+    let started = dir.join("reload-started");
+    support::cdm::write_script(
+        &dir,
+        "reload.sh",
+        &format!(
+            "touch {}\nsleep 6\necho \"$@\" >> {}/reloads.log\n",
+            started.display(),
+            dir.display()
+        ),
+    );
+    let child = nodes
+        .command(1, &["--auto"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < until, "node1 never reloaded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let during = live_leases(&nodes);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        during.contains_key("node1"),
+        "node1 was not live during its run: {during:?}"
+    );
+    assert_eq!(nodes.reloads(1), 1);
+}

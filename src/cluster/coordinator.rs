@@ -46,6 +46,9 @@ pub(super) struct Coordinator {
     pub nodes: BTreeMap<String, NodeRecord>,
     /// SHA-256 of each file as the store holds it.
     pub known: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// SHA-256 of the shared state as the store holds it (before sealing):
+    /// a save that changes nothing shared writes nothing.
+    pub written: Mutex<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -58,7 +61,7 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
-fn digest(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn digest(bytes: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
         .as_ref()
         .to_vec()
@@ -84,23 +87,6 @@ impl Coordinator {
             return Err(StateError::Shared(lost_message()));
         }
         Ok(())
-    }
-
-    /// Which sections a node has not deployed at their current generation.
-    fn lagging(&self, state: &State) -> BTreeMap<String, Vec<String>> {
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (section, generation) in generations(state) {
-            for (node, record) in self.nodes.iter().filter(|(n, _)| **n != self.me) {
-                let done = record
-                    .deployed
-                    .get(&section)
-                    .is_some_and(|d| d.generation == generation);
-                if !done {
-                    out.entry(section.clone()).or_default().push(node.clone());
-                }
-            }
-        }
-        out
     }
 }
 
@@ -140,15 +126,29 @@ impl Shared for Coordinator {
         for chunk in ops.chunks(OPS_PER_TXN) {
             self.write(chunk).await?;
         }
-        let value = self
+        let plain = self
             .data
-            .encode_state(state)
+            .plain_state(state)
             .map_err(|e| StateError::Shared(e.0))?;
-        self.write(&[Op::Put {
-            key: STATE.into(),
-            value,
-        }])
-        .await?;
+        let hash = digest(&plain);
+        let unchanged = self
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| *h == hash);
+        if !unchanged {
+            let value = self
+                .data
+                .sealed(STATE, &plain)
+                .map_err(|e| StateError::Shared(e.0))?;
+            self.write(&[Op::Put {
+                key: STATE.into(),
+                value,
+            }])
+            .await?;
+        }
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(hash);
         *self.known.lock().unwrap_or_else(|e| e.into_inner()) = now_known;
         Ok(())
     }
@@ -157,9 +157,31 @@ impl Shared for Coordinator {
         if !self.holding.held() {
             return Err(lost_message());
         }
-        hold_cleanup(plan, &self.lagging(state));
+        hold_cleanup(plan, &lagging(&self.nodes, &self.me, state));
         Ok(())
     }
+}
+
+/// Which sections a node other than `me` has not deployed at their current
+/// generation, with those nodes.
+pub(super) fn lagging(
+    nodes: &BTreeMap<String, NodeRecord>,
+    me: &str,
+    state: &State,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (section, generation) in generations(state) {
+        for (node, record) in nodes.iter().filter(|(n, _)| *n != me) {
+            let done = record
+                .deployed
+                .get(&section)
+                .is_some_and(|d| d.generation == generation);
+            if !done {
+                out.entry(section.clone()).or_default().push(node.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Keeps superseded material and old TLSA and DKIM records while a node has

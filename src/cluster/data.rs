@@ -18,6 +18,9 @@ pub(crate) const COORDINATOR: &str = "coordinator";
 pub(crate) const STATE: &str = "state";
 pub(crate) const FILES: &str = "files/";
 pub(crate) const NODES: &str = "nodes/";
+/// `live/<node>`: attached to that node's own lease, so it is there only
+/// while the node runs on time.
+pub(crate) const LIVE: &str = "live/";
 pub(crate) const CHECK: &str = "check";
 const CHECK_TEXT: &[u8] = b"cryptdomainmgr shared store";
 /// How paths under the state directory are written in the shared state.
@@ -35,9 +38,21 @@ pub(crate) struct Deployed {
 pub(crate) struct NodeRecord {
     #[serde(default)]
     pub last_contact: Option<DateTime<Utc>>,
+    /// The lease `live/<node>` is attached to, renewed by the node's next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<i64>,
     /// By section key (`cert:web`).
     #[serde(default)]
     pub deployed: BTreeMap<String, Deployed>,
+}
+
+/// `live/<node>`: the run that last renewed the registration, and for how long.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LiveRecord {
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub ttl: u64,
 }
 
 /// The store, the sealing key and this node's state directory.
@@ -127,10 +142,11 @@ impl Data {
     }
 
     /// Checks that the values in the store decrypt with this node's key; the
-    /// first node writes the check value.
-    pub(crate) async fn check_key(&self) -> Result<(), StoreError> {
+    /// first node writes the check value (when `write`).
+    pub(crate) async fn check_key(&self, write: bool) -> Result<(), StoreError> {
         let value = match self.store.get(CHECK).await? {
             Some(value) => value,
+            None if !write => return Ok(()),
             None => {
                 let value = self.sealed(CHECK, CHECK_TEXT)?;
                 if self.store.create(CHECK, &value).await? {
@@ -150,21 +166,22 @@ impl Data {
         Ok(())
     }
 
-    /// The shared state as JSON text, paths made relative, `services` left out
-    /// (each node's own).
-    pub(crate) fn encode_state(&self, state: &State) -> Result<Vec<u8>, StoreError> {
+    /// The shared state before sealing: JSON, paths relative to the state
+    /// directory, without what is each node's own (its services, its last
+    /// `--auto`).
+    pub(crate) fn plain_state(&self, state: &State) -> Result<Vec<u8>, StoreError> {
         let mut value = serde_json::to_value(state)
             .map_err(|e| StoreError(format!("encoding the state: {e}")))?;
         if let Value::Object(map) = &mut value {
             map.remove("services");
+            map.remove("auto");
         }
         rebase(
             &mut value,
             &self.statedir.display().to_string(),
             STATEDIR_MARK,
         );
-        let text = serde_json::to_vec(&value).map_err(|e| StoreError(e.to_string()))?;
-        self.sealed(STATE, &text)
+        serde_json::to_vec(&value).map_err(|e| StoreError(e.to_string()))
     }
 
     /// The shared state, paths under this node's state directory; `None`
@@ -222,9 +239,35 @@ impl Data {
         Ok(out)
     }
 
-    pub(crate) async fn put_node(&self, node: &str, record: &NodeRecord) -> Result<(), StoreError> {
-        let text = serde_json::to_vec(record).map_err(|e| StoreError(e.to_string()))?;
-        self.store.put(&format!("{NODES}{node}"), &text).await
+    /// The nodes whose registration (`live/<node>`) is there now.
+    pub(crate) async fn live(&self) -> Result<BTreeMap<String, LiveRecord>, StoreError> {
+        let mut out = BTreeMap::new();
+        for (key, value) in self.store.list(LIVE).await? {
+            if let Some(name) = key.strip_prefix(LIVE) {
+                let record: LiveRecord = serde_json::from_slice(&value).unwrap_or_default();
+                out.insert(name.to_string(), record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the node's record and, attached to its lease, its registration,
+    /// in one transaction.
+    pub(crate) async fn put_node(
+        &self,
+        node: &str,
+        record: &NodeRecord,
+        live: &LiveRecord,
+        lease: super::store::Lease,
+    ) -> Result<(), StoreError> {
+        let record = serde_json::to_vec(record).map_err(|e| StoreError(e.to_string()))?;
+        let live = serde_json::to_vec(live).map_err(|e| StoreError(e.to_string()))?;
+        self.store
+            .put_all(&[
+                (format!("{NODES}{node}"), record, None),
+                (format!("{LIVE}{node}"), live, Some(lease)),
+            ])
+            .await
     }
 }
 

@@ -128,6 +128,44 @@ pub(super) async fn deploy_self(config: &Config, shared: &State, local: State) -
     (store.into_inner(), ok)
 }
 
+/// What `deploy_self` would do (for `--dry-run`): one line per section whose
+/// current material in `shared` this node has not deployed, and per service
+/// it would reload.
+pub(super) fn pending(config: &Config, shared: &State, local: &State) -> Vec<String> {
+    let keys = config
+        .certs
+        .iter()
+        .map(|c| format!("cert:{}", c.name))
+        .chain(config.dkims.iter().map(|d| format!("dkim:{}", d.name)))
+        .chain(
+            config
+                .dhparams
+                .iter()
+                .map(|d| format!("dhparam:{}", d.name)),
+        );
+    let mut due = BTreeSet::new();
+    let mut lines = Vec::new();
+    for key in keys {
+        let Some((generation, _)) = current(shared, &key) else {
+            continue;
+        };
+        if current(local, &key).is_some_and(|(have, _)| have == generation) {
+            continue;
+        }
+        lines.push(format!(
+            "[{key}] deploy the cluster's current material ({}) to this node's destinations",
+            generation.get(..16).unwrap_or(&generation)
+        ));
+        due.insert(key);
+    }
+    for service in &config.services {
+        if uses(service).iter().any(|k| due.contains(k)) {
+            lines.push(format!("[service:{}] reload", service.name));
+        }
+    }
+    lines
+}
+
 /// This node's services as the coordinator's rounds see them. A service that
 /// reloaded after this node deployed the current material (on this node's
 /// clock) counts as reloaded at the shared deploy time too: the shared times

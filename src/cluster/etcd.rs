@@ -288,11 +288,6 @@ impl SharedStore for Etcd {
         Ok(self.kvs(&answer))
     }
 
-    async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let body = json!({"key": b64(&self.key(key)), "value": b64(value)});
-        self.call("/v3/kv/put", &body).await.map(|_| ())
-    }
-
     async fn create(&self, key: &str, value: &[u8]) -> Result<bool, StoreError> {
         let k = b64(&self.key(key));
         let body = json!({
@@ -330,6 +325,37 @@ impl SharedStore for Etcd {
             .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_else(|| "another node".into());
         Ok(Err(holder))
+    }
+
+    async fn lease(&self, renew: Option<Lease>, ttl: u64) -> Result<Lease, StoreError> {
+        if let Some(lease) = renew {
+            match self.keep_alive(lease).await {
+                Ok(true) => return Ok(lease),
+                Ok(false) => {}
+                Err(e) if e.0.contains("lease not found") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let granted = self.call("/v3/lease/grant", &json!({"TTL": ttl})).await?;
+        int(&granted["ID"])
+            .map(Lease)
+            .ok_or_else(|| StoreError(format!("etcd granted no lease: {granted}")))
+    }
+
+    async fn put_all(&self, puts: &[(String, Vec<u8>, Option<Lease>)]) -> Result<(), StoreError> {
+        let success: Vec<Value> = puts
+            .iter()
+            .map(|(key, value, lease)| {
+                let mut put = json!({"key": b64(&self.key(key)), "value": b64(value)});
+                if let Some(lease) = lease {
+                    put["lease"] = json!(lease.0.to_string());
+                }
+                json!({ "request_put": put })
+            })
+            .collect();
+        self.call("/v3/kv/txn", &json!({ "success": success }))
+            .await
+            .map(|_| ())
     }
 
     async fn keep_alive(&self, lease: Lease) -> Result<bool, StoreError> {

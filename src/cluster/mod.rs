@@ -7,6 +7,7 @@ mod admin;
 mod coordinator;
 pub(crate) mod data;
 mod deploy;
+mod dry;
 pub(crate) mod etcd;
 pub(crate) mod seal;
 pub(crate) mod store;
@@ -21,18 +22,18 @@ use chrono::{DateTime, Utc};
 use log::{error, info, warn};
 
 use crate::apply::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE};
-use crate::cli::Args;
+use crate::cli::{Args, Phase};
 use crate::clock;
 use crate::config::model::Config;
 use crate::dns::provider::Providers;
 use crate::plan::Request;
 use crate::run::Exit;
-use crate::state::{self, AutoRun, Store};
+use crate::state::{self, AutoRun, PhaseStatus, Store};
 use coordinator::{Coordinator, Holding};
 use data::{COORDINATOR, Data, Deployed, NodeRecord, generations, local_files};
-use store::{SharedStore, StoreError};
+use store::{Lease, SharedStore, StoreError};
 
-pub(crate) use admin::{forget_node, render_settings, status_lines};
+pub(crate) use admin::{ClusterStatus, forget_node, render_settings, status};
 
 /// `[cdm]` settings of `store = etcd`.
 #[derive(Clone, Debug)]
@@ -43,6 +44,8 @@ pub struct ClusterConfig {
     pub node: String,
     /// After this long without contact a node is reported as gone.
     pub nodetimeout: Duration,
+    /// How long a node's registration (`live/<node>`) outlasts its run.
+    pub nodettl: Duration,
     /// The coordinator lease's time to live, in seconds.
     pub leasettl: u64,
 }
@@ -52,7 +55,9 @@ fn describe(cluster: &ClusterConfig) -> String {
 }
 
 /// Reads the sealing key, connects and checks the key against the store.
-async fn open(config: &Config, cluster: &ClusterConfig) -> Result<Data, String> {
+/// `write` lets the first node write the check value; read-only commands
+/// (`--status`, `--dry-run`) only check it when it is there.
+async fn open(config: &Config, cluster: &ClusterConfig, write: bool) -> Result<Data, String> {
     let seal = seal::SealKey::read(&cluster.secretfile)?;
     let etcd = etcd::Etcd::connect(&cluster.etcd)
         .await
@@ -62,7 +67,7 @@ async fn open(config: &Config, cluster: &ClusterConfig) -> Result<Data, String> 
         seal,
         statedir: config.cdm.statedir.clone(),
     };
-    data.check_key().await.map_err(|e| e.0)?;
+    data.check_key(write).await.map_err(|e| e.0)?;
     Ok(data)
 }
 
@@ -125,6 +130,29 @@ fn record_of(state: &state::State, now: DateTime<Utc>, before: NodeRecord) -> No
     record
 }
 
+/// Renews this node's registration lease every third of its TTL while the
+/// run lasts (a run longer than `nodettl` stays live); ends when dropped.
+struct Registration(tokio::task::JoinHandle<()>);
+
+impl Registration {
+    fn keep(store: Arc<dyn SharedStore>, lease: Lease, ttl: Duration) -> Registration {
+        Registration(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                if let Err(e) = store.keep_alive(lease).await {
+                    warn!("renewing this node's registration: {e}");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Renews the lease every third of its TTL until aborted.
 fn keep_alive(store: Arc<dyn SharedStore>, holding: Arc<Holding>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -146,16 +174,44 @@ fn keep_alive(store: Arc<dyn SharedStore>, holding: Arc<Holding>) -> tokio::task
     })
 }
 
-/// `--auto` with `store = etcd` (docs/cluster.md, "A run on a node").
-pub(crate) async fn run_auto(
+/// What a run asks of the cluster: `--auto`, one phase, or `--next`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    Auto,
+    Phase(Phase),
+    Next,
+}
+
+impl Work {
+    /// The phase this run does on `state` (`None`: `--auto`).
+    fn phase(self, state: &state::State) -> Option<Phase> {
+        match self {
+            Work::Auto => None,
+            Work::Phase(phase) => Some(phase),
+            Work::Next => Some(state.next_phase()),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Work::Auto => "auto",
+            Work::Phase(phase) => phase.name(),
+            Work::Next => "next",
+        }
+    }
+}
+
+/// `--auto`, a phase or `--next` with `store = etcd` (docs/cluster.md, "A
+/// run on a node"); with `--dry-run` it only reads (`dry::run`).
+pub(crate) async fn run(
     config: &Config,
     providers: &Providers,
     cluster: &ClusterConfig,
     args: &Args,
+    work: Work,
 ) -> Exit {
     if args.dry_run {
-        error!("--dry-run is not available with store = etcd yet; run --status instead");
-        return Exit::ConfigError;
+        return dry::run(config, providers, cluster, args, work).await;
     }
     let statedir = &config.cdm.statedir;
     let _lock = match state::lock(statedir) {
@@ -165,7 +221,7 @@ pub(crate) async fn run_auto(
             return Exit::PhaseFailed;
         }
     };
-    let data = match open(config, cluster).await {
+    let data = match open(config, cluster, true).await {
         Ok(data) => Arc::new(data),
         Err(e) => {
             error!("{e}; nothing was changed");
@@ -173,11 +229,23 @@ pub(crate) async fn run_auto(
         }
     };
     let me = cluster.node.as_str();
-    info!("Running phase: auto (node {me}, {})", describe(cluster));
-    match step(config, providers, cluster, args, &data).await {
+    info!(
+        "Running phase: {} (node {me}, {})",
+        work.name(),
+        describe(cluster)
+    );
+    let result = step(config, providers, cluster, args, &data, work).await;
+    if work != Work::Auto && !config.cdm.postwait.is_zero() {
+        info!("Waiting {} s (postwait)", config.cdm.postwait.as_secs_f64());
+        tokio::time::sleep(config.cdm.postwait).await;
+    }
+    match result {
         Ok(true) => Exit::Success,
         Ok(false) => {
-            error!("some steps failed; the next run tries them again");
+            match work {
+                Work::Auto => error!("some steps failed; the next run tries them again"),
+                _ => error!("phase {} failed", work.name()),
+            }
             Exit::PhaseFailed
         }
         Err(e) => {
@@ -193,6 +261,7 @@ async fn step(
     cluster: &ClusterConfig,
     args: &Args,
     data: &Arc<Data>,
+    work: Work,
 ) -> Result<bool, String> {
     let me = cluster.node.as_str();
     let statedir = &config.cdm.statedir;
@@ -200,8 +269,19 @@ async fn step(
     let shared = data.load_state().await.map_err(fail)?;
     let files = data.load_files().await.map_err(fail)?;
     let mut nodes = data.nodes().await.map_err(fail)?;
-    let before = nodes.remove(me).unwrap_or_default();
+    let mut before = nodes.remove(me).unwrap_or_default();
     let local = state::load(statedir).map_err(|e| e.to_string())?;
+
+    // The node's registration lease: renewed if it is still alive, else a
+    // new one; kept alive while this run lasts. `live/<node>` is written
+    // with the node's record below.
+    let node_lease = data
+        .store
+        .lease(before.lease.map(Lease), cluster.nodettl.as_secs())
+        .await
+        .map_err(fail)?;
+    before.lease = Some(node_lease.0);
+    let _registration = Registration::keep(data.store.clone(), node_lease, cluster.nodettl);
 
     // Every node first brings its own destinations to the cluster's current material.
     let mut ok = true;
@@ -215,7 +295,12 @@ async fn step(
         None => local,
     };
     let now = clock::now();
-    data.put_node(me, &record_of(&local, now, before.clone()))
+    let live = data::LiveRecord {
+        at: Some(now),
+        ttl: cluster.nodettl.as_secs(),
+    };
+    let recorded = record_of(&local, now, before.clone());
+    data.put_node(me, &recorded, &live, node_lease)
         .await
         .map_err(fail)?;
     report_gone(cluster, &nodes, now);
@@ -228,9 +313,23 @@ async fn step(
     {
         Ok(lease) => lease,
         Err(holder) => {
-            info!("node {holder} coordinates now; this node deployed what was due");
+            let mut local = local;
+            if work == Work::Auto {
+                local.auto = Some(AutoRun {
+                    at: clock::now(),
+                    ok,
+                });
+            }
             state::save(statedir, &local).map_err(|e| e.to_string())?;
-            return Ok(ok);
+            if work == Work::Auto {
+                info!("node {holder} coordinates now; this node deployed what was due");
+                return Ok(ok);
+            }
+            return Err(format!(
+                "node {holder} coordinates now, and only the coordinator runs a phase; this node deployed what was due. Run --{} again once node {holder} is done (its lease ends with its run, or {} s after it died)",
+                work.name(),
+                cluster.leasettl
+            ));
         }
     };
     info!("node {me} coordinates this run");
@@ -251,24 +350,58 @@ async fn step(
     });
     let renewer = keep_alive(data.store.clone(), holding.clone());
     // The coordinator works on the shared state, with its own services.
-    let (work, known) = match shared {
+    let (work_state, known, written) = match shared {
         Some(mut shared) => {
+            let written = data
+                .plain_state(&shared)
+                .ok()
+                .map(|p| coordinator::digest(&p));
             shared.services = deploy::services_for(config, &shared, &local);
-            (shared, digests(&files))
+            (shared, digests(&files), written)
         }
-        None => (local, BTreeMap::new()),
+        None => (local, BTreeMap::new(), None),
     };
+    let phase = work.phase(&work_state);
+    if let (Work::Next, Some(phase)) = (work, phase) {
+        info!("Running phase: {} (the cluster's next)", phase.name());
+    }
     let coordinator = Arc::new(Coordinator {
         data: data.clone(),
         holding: holding.clone(),
         me: me.to_string(),
         nodes,
         known: Mutex::new(known),
+        written: Mutex::new(written),
     });
-    let store = Store::new(statedir, work, false).with_shared(coordinator);
-    ok &= crate::run::drive(config, providers, &store, Request::Auto, args.force, false).await;
+    let store = Store::new(statedir, work_state, false).with_shared(coordinator);
+    let started = match phase {
+        Some(phase) => store
+            .update(|s| s.record(phase, PhaseStatus::Running, clock::now()))
+            .await
+            .map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
+    if let Err(e) = &started {
+        error!("{e}");
+        ok = false;
+    } else {
+        let request = phase.map_or(Request::Auto, crate::run::request_of);
+        ok &= crate::run::drive(config, providers, &store, request, args.force, false).await;
+    }
     let at = clock::now();
-    let saved = store.update(|s| s.auto = Some(AutoRun { at, ok })).await;
+    let saved = store
+        .update(|s| match phase {
+            Some(phase) => {
+                let status = if ok {
+                    PhaseStatus::Completed
+                } else {
+                    PhaseStatus::Failed
+                };
+                s.record(phase, status, at);
+            }
+            None => s.auto = Some(AutoRun { at, ok }),
+        })
+        .await;
     renewer.abort();
     let final_state = store.into_inner();
     let result = match saved {
@@ -276,9 +409,9 @@ async fn step(
         Err(e) => Err(e.to_string()),
     };
     // Its own rollovers count as deployed on this node.
-    if let Err(e) = data
-        .put_node(me, &record_of(&final_state, clock::now(), before))
-        .await
+    let record = record_of(&final_state, now, before);
+    if record != recorded
+        && let Err(e) = data.put_node(me, &record, &live, node_lease).await
     {
         error!("{}: {e}", describe(cluster));
         ok = false;

@@ -30,8 +30,6 @@ pub(crate) trait SharedStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Writes `key` only if it does not exist; false when it did.
     async fn create(&self, key: &str, value: &[u8]) -> Result<bool, StoreError>;
-    /// Writes a key of this node's own (not fenced).
-    async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     /// Creates `key` with `value`, attached to a new lease of `ttl` seconds,
     /// if it does not exist. `Err(holder)` when another holds it.
     async fn campaign(
@@ -40,6 +38,12 @@ pub(crate) trait SharedStore: Send + Sync {
         value: &[u8],
         ttl: u64,
     ) -> Result<Result<Lease, String>, StoreError>;
+    /// Renews `lease` when it is still alive, else grants a new one of `ttl`
+    /// seconds; returns the lease that is alive now.
+    async fn lease(&self, renew: Option<Lease>, ttl: u64) -> Result<Lease, StoreError>;
+    /// Writes keys of this node's own in one transaction (not fenced), each
+    /// attached to a lease if given (the key goes when the lease does).
+    async fn put_all(&self, puts: &[(String, Vec<u8>, Option<Lease>)]) -> Result<(), StoreError>;
     /// Renews the lease; false when it is gone.
     async fn keep_alive(&self, lease: Lease) -> Result<bool, StoreError>;
     /// Gives the lease (and the keys attached to it) up.

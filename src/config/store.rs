@@ -24,11 +24,15 @@ pub(crate) const STORE_KEYS: &[&str] = &[
     "storeleasettl",
     "node",
     "nodetimeout",
+    "nodettl",
 ];
 
 pub(crate) const DEFAULT_PREFIX: &str = "/cryptdomainmgr/";
 pub(crate) const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 pub(crate) const DEFAULT_LEASE_TTL: u64 = 10;
+/// A node's registration lasts this long after its last run: a timer every
+/// 15 minutes (spread by 5) can miss two runs before the node shows as not live.
+pub(crate) const DEFAULT_NODE_TTL: Duration = Duration::from_secs(3600);
 
 /// `None` for `store = local`; errors for an `etcd` store that lacks what it needs.
 pub(crate) fn build(
@@ -109,6 +113,26 @@ pub(crate) fn build(
         },
         None => DEFAULT_NODE_TIMEOUT,
     };
+    let nodettl = match get("nodettl") {
+        Some(v) => match super::dkim::parse_drain(&v.text) {
+            Ok(d) if d >= Duration::from_secs(2) => d,
+            Ok(_) => {
+                errors.push(ConfigError::new(
+                    &v.span,
+                    format!("nodettl \"{}\" is shorter than 2 seconds", v.text.trim()),
+                ));
+                DEFAULT_NODE_TTL
+            }
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    &v.span,
+                    format!("nodettl \"{}\" {e}", v.text.trim()),
+                ));
+                DEFAULT_NODE_TTL
+            }
+        },
+        None => DEFAULT_NODE_TTL,
+    };
     let leasettl = match get("storeleasettl") {
         Some(v) => match v.text.trim().parse::<u64>() {
             Ok(n) if (2..=3600).contains(&n) => n,
@@ -147,6 +171,7 @@ pub(crate) fn build(
         secretfile: secretfile.unwrap_or_default(),
         node,
         nodetimeout,
+        nodettl,
         leasettl,
     })
 }
@@ -186,6 +211,7 @@ mod tests {
         assert_eq!(cluster.node, "web1");
         assert_eq!(cluster.nodetimeout, Duration::from_secs(36 * 3600));
         assert_eq!(cluster.leasettl, DEFAULT_LEASE_TTL);
+        assert_eq!(cluster.nodettl, DEFAULT_NODE_TTL);
         assert_eq!(format!("{:?}", cluster.etcd.password), "Some(***)");
         let shown = crate::cluster::render_settings(&cluster);
         assert!(
@@ -222,7 +248,7 @@ mod tests {
             "{errors:?}"
         );
         let errors = refused(
-            "[cdm]\nstore = etcd\nstoreendpoints = 10.0.0.1:2379\nstoresecretfile = /k\nstoreleasettl = 0\n",
+            "[cdm]\nstore = etcd\nstoreendpoints = 10.0.0.1:2379\nstoresecretfile = /k\nstoreleasettl = 0\nnodettl = 1s\n",
         );
         assert!(
             errors
@@ -234,6 +260,12 @@ mod tests {
             errors
                 .iter()
                 .any(|e| e.starts_with("c:5:") && e.contains("storeleasettl")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("c:6:") && e.contains("nodettl")),
             "{errors:?}"
         );
     }
