@@ -11,7 +11,8 @@
 # checked: exit 0, N orders at Pebble, N certificates prepared.
 #
 # Usage: scripts/bench-certs.sh   (environment: COUNTS="1 10" REPS=3 KEEP=1 to
-#                                  keep the temporary directory with logs)
+#                                  keep the temporary directory with logs;
+#                                  CDM_BIN=PATH runs that binary instead of building one)
 # Needs: cargo, knotd, knotc, dig, python3, pebble, openssl (demo.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +29,13 @@ for tool in cargo knotd knotc dig python3 pebble openssl; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/demo.sh installs knot, knot-dnsutils, dnsutils, pebble, openssl)"
 done
 
-echo "== build (cargo build --release)" >&2
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
+if [ -n "${CDM_BIN:-}" ]; then
+    BIN=$CDM_BIN
+else
+    echo "== build (cargo build --release)" >&2
+    cargo build --release --quiet
+    BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
+fi
 [ -x "$BIN" ] || die "binary not found at $BIN"
 
 # shellcheck source=scripts/knot-lib.sh
