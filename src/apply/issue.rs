@@ -5,8 +5,8 @@
 //! 1. one ACME account (connection, directory, nonce) for the certificates of
 //!    one CA and account settings;
 //! 2. keys written and journalled (one state write), orders created or
-//!    resumed and their authorizations read (one state write for every order
-//!    URL), at most `[cdm] maxconcurrency` requests in flight;
+//!    resumed (one state write for every order URL), their authorizations
+//!    read, at most `[cdm] maxconcurrency` requests in flight;
 //! 3. the challenge records of every order in one change per zone, and one
 //!    wait per zone until every authoritative server serves them;
 //! 4. each order answered at once, then polled as the CA asks ([`crate::acme`]),
@@ -229,26 +229,15 @@ async fn issue_group(
     }
     timings.lap("keys", &mut lap);
 
-    // Orders (new or resumed) and their authorizations.
-    let ordered: Vec<Ordered> = futures_util::stream::iter(&jobs)
+    // Orders (new or resumed), their URLs journalled at once.
+    let ordered: Vec<Result<PendingOrder, AcmeError>> = futures_util::stream::iter(&jobs)
         .map(|job| AcmeHttp::scoped(order_for(&client, job)))
         .buffered(concurrency)
         .collect()
         .await;
     for (job, result) in jobs.iter_mut().zip(ordered) {
         match result {
-            Ok((mut order, challenges)) => {
-                if order.status() == crate::acme::OrderStatus::Invalid {
-                    job.failed = Some(client_explain(&client, &mut order).await.into());
-                }
-                match challenges {
-                    Ok(challenges) => job.challenges = challenges,
-                    Err(e) => {
-                        job.failed.get_or_insert(e.into());
-                    }
-                }
-                job.order = Some(order);
-            }
+            Ok(order) => job.order = Some(order),
             Err(e) => job.failed = Some(e.into()),
         }
     }
@@ -270,6 +259,20 @@ async fn issue_group(
             return fail_all(requests, e.into());
         }
         crashpoint::reached("prepare:order-created");
+    }
+    // What each order's challenges need (its authorizations, read once).
+    let read: Vec<Option<Result<Challenges, AcmeError>>> =
+        futures_util::stream::iter(jobs.iter_mut())
+            .map(|job| AcmeHttp::scoped(challenges_of(&client, job)))
+            .buffered(concurrency)
+            .collect()
+            .await;
+    for (job, read) in jobs.iter_mut().zip(read) {
+        match read {
+            Some(Ok(challenges)) => job.challenges = challenges,
+            Some(Err(e)) => job.failed = Some(e.into()),
+            None => {}
+        }
     }
     timings.lap("orders", &mut lap);
 
@@ -481,11 +484,20 @@ fn fail_all(requests: &[&Request<'_>], e: StepError) -> Vec<Result<(), StepError
         .collect()
 }
 
-async fn client_explain(client: &AcmeClient, order: &mut PendingOrder) -> AcmeError {
-    match client.validated(order).await {
-        Err(e) => e,
-        Ok(()) => AcmeError::Protocol(format!("order {} is invalid", order.url())),
+/// The challenges of a job's order; an invalid order's reason instead.
+/// `None` for a job without an order.
+async fn challenges_of(
+    client: &AcmeClient,
+    job: &mut Job<'_>,
+) -> Option<Result<Challenges, AcmeError>> {
+    let order = job.order.as_mut()?;
+    if order.status() == crate::acme::OrderStatus::Invalid {
+        return Some(Err(match client.validated(order).await {
+            Err(e) => e,
+            Ok(()) => AcmeError::Protocol(format!("order {} is invalid", order.url())),
+        }));
     }
+    Some(client.challenges(order).await)
 }
 
 /// The key of a request and its directory: those of the issuance an
@@ -527,12 +539,8 @@ async fn key_for(
     .unwrap_or_else(|e| Err(StepError::Panicked(e.to_string())))
 }
 
-/// An order made or resumed, with what its challenges need.
-type Ordered = Result<(PendingOrder, Result<Challenges, AcmeError>), AcmeError>;
-
-/// Resumes the order an interrupted run recorded, else creates one; then
-/// reads what its challenges need.
-async fn order_for(client: &AcmeClient, job: &Job<'_>) -> Ordered {
+/// Resumes the order an interrupted run recorded, else creates one.
+async fn order_for(client: &AcmeClient, job: &Job<'_>) -> Result<PendingOrder, AcmeError> {
     let names = &job.request.issue.names;
     let recorded = job
         .request
@@ -554,16 +562,14 @@ async fn order_for(client: &AcmeClient, job: &Job<'_>) -> Ordered {
             ),
         }
     }
-    let mut order = match order {
-        Some(order) => order,
+    match order {
+        Some(order) => Ok(order),
         None => {
             client
                 .new_order_replacing(names, job.request.issue.replaces.as_deref())
-                .await?
+                .await
         }
-    };
-    let challenges = client.challenges(&mut order).await;
-    Ok((order, challenges))
+    }
 }
 
 /// The domain sections (with their providers) of the names of `requests`.
