@@ -119,10 +119,18 @@ pub(crate) async fn deploy(
     cert: &CertSection,
     prepared: &CertMaterial,
 ) -> Result<(), StepError> {
-    if let Some(dest) = &cert.destination {
-        for name in &prepared.names {
-            deploy_to(prepared, &dest.join(name))?;
-        }
+    if let Some(dest) = cert.destination.clone() {
+        // Synchronous file work (each file synced): on a blocking thread, so
+        // the deploys of a round write their files at the same time.
+        let material = prepared.clone();
+        tokio::task::spawn_blocking(move || {
+            for name in &material.names {
+                deploy_to(&material, &dest.join(name))?;
+            }
+            Ok::<(), StepError>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(StepError::Panicked(e.to_string())))?;
     }
     crashpoint::reached("rollover:deployed");
     let now = clock::now();

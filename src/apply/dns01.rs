@@ -52,6 +52,10 @@ pub(crate) struct ProviderDns01 {
     timeout: Duration,
     /// How many zones are changed or asked at once.
     concurrency: usize,
+    /// The zone of each domain section, where known: its challenge record
+    /// (`_acme-challenge.<domain>`) is published there, as the `acme` records
+    /// of the update phase are, without looking it up again.
+    zones: Vec<(Name, Name)>,
     batches: Mutex<Vec<ZoneBatch>>,
 }
 
@@ -75,8 +79,24 @@ impl ProviderDns01 {
             domains,
             timeout,
             concurrency: concurrency.max(1),
+            zones: Vec::new(),
             batches: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Takes the zones of the domain sections as known (domain, zone):
+    /// their challenge records need no lookup of their own.
+    pub(crate) fn with_zones(mut self, zones: Vec<(Name, Name)>) -> Self {
+        self.zones = zones;
+        self
+    }
+
+    /// The zone of the domain section `domain`, if known.
+    fn known_zone(&self, domain: &Name) -> Option<&Name> {
+        self.zones
+            .iter()
+            .find(|(d, _)| d == domain)
+            .map(|(_, zone)| zone)
     }
 
     fn domain_of(
@@ -112,6 +132,7 @@ impl ProviderDns01 {
         let mut lookups: Vec<(usize, Name)> = Vec::new();
         for (i, challenge) in challenges.iter().enumerate() {
             match self.domain_of(challenge) {
+                Ok((domain, _)) if self.known_zone(&domain.name).is_some() => {}
                 Ok((domain, _)) => {
                     let key = (domain.provider.id, challenge.name.clone());
                     if !lookups.iter().any(|(id, name)| (*id, name.clone()) == key) {
@@ -136,13 +157,14 @@ impl ProviderDns01 {
                 .iter()
                 .position(|(id, name)| *id == provider.id && *name == challenge.name)
                 .and_then(|at| zones.get(at));
-            let zone = match looked_up {
-                Some(Ok(zone)) => zone.clone(),
-                Some(Err(e)) => {
+            let zone = match (self.known_zone(&domain.name), looked_up) {
+                (Some(zone), _) => zone.clone(),
+                (None, Some(Ok(zone))) => zone.clone(),
+                (None, Some(Err(e))) => {
                     errors[i] = Some(e.clone());
                     continue;
                 }
-                None => continue,
+                (None, None) => continue,
             };
             let record = Record::new(
                 challenge.name.clone(),

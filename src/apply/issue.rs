@@ -7,8 +7,9 @@
 //! 2. keys written and journalled (one state write), orders created or
 //!    resumed (one state write for every order URL), their authorizations
 //!    read, at most `[cdm] maxconcurrency` requests in flight;
-//! 3. the challenge records of every order in one change per zone, and one
-//!    wait per zone until every authoritative server serves them;
+//! 3. the zones of the domains looked up once per zone, the challenge
+//!    records of every order in one change per zone, and one wait per zone
+//!    until every authoritative server serves them;
 //! 4. each order answered at once, then polled as the CA asks ([`crate::acme`]),
 //!    finalized and downloaded; the challenge records go (one change per zone)
 //!    while the last orders finalize;
@@ -43,6 +44,7 @@ use crate::config::cert::CertSection;
 use crate::config::model::{Config, Domain};
 use crate::crashpoint;
 use crate::dns::provider::{DnsProvider, Providers};
+use crate::dns::record::Name;
 use crate::material::cert::{KeyPem, generate_key};
 use crate::plan::Issue;
 use crate::plan::cert::key_type_name;
@@ -277,11 +279,13 @@ async fn issue_group(
     timings.lap("orders", &mut lap);
 
     // Every challenge record in one change per zone, one wait per zone.
+    let domains = group_domains(config, providers, requests);
     let dns = ProviderDns01::new(
-        group_domains(config, providers, requests),
+        domains.clone(),
         Some(group_timeout(config, requests)),
         concurrency,
-    );
+    )
+    .with_zones(domain_zones(providers, &domains, concurrency).await);
     let mut records = Vec::new();
     let mut owners = Vec::new();
     for (at, job) in jobs.iter().enumerate().filter(|(_, j)| j.live()) {
@@ -583,6 +587,27 @@ fn group_domains(
         .iter()
         .filter(|d| requests.iter().any(|r| r.cert.domains.contains(&d.name)))
         .filter_map(|d| Some((d.clone(), providers.get(d.provider.id)?.clone())))
+        .collect()
+}
+
+/// The zone of each domain section, with one lookup per zone as the update
+/// phase does (a domain whose lookup fails is left out: its challenge
+/// record's own lookup names the problem).
+async fn domain_zones(
+    providers: &Providers,
+    domains: &[(Domain, Arc<dyn DnsProvider>)],
+    concurrency: usize,
+) -> Vec<(Name, Name)> {
+    let sections: Vec<&Domain> = domains.iter().map(|(d, _)| d).collect();
+    let mut errors = std::collections::BTreeMap::new();
+    crate::observe::assign_zones(providers, &sections, concurrency, &mut errors)
+        .await
+        .into_iter()
+        .flat_map(|(_, _, zone, members)| {
+            members
+                .into_iter()
+                .map(move |d| (d.name.clone(), zone.clone()))
+        })
         .collect()
 }
 
