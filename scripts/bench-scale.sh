@@ -150,6 +150,7 @@ for certs in $CERT_COUNTS; do
         nw="$nw $WALL_MS" nc="$nc $CPU_S" nr="$nr $RSS_MB" nreq="$nreq $(( $(pebble_requests) - r0 ))"
         nord="$nord $(( $(pebble_orders) - o0 ))" nupd="$nupd $(( $(knot_messages update) - u0 ))"
         echo "   $certs certificates, run $rep: first$fw ms, no-op$nw ms" >&2
+        grep -h "certificate(s) issued in" "$run/first.log" | sed 's/^.*INFO *//; s/^/     /' >&2 || true
     done
     printf '| %s | first (median of %s:%s) | %s | %s | %s | %s | %s | %s |\n' "$certs" "$CERT_REPS" "$fw" \
         "$(echo $fw | median)" "$(echo $fc | median)" "$(echo $fr | median)" \
