@@ -6,14 +6,15 @@
 #           for each Knot journal mode in JOURNAL_MODES (robust: Knot's default,
 #           every UPDATE synced to disk before it is answered; asynchronous);
 #   certs:  CERTS certificates of one name each, spread over 10 zones, for CERTS
-#           in 1 10 100; a first `--auto` (new account, orders, deploy) and a
-#           no-op `--auto`.
+#           in 1 10 100; CERT_REPS times (fresh state directory each) a first
+#           `--auto` (new account, orders, deploy) and a no-op `--auto`, medians.
 # For each: wall time, CPU time (user + system), peak RSS of the program, the
 # DNS messages Knot answered (its statistics module) and the ACME requests
 # Pebble logged.
 #
 # Usage: scripts/bench-scale.sh   (environment: ZONE_SIZES="10 100 1000"
-#        JOURNAL_MODES="robust asynchronous" CERT_COUNTS="1 10 100" NOOP_RUNS=5 KEEP=1)
+#        JOURNAL_MODES="robust asynchronous" CERT_COUNTS="1 10 100" NOOP_RUNS=5
+#        CERT_REPS=3 KEEP=1; CDM_BIN=PATH runs that binary instead of building one)
 # Needs: cargo, knotd, knotc, dig, python3, pebble, openssl (scripts/test.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ ZONE_SIZES=${ZONE_SIZES:-"10 100 1000"}
 CERT_COUNTS=${CERT_COUNTS:-"1 10 100"}
 NOOP_RUNS=${NOOP_RUNS:-5}
 JOURNAL_MODES=${JOURNAL_MODES:-"robust asynchronous"}
+CERT_REPS=${CERT_REPS:-3}
 export KNOT_KEYNAME=cdm-bench-key
 export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 PATH="$PATH:/usr/sbin:/sbin"
@@ -31,9 +33,13 @@ for tool in cargo knotd knotc dig python3 pebble openssl; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/test.sh installs knot, knot-dnsutils, dnsutils, pebble, openssl)"
 done
 
-echo "== build (cargo build --release)" >&2
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
+if [ -n "${CDM_BIN:-}" ]; then
+    BIN=$CDM_BIN
+else
+    echo "== build (cargo build --release)" >&2
+    cargo build --release --quiet
+    BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
+fi
 
 # shellcheck source=scripts/knot-lib.sh
 . scripts/knot-lib.sh
@@ -123,25 +129,40 @@ for certs in $CERT_COUNTS; do
     names=$(seq 1 10 | sed 's/^/c/; s/$/.test/' | tr '\n' ' ')
     knot_start "$dir/knot" "$names" "$SOA_BODY" || die "knotd did not start"
     PEBBLE_VA_NOSLEEP=1 pebble_start "$dir/pebble" "127.0.0.1:$KNOT_PORT" || die "pebble did not start"
-    conf="$dir/cdm.conf"
-    {
-        printf '[cdm]\nstatedir = %s/state\n\n' "$dir"
-        provider_keys
-        printf '\n[cert]\nca = %s\ncacert = %s\nkeytype = ecdsa-p256\ndestination = %s/certs\n' \
-            "$PEBBLE_DIR_URL" "$PEBBLE_CACERT" "$dir"
-        for i in $(seq 1 "$certs"); do
-            printf '\n[cert:n%s]\n[domain:n%s.c%s.test]\ncert = n%s\n' "$i" "$i" $(( i % 10 + 1 )) "$i"
-        done
-    } >"$conf"
-    chmod 600 "$conf"
-    r0=$(pebble_requests) o0=$(pebble_orders) u0=$(knot_messages update)
-    measure "$dir/first.log" --auto "$conf"
-    printf '| %s | first | %s | %s | %s | %s | %s | %s |\n' "$certs" "$WALL_MS" "$CPU_S" "$RSS_MB" \
-        $(( $(pebble_requests) - r0 )) $(( $(pebble_orders) - o0 )) $(( $(knot_messages update) - u0 ))
-    r0=$(pebble_requests) o0=$(pebble_orders) u0=$(knot_messages update)
-    measure "$dir/noop.log" --auto "$conf"
-    printf '| %s | no-op | %s | %s | %s | %s | %s | %s |\n' "$certs" "$WALL_MS" "$CPU_S" "$RSS_MB" \
-        $(( $(pebble_requests) - r0 )) $(( $(pebble_orders) - o0 )) $(( $(knot_messages update) - u0 ))
+    # Each repetition: a fresh state directory (new account, every order new),
+    # then a no-op run on it.
+    fw="" fc="" fr="" freq="" ford="" fupd="" nw="" nc="" nr="" nreq="" nord="" nupd=""
+    for rep in $(seq "$CERT_REPS"); do
+        run="$dir/rep$rep"
+        mkdir -p "$run"
+        conf="$run/cdm.conf"
+        {
+            printf '[cdm]\nstatedir = %s/state\n\n' "$run"
+            provider_keys
+            printf '\n[cert]\nca = %s\ncacert = %s\nkeytype = ecdsa-p256\ndestination = %s/certs\n' \
+                "$PEBBLE_DIR_URL" "$PEBBLE_CACERT" "$run"
+            for i in $(seq 1 "$certs"); do
+                printf '\n[cert:n%s]\n[domain:n%s.c%s.test]\ncert = n%s\n' "$i" "$i" $(( i % 10 + 1 )) "$i"
+            done
+        } >"$conf"
+        chmod 600 "$conf"
+        r0=$(pebble_requests) o0=$(pebble_orders) u0=$(knot_messages update)
+        measure "$run/first.log" --auto "$conf"
+        fw="$fw $WALL_MS" fc="$fc $CPU_S" fr="$fr $RSS_MB" freq="$freq $(( $(pebble_requests) - r0 ))"
+        ford="$ford $(( $(pebble_orders) - o0 ))" fupd="$fupd $(( $(knot_messages update) - u0 ))"
+        r0=$(pebble_requests) o0=$(pebble_orders) u0=$(knot_messages update)
+        measure "$run/noop.log" --auto "$conf"
+        nw="$nw $WALL_MS" nc="$nc $CPU_S" nr="$nr $RSS_MB" nreq="$nreq $(( $(pebble_requests) - r0 ))"
+        nord="$nord $(( $(pebble_orders) - o0 ))" nupd="$nupd $(( $(knot_messages update) - u0 ))"
+        echo "   $certs certificates, run $rep: first$fw ms, no-op$nw ms" >&2
+        grep -h "certificate(s) issued in" "$run/first.log" | sed 's/^.*INFO *//; s/^/     /' >&2 || true
+    done
+    printf '| %s | first (median of %s:%s) | %s | %s | %s | %s | %s | %s |\n' "$certs" "$CERT_REPS" "$fw" \
+        "$(echo $fw | median)" "$(echo $fc | median)" "$(echo $fr | median)" \
+        "$(echo $freq | median)" "$(echo $ford | median)" "$(echo $fupd | median)"
+    printf '| %s | no-op (median of %s) | %s | %s | %s | %s | %s | %s |\n' "$certs" "$CERT_REPS" \
+        "$(echo $nw | median)" "$(echo $nc | median)" "$(echo $nr | median)" \
+        "$(echo $nreq | median)" "$(echo $nord | median)" "$(echo $nupd | median)"
     pebble_stop
     knot_stop
 done

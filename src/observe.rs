@@ -266,10 +266,10 @@ enum Pass {
     TheRest,
 }
 
-type Assigned<'a> = (usize, Arc<dyn DnsProvider>, Name, Vec<&'a Domain>);
+pub(crate) type Assigned<'a> = (usize, Arc<dyn DnsProvider>, Name, Vec<&'a Domain>);
 
 /// Groups domain sections by zone with one lookup per zone.
-async fn assign_zones<'a>(
+pub(crate) async fn assign_zones<'a>(
     providers: &Providers,
     domains: &[&'a Domain],
     max_concurrency: usize,

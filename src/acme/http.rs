@@ -5,6 +5,10 @@
 //! response are kept for the caller's retry decisions (RFC 8555 §6.6 rate
 //! limits, §7.4 polling), and response bodies are capped so a misbehaving server
 //! cannot exhaust memory. Redirects are not followed: ACME never needs them.
+//!
+//! Several orders share one client (one account, one connection pool); each
+//! order's work runs inside [`AcmeHttp::scoped`], so the last response it sees
+//! is its own and not that of another order's request in between.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -21,6 +25,11 @@ pub const MAX_BODY: usize = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for one whole request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+tokio::task_local! {
+    /// The last response seen by the work inside [`AcmeHttp::scoped`].
+    static SCOPED_LAST: std::cell::Cell<LastResponse>;
+}
 
 /// The status and `Retry-After` of the last response, shared with the caller.
 #[derive(Clone, Copy, Debug, Default)]
@@ -92,15 +101,27 @@ impl AcmeHttp {
         })
     }
 
-    /// Status and `Retry-After` of the most recent response.
+    /// Status and `Retry-After` of the most recent response: of the work
+    /// running inside [`AcmeHttp::scoped`], else of the whole client.
     pub fn last(&self) -> LastResponse {
-        self.last.lock().map(|l| *l).unwrap_or_default()
+        SCOPED_LAST
+            .try_with(std::cell::Cell::get)
+            .unwrap_or_else(|_| self.last.lock().map(|l| *l).unwrap_or_default())
     }
 
     fn set_last(&self, last: LastResponse) {
+        let _ = SCOPED_LAST.try_with(|l| l.set(last));
         if let Ok(mut l) = self.last.lock() {
             *l = last;
         }
+    }
+
+    /// Runs `work` with its own "last response", so that requests other work
+    /// makes meanwhile on the same client do not show up in [`AcmeHttp::last`].
+    pub async fn scoped<F: Future>(work: F) -> F::Output {
+        SCOPED_LAST
+            .scope(std::cell::Cell::new(LastResponse::default()), work)
+            .await
     }
 
     /// A plain GET returning the status and the (capped) body, e.g. the directory.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub use account::Eab;
 pub use error::{AcmeError, Dns01Error, Limits};
 pub use instant_acme::OrderStatus;
-pub use order::{ChallengeRecord, Dns01, Issued, PendingOrder};
+pub use order::{ChallengeRecord, Challenges, Dns01, Issued, PendingOrder};
 
 use crate::acme::http::AcmeHttp;
 

@@ -1,11 +1,15 @@
 //! Issuance with DNS-01 (RFC 8555 §7.4 orders, §7.5 authorizations, §8.4 DNS-01).
 //!
 //! One order holds every name of a certificate. All DNS-01 TXT records are
-//! published at once (the caller batches them per zone), the caller confirms
-//! every authoritative server serves them, then all challenges are marked ready
-//! and the order is polled with backoff and a deadline, finalized with our CSR
-//! and the chain downloaded. The challenge records are removed afterwards in
-//! every case, success or failure.
+//! published at once (the caller batches them per zone, across orders too),
+//! the caller confirms every authoritative server serves them, then all
+//! challenges are marked ready and the order is polled (the CA's
+//! `Retry-After`, else a short first wait with backoff) with a deadline,
+//! finalized with our CSR and the chain downloaded. The challenge records are
+//! removed afterwards in every case, success or failure. [`AcmeClient::complete`]
+//! does it for one order; a caller with many runs the steps
+//! ([`AcmeClient::challenges`], [`AcmeClient::answer`],
+//! [`AcmeClient::validated`], [`AcmeClient::finish`]) for all of them at once.
 //!
 //! Crash safety: [`AcmeClient::new_order`] returns a [`PendingOrder`] whose URL the
 //! caller stores before calling [`AcmeClient::complete`]; after a crash,
@@ -24,16 +28,71 @@ use crate::acme::AcmeClient;
 use crate::acme::error::{
     AcmeError, Decision, Dns01Error, classify, describe_problem, retry, sanitize, wait_before_retry,
 };
+use crate::acme::http::AcmeHttp;
 use crate::dns::record::Name;
 use crate::material::cert::{CertInfo, KeyPem, csr_der, key_matches_cert, parse_chain};
 
-/// How often an order's status is polled (the CA's `Retry-After` wins when
-/// longer; the order's own deadline ends the poll).
+/// How often an order's status is polled when the CA gives no `Retry-After`:
+/// soon at first (a CA close by has checked a challenge or signed a
+/// certificate within tens of milliseconds), then less and less often.
+/// Starts again when the order changes state.
 const ORDER_POLL: crate::retry::Backoff = crate::retry::Backoff {
-    first: Duration::from_millis(200),
+    first: Duration::from_millis(40),
     max: Duration::from_secs(5),
     attempts: u32::MAX,
 };
+
+/// The longest `Retry-After` an order poll waits for; a CA asking for more
+/// is asked again then (the order's deadline still ends the poll).
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
+
+/// The waits of one order poll.
+struct Poll {
+    attempt: u32,
+    deadline: Instant,
+}
+
+impl Poll {
+    fn new(timeout: Duration) -> Self {
+        Poll {
+            attempt: 0,
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    /// The order changed state: the next wait is the short first one again.
+    fn restart(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// How long to wait before the next poll, `None` once the deadline has
+    /// passed. `retry_after`: the CA's answer to the last poll.
+    fn next(&mut self, retry_after: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
+        let left = self.deadline.checked_duration_since(Instant::now())?;
+        self.attempt += 1;
+        Some(poll_wait(self.attempt, retry_after, now).min(left))
+    }
+}
+
+/// The wait before poll `attempt` (1 for the first): the CA's `Retry-After`
+/// (RFC 8555 §7.4) when it names a time to come, at most
+/// [`RETRY_AFTER_MAX`]; else [`ORDER_POLL`]'s backoff.
+fn poll_wait(attempt: u32, retry_after: Option<SystemTime>, now: SystemTime) -> Duration {
+    match retry_after.and_then(|t| t.duration_since(now).ok()) {
+        Some(asked) if !asked.is_zero() => asked.min(RETRY_AFTER_MAX),
+        _ => ORDER_POLL.delay(attempt),
+    }
+}
+
+/// The DNS-01 records an order needs ([`AcmeClient::challenges`]).
+#[derive(Debug, Default)]
+pub struct Challenges {
+    /// Of its pending challenges: to publish before [`AcmeClient::answer`].
+    pub publish: Vec<ChallengeRecord>,
+    /// Of its other challenges, when the order was picked up from an
+    /// interrupted run, which may have published them: to remove.
+    pub leftovers: Vec<ChallengeRecord>,
+}
 
 /// One DNS-01 TXT record to publish (RFC 8555 §8.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +191,20 @@ async fn authz_infos(order: &mut Order) -> Result<Vec<AuthzInfo>, instant_acme::
         });
     }
     Ok(out)
+}
+
+/// The DNS-01 record of an authorization's dns-01 challenge, if it has one
+/// with a well-formed token for a DNS name.
+fn challenge_record(info: &AuthzInfo) -> Option<ChallengeRecord> {
+    let (Some(base), Some((value, _, token))) = (&info.base, &info.dns01) else {
+        return None;
+    };
+    let name = Name::parse(&format!("_acme-challenge.{base}")).ok()?;
+    is_token(token).then(|| ChallengeRecord {
+        domain: sanitize(&info.domain),
+        name,
+        value: value.clone(),
+    })
 }
 
 /// A challenge token: base64url without padding, at least 128 bits (RFC 8555
@@ -262,6 +335,11 @@ impl AcmeClient {
     /// with a CSR signed by `key`, download and check the chain. Challenge records
     /// are always removed afterwards.
     ///
+    /// Several orders at once go through the same steps one at a time for all
+    /// of them ([`AcmeClient::challenges`], publishing, [`AcmeClient::answer`],
+    /// [`AcmeClient::validated`], [`AcmeClient::finish`]), so that their records
+    /// share one change per zone; this is those steps for one order.
+    ///
     /// # Errors
     /// An invalid challenge names the domain and the CA's problem detail; DNS-01
     /// failures, timeouts, rate limits and unreachable CAs have their own variants.
@@ -273,19 +351,235 @@ impl AcmeClient {
     ) -> Result<Issued, AcmeError> {
         let mut published: Option<Vec<ChallengeRecord>> = None;
         let mut warnings = Vec::new();
-        // What an interrupted run may have published: its records are the
-        // ones this order's challenges ask for, and are removed below too.
-        let mut leftovers = if pending.resumed {
-            Some(self.challenge_records(&mut pending).await).filter(|records| !records.is_empty())
-        } else {
-            None
-        };
-        let result = self
-            .drive(&mut pending, key, dns, &mut published, &mut warnings)
-            .await;
+        let result = AcmeHttp::scoped(async {
+            let challenges = self.challenges(&mut pending).await;
+            // What an interrupted run may have published: its records are the
+            // ones this order's challenges ask for, and are removed below too.
+            let mut leftovers = None;
+            let result = match challenges {
+                Ok(challenges) => {
+                    leftovers = Some(challenges.leftovers).filter(|l| !l.is_empty());
+                    self.answer_challenges(&mut pending, challenges.publish, dns, &mut published)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let result = match result {
+                Ok(()) => self.validated(&mut pending).await,
+                Err(e) => Err(e),
+            };
+            remove_records(dns, &mut published, &mut warnings).await;
+            remove_records(dns, &mut leftovers, &mut warnings).await;
+            match result {
+                Ok(()) => self.finish(&mut pending, key).await,
+                Err(e) => Err(e),
+            }
+        })
+        .await;
         remove_records(dns, &mut published, &mut warnings).await;
-        remove_records(dns, &mut leftovers, &mut warnings).await;
-        let chain_pem = result?;
+        let mut issued = result?;
+        issued.warnings.extend(warnings);
+        Ok(issued)
+    }
+
+    /// [`AcmeClient::new_order`] and [`AcmeClient::complete`] in one, for callers
+    /// that keep no state between them.
+    ///
+    /// # Errors
+    /// As those two.
+    pub async fn issue(
+        &self,
+        names: &[String],
+        key: &KeyPem,
+        dns: &dyn Dns01,
+    ) -> Result<Issued, AcmeError> {
+        let pending = self.new_order(names).await?;
+        self.complete(pending, key, dns).await
+    }
+
+    /// Publishes the records, waits until they are served, answers the challenges.
+    async fn answer_challenges(
+        &self,
+        pending: &mut PendingOrder,
+        records: Vec<ChallengeRecord>,
+        dns: &dyn Dns01,
+        published: &mut Option<Vec<ChallengeRecord>>,
+    ) -> Result<(), AcmeError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        *published = Some(records.clone());
+        dns.publish(&records)
+            .await
+            .map_err(|source| AcmeError::Dns01 {
+                step: "publish",
+                source,
+            })?;
+        dns.wait_until_served(&records)
+            .await
+            .map_err(|source| AcmeError::Dns01 {
+                step: "wait until served",
+                source,
+            })?;
+        self.answer(pending).await
+    }
+
+    /// The DNS-01 records the order needs (RFC 8555 §8.4): those of its
+    /// pending challenges, to publish, and for an order picked up from an
+    /// interrupted run the others it asked for, which that run may have left.
+    /// The authorizations are fetched once and kept with the order.
+    ///
+    /// # Errors
+    /// An authorization that is neither pending nor valid, a CA that offers
+    /// no dns-01 challenge, asks for a name not ordered or sends a token that
+    /// is not base64url; the CA cannot be asked.
+    pub async fn challenges(&self, pending: &mut PendingOrder) -> Result<Challenges, AcmeError> {
+        let mut out = Challenges::default();
+        let status = pending.status();
+        if status != OrderStatus::Pending {
+            // Nothing to publish; an interrupted run may have left records.
+            if pending.resumed
+                && let Ok(infos) = authz_infos(&mut pending.order).await
+            {
+                out.leftovers = infos
+                    .iter()
+                    .filter(|info| {
+                        pending
+                            .names
+                            .iter()
+                            .any(|n| n.eq_ignore_ascii_case(&info.domain))
+                    })
+                    .filter_map(challenge_record)
+                    .collect();
+            }
+            return Ok(out);
+        }
+        let infos = retry!(
+            self.http,
+            self.limits,
+            "fetch the authorizations",
+            authz_infos(&mut pending.order).await
+        )?;
+        let ordered = &pending.names;
+        for info in &infos {
+            let domain = sanitize(&info.domain);
+            // A CA must not make us publish for names we did not order (RFC
+            // 8555 §7.1.4: an order's authorizations are for its identifiers).
+            let is_ordered = ordered.iter().any(|n| n.eq_ignore_ascii_case(&info.domain));
+            let record = challenge_record(info).filter(|_| is_ordered);
+            match info.status {
+                AuthorizationStatus::Valid => {
+                    if pending.resumed {
+                        out.leftovers.extend(record);
+                    }
+                    continue;
+                }
+                AuthorizationStatus::Pending => {}
+                other => {
+                    return Err(AcmeError::ChallengeInvalid {
+                        domain,
+                        detail: format!("authorization is {other:?}"),
+                    });
+                }
+            }
+            let (Some(_), Some((_, status, token))) = (&info.base, &info.dns01) else {
+                return Err(AcmeError::Protocol(format!(
+                    "the CA offers no dns-01 challenge for {domain}"
+                )));
+            };
+            if !is_ordered {
+                return Err(AcmeError::Protocol(format!(
+                    "the CA asks to authorize {domain}, which was not ordered"
+                )));
+            }
+            if !is_token(token) {
+                return Err(AcmeError::Protocol(format!(
+                    "the dns-01 token for {domain} is not base64url (RFC 8555 §8.4)"
+                )));
+            }
+            let Some(record) = record else {
+                return Err(AcmeError::Protocol(format!(
+                    "identifier {domain} is not a DNS name"
+                )));
+            };
+            if *status == ChallengeStatus::Pending {
+                out.publish.push(record);
+            } else if pending.resumed {
+                out.leftovers.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tells the CA that every pending dns-01 challenge of the order may be
+    /// checked now (RFC 8555 §7.5.1), once its records are served. Uses the
+    /// authorizations [`AcmeClient::challenges`] fetched.
+    ///
+    /// # Errors
+    /// The CA refuses or cannot be asked.
+    pub async fn answer(&self, pending: &mut PendingOrder) -> Result<(), AcmeError> {
+        let mut answered = 0;
+        let mut authzs = pending.order.authorizations();
+        while let Some(result) = authzs.next().await {
+            let mut authz = result.map_err(|e| AcmeError::Protocol(sanitize(&e.to_string())))?;
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let Some(mut challenge) = authz.challenge(ChallengeType::Dns01) else {
+                continue;
+            };
+            if challenge.status != ChallengeStatus::Pending {
+                continue;
+            }
+            retry!(
+                self.http,
+                self.limits,
+                "mark a challenge ready",
+                challenge.set_ready().await
+            )?;
+            answered += 1;
+        }
+        if answered > 0 {
+            log::info!(
+                "the CA is checking the DNS-01 challenge(s) of {}; waiting for its answer (at most {} s)",
+                pending.names.join(", "),
+                self.limits.order_timeout.as_secs()
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until the CA has checked the challenges: the order is no longer
+    /// `pending` (RFC 8555 §7.1.6). Its challenge records may go then.
+    ///
+    /// # Errors
+    /// The order became invalid (with the CA's reason), did not leave
+    /// `pending` within the order timeout, or the CA cannot be asked.
+    pub async fn validated(&self, pending: &mut PendingOrder) -> Result<(), AcmeError> {
+        let mut poll = Poll::new(self.limits.order_timeout);
+        loop {
+            match pending.status() {
+                OrderStatus::Pending => self.poll(&mut pending.order, &mut poll).await?,
+                OrderStatus::Invalid => return Err(self.explain_invalid(&mut pending.order).await),
+                OrderStatus::Ready | OrderStatus::Processing | OrderStatus::Valid => {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Finalizes a validated order with a CSR signed by `key` and downloads
+    /// and checks the certificate.
+    ///
+    /// # Errors
+    /// The order became invalid, did not become valid in time, the CA cannot
+    /// be asked, or the certificate is not for `key` and the ordered names.
+    pub async fn finish(
+        &self,
+        pending: &mut PendingOrder,
+        key: &KeyPem,
+    ) -> Result<Issued, AcmeError> {
+        let chain_pem = self.finalized(pending, key).await?;
         let info = parse_chain(&chain_pem)?;
         if !key_matches_cert(key, &chain_pem)? {
             return Err(AcmeError::Protocol(
@@ -304,59 +598,42 @@ impl AcmeClient {
             chain_pem,
             key: key.clone(),
             info,
-            warnings,
+            warnings: Vec::new(),
         })
     }
 
-    /// [`AcmeClient::new_order`] and [`AcmeClient::complete`] in one, for callers
-    /// that keep no state between them.
-    ///
-    /// # Errors
-    /// As those two.
-    pub async fn issue(
-        &self,
-        names: &[String],
-        key: &KeyPem,
-        dns: &dyn Dns01,
-    ) -> Result<Issued, AcmeError> {
-        let pending = self.new_order(names).await?;
-        self.complete(pending, key, dns).await
-    }
-
-    /// The order state machine (RFC 8555 §7.1.6), returning the chain PEM.
-    async fn drive(
+    /// The rest of the order state machine (RFC 8555 §7.1.6) after
+    /// validation, returning the chain PEM.
+    async fn finalized(
         &self,
         pending: &mut PendingOrder,
         key: &KeyPem,
-        dns: &dyn Dns01,
-        published: &mut Option<Vec<ChallengeRecord>>,
-        warnings: &mut Vec<String>,
     ) -> Result<String, AcmeError> {
-        let deadline = Instant::now() + self.limits.order_timeout;
-        let mut polls = ORDER_POLL.waits();
-        let mut challenged = false;
+        let mut poll = Poll::new(self.limits.order_timeout);
         let mut finalize_attempts: u32 = 0;
         loop {
             let order = &mut pending.order;
             match order.state().status {
-                OrderStatus::Pending if !challenged => {
-                    challenged = true;
-                    self.answer_challenges(order, &pending.names, dns, published)
-                        .await?;
-                    // Fall through to polling.
+                OrderStatus::Pending => {
+                    return Err(AcmeError::Protocol(format!(
+                        "order {} is pending again after its challenges were checked",
+                        order.url()
+                    )));
                 }
-                OrderStatus::Pending | OrderStatus::Processing => {
-                    remove_records(dns, published, warnings).await;
-                }
+                OrderStatus::Processing => {}
                 OrderStatus::Ready => {
-                    remove_records(dns, published, warnings).await;
                     let csr = csr_der(key, &pending.names)?;
                     finalize_attempts += 1;
                     // Not blindly retried: a finalize that failed in transit may
                     // have been accepted. On a transient error the order is polled
                     // again, and finalized again only if it is still `ready`.
                     match order.finalize_csr(&csr).await {
-                        Ok(()) => continue,
+                        // The answer is the order in its new state: no poll
+                        // before looking at it.
+                        Ok(()) => {
+                            poll.restart();
+                            continue;
+                        }
                         Err(e) => match classify("finalize the order", e, self.http.last()) {
                             Decision::Fail(err) => return Err(err),
                             decision => {
@@ -372,7 +649,6 @@ impl AcmeClient {
                     }
                 }
                 OrderStatus::Valid => {
-                    remove_records(dns, published, warnings).await;
                     let chain = retry!(
                         self.http,
                         self.limits,
@@ -386,157 +662,27 @@ impl AcmeClient {
                 }
                 OrderStatus::Invalid => return Err(self.explain_invalid(order).await),
             }
-            if Instant::now() >= deadline {
-                let status = order.state().status;
-                return Err(AcmeError::Timeout {
-                    what: format!("order {} (status {status:?})", order.url()),
-                    seconds: self.limits.order_timeout.as_secs(),
-                });
-            }
-            // Honour the CA's Retry-After (RFC 8555 §7.4) within our own cap.
-            let hinted = self
-                .http
-                .last()
-                .retry_after
-                .and_then(|t| t.duration_since(SystemTime::now()).ok())
-                .map(|d| d.min(Duration::from_secs(10)));
-            let delay = polls.next().unwrap_or(ORDER_POLL.max);
-            tokio::time::sleep(hinted.unwrap_or(delay).max(delay)).await;
-            retry!(
-                self.http,
-                self.limits,
-                "poll the order",
-                order.refresh().await.map(|_| ())
-            )?;
+            self.poll(order, &mut poll).await?;
         }
     }
 
-    /// The DNS-01 records of every challenge of the order for a name it was
-    /// ordered for (whatever their status); none when the CA cannot be asked.
-    async fn challenge_records(&self, pending: &mut PendingOrder) -> Vec<ChallengeRecord> {
-        let Ok(infos) = authz_infos(&mut pending.order).await else {
-            return Vec::new();
-        };
-        infos
-            .iter()
-            .filter(|info| {
-                pending
-                    .names
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(&info.domain))
-            })
-            .filter_map(|info| {
-                let (Some(base), Some((value, _, token))) = (&info.base, &info.dns01) else {
-                    return None;
-                };
-                let name = Name::parse(&format!("_acme-challenge.{base}")).ok()?;
-                is_token(token).then(|| ChallengeRecord {
-                    domain: sanitize(&info.domain),
-                    name,
-                    value: value.clone(),
-                })
-            })
-            .collect()
-    }
-
-    /// Publishes all DNS-01 records, waits until they are served, marks every
-    /// challenge ready.
-    async fn answer_challenges(
-        &self,
-        order: &mut Order,
-        ordered: &[String],
-        dns: &dyn Dns01,
-        published: &mut Option<Vec<ChallengeRecord>>,
-    ) -> Result<(), AcmeError> {
-        let infos = retry!(
+    /// Waits as the CA asks (its `Retry-After`, RFC 8555 §7.4) or else as
+    /// [`ORDER_POLL`] says, then asks for the order's state again.
+    async fn poll(&self, order: &mut Order, poll: &mut Poll) -> Result<(), AcmeError> {
+        let status = order.state().status;
+        let wait = poll
+            .next(self.http.last().retry_after, SystemTime::now())
+            .ok_or_else(|| AcmeError::Timeout {
+                what: format!("order {} (status {status:?})", order.url()),
+                seconds: self.limits.order_timeout.as_secs(),
+            })?;
+        tokio::time::sleep(wait).await;
+        retry!(
             self.http,
             self.limits,
-            "fetch the authorizations",
-            authz_infos(order).await
-        )?;
-        let mut records = Vec::new();
-        for info in &infos {
-            let domain = sanitize(&info.domain);
-            match info.status {
-                AuthorizationStatus::Valid => continue,
-                AuthorizationStatus::Pending => {}
-                other => {
-                    return Err(AcmeError::ChallengeInvalid {
-                        domain,
-                        detail: format!("authorization is {other:?}"),
-                    });
-                }
-            }
-            let (Some(base), Some((value, status, token))) = (&info.base, &info.dns01) else {
-                return Err(AcmeError::Protocol(format!(
-                    "the CA offers no dns-01 challenge for {domain}"
-                )));
-            };
-            // A CA must not make us publish for names we did not order (RFC
-            // 8555 §7.1.4: an order's authorizations are for its identifiers).
-            if !ordered.iter().any(|n| n.eq_ignore_ascii_case(&info.domain)) {
-                return Err(AcmeError::Protocol(format!(
-                    "the CA asks to authorize {domain}, which was not ordered"
-                )));
-            }
-            if !is_token(token) {
-                return Err(AcmeError::Protocol(format!(
-                    "the dns-01 token for {domain} is not base64url (RFC 8555 §8.4)"
-                )));
-            }
-            if *status != ChallengeStatus::Pending {
-                continue;
-            }
-            let name = Name::parse(&format!("_acme-challenge.{base}")).map_err(|e| {
-                AcmeError::Protocol(format!("identifier {domain} is not a DNS name: {e}"))
-            })?;
-            records.push(ChallengeRecord {
-                domain,
-                name,
-                value: value.clone(),
-            });
-        }
-        if records.is_empty() {
-            return Ok(());
-        }
-        *published = Some(records.clone());
-        dns.publish(&records)
-            .await
-            .map_err(|source| AcmeError::Dns01 {
-                step: "publish",
-                source,
-            })?;
-        dns.wait_until_served(&records)
-            .await
-            .map_err(|source| AcmeError::Dns01 {
-                step: "wait until served",
-                source,
-            })?;
-        let mut authzs = order.authorizations();
-        while let Some(result) = authzs.next().await {
-            let mut authz = result.map_err(|e| AcmeError::Protocol(sanitize(&e.to_string())))?;
-            if authz.status != AuthorizationStatus::Pending {
-                continue;
-            }
-            let Some(mut challenge) = authz.challenge(ChallengeType::Dns01) else {
-                continue;
-            };
-            if challenge.status != ChallengeStatus::Pending {
-                continue;
-            }
-            retry!(
-                self.http,
-                self.limits,
-                "mark a challenge ready",
-                challenge.set_ready().await
-            )?;
-        }
-        log::info!(
-            "the CA is checking the DNS-01 challenge(s) of {}; waiting for its answer (at most {} s)",
-            ordered.join(", "),
-            self.limits.order_timeout.as_secs()
-        );
-        Ok(())
+            "poll the order",
+            order.refresh().await.map(|_| ())
+        )
     }
 
     /// Finds out why an order is invalid: the first invalid authorization's
@@ -605,6 +751,44 @@ async fn remove_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_start_short_and_honour_retry_after() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let waits: Vec<u128> = (1..=4)
+            .map(|a| poll_wait(a, None, now).as_millis())
+            .collect();
+        assert_eq!(waits, [40, 80, 160, 320]);
+        assert_eq!(poll_wait(20, None, now), ORDER_POLL.max);
+        // The CA's Retry-After wins, longer or shorter than the backoff.
+        let in_3s = Some(now + Duration::from_secs(3));
+        assert_eq!(poll_wait(1, in_3s, now), Duration::from_secs(3));
+        assert_eq!(
+            poll_wait(9, Some(now + Duration::from_secs(1)), now),
+            Duration::from_secs(1)
+        );
+        // A time already past, or far away, does not stall the order.
+        assert_eq!(
+            poll_wait(2, Some(now - Duration::from_secs(5)), now).as_millis(),
+            80
+        );
+        assert_eq!(
+            poll_wait(1, Some(now + Duration::from_secs(86_400)), now),
+            RETRY_AFTER_MAX
+        );
+    }
+
+    #[test]
+    fn a_poll_ends_at_its_deadline() {
+        let now = SystemTime::now();
+        let mut poll = Poll::new(Duration::from_secs(3600));
+        assert_eq!(poll.next(None, now), Some(Duration::from_millis(40)));
+        assert_eq!(poll.next(None, now), Some(Duration::from_millis(80)));
+        poll.restart();
+        assert_eq!(poll.next(None, now), Some(Duration::from_millis(40)));
+        let mut over = Poll::new(Duration::ZERO);
+        assert_eq!(over.next(None, now), None);
+    }
 
     #[test]
     fn replaces_is_dropped_only_when_the_ca_refused_it() {

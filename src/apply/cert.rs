@@ -1,220 +1,34 @@
-//! Certificate steps: an ACME order (journalled so that an interrupted run
-//! continues it), deploying to the destinations, deleting superseded files.
-//!
-//! The key is written (0600) and the order URL recorded in the state before the
-//! CA is asked to finalize, so a re-run after a crash resumes that order
-//! instead of making a second one. At the destination the files are symlinks
+//! Certificate steps: the next key, deploying to the destinations, deleting
+//! superseded files (orders are in [`super::issue`]). At the destination the
+//! files are symlinks
 //! into `..data`, itself a symlink to a versioned directory swapped in one
 //! rename, so key and certificate change together.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use log::{info, warn};
 
-use super::dns01::ProviderDns01;
 use super::error::StepError;
 use super::fs::{self as afs, PRIVATE_DIR, PRIVATE_FILE, PUBLIC_FILE};
-use crate::acme::{AcmeClient, AcmeConfig, AcmeError, Limits};
 use crate::clock;
 use crate::config::cert::CertSection;
-use crate::config::model::{Config, Domain};
 use crate::crashpoint;
-use crate::dns::provider::{DnsProvider, Providers};
 use crate::material::cert::{KeyPem, generate_key, hex, spki_of_key};
-use crate::plan::Issue;
 use crate::plan::cert::key_type_name;
-use crate::state::{CertMaterial, NextKey, PendingIssue, Store};
+use crate::state::{CertMaterial, NextKey, Store};
 
 /// The files of a certificate, in the state directory and at the destination.
-const KEY_FILE: &str = "privkey.pem";
-const CERT_FILE: &str = "cert.pem";
-const CHAIN_FILE: &str = "chain.pem";
-const FULLCHAIN_FILE: &str = "fullchain.pem";
+pub(super) const KEY_FILE: &str = "privkey.pem";
+pub(super) const CERT_FILE: &str = "cert.pem";
+pub(super) const CHAIN_FILE: &str = "chain.pem";
+pub(super) const FULLCHAIN_FILE: &str = "fullchain.pem";
 const FILES: [&str; 4] = [CERT_FILE, CHAIN_FILE, FULLCHAIN_FILE, KEY_FILE];
 /// The symlink at the destination naming the deployed version.
 const DATA_LINK: &str = "..data";
 
-/// Orders a certificate for `cert` (or continues the order an interrupted run
-/// left) and keeps it in the state directory as the prepared one.
-///
-/// # Errors
-/// The CA, the DNS provider or the disk failed; the current certificate and
-/// its files are unchanged.
-pub(crate) async fn issue(
-    config: &Config,
-    providers: &Providers,
-    store: &Store,
-    cert: &CertSection,
-    issue: &Issue,
-) -> Result<(), StepError> {
-    let names = &issue.names;
-    let acme_config = AcmeConfig {
-        ca: cert.directory.clone(),
-        email: cert.email.clone(),
-        eab: cert.eab.clone(),
-        cacert: cert.cacert.clone(),
-        account_dir: store.statedir().join("accounts"),
-        limits: Limits {
-            max_retry_after: cert.rate_limit_wait,
-            ..Limits::default()
-        },
-    };
-    let client = AcmeClient::connect(&acme_config).await?;
-    let domains: Vec<(Domain, Arc<dyn DnsProvider>)> = config
-        .domains
-        .iter()
-        .filter(|d| cert.domains.contains(&d.name))
-        .filter_map(|d| Some((d.clone(), providers.get(d.provider.id)?.clone())))
-        .collect();
-    let dns = ProviderDns01::new(domains, cert.propagation_timeout);
-
-    let resumable = issue
-        .resume
-        .as_ref()
-        .and_then(|p| read_key(&p.dir).map(|key| (p.clone(), key)));
-    let (pending_dir, key, order) = match resumable {
-        Some((pending, key)) => {
-            let order = match &pending.order_url {
-                Some(url) => match client.resume_order(url, names).await {
-                    Ok(order) => {
-                        info!("[cert:{}] resuming order {url}", cert.name);
-                        Some(order)
-                    }
-                    Err(e) => {
-                        warn!(
-                            "[cert:{}] cannot resume order {url} ({e}); making a new one",
-                            cert.name
-                        );
-                        None
-                    }
-                },
-                None => None,
-            };
-            (pending.dir, key, order)
-        }
-        None => {
-            let dir = new_material_dir(store.statedir(), &cert.name)?;
-            let key = match &issue.key {
-                // `keystrategy = staged`: the key is kept (or the next one
-                // taken up); a copy goes with the new certificate.
-                Some(source) => read_key(source).ok_or_else(|| {
-                    StepError::Mismatch(format!(
-                        "the key to keep, {}, cannot be read",
-                        source.join(KEY_FILE).display()
-                    ))
-                })?,
-                None => generate_key(cert.key_type)?,
-            };
-            afs::write_atomic(&dir.join(KEY_FILE), key.expose().as_bytes(), PRIVATE_FILE)?;
-            crashpoint::reached("prepare:key-written");
-            let pending = PendingIssue {
-                dir: dir.clone(),
-                names: names.clone(),
-                order_url: None,
-                started: clock::now(),
-            };
-            store
-                .update(|s| s.certs.entry(cert.name.clone()).or_default().pending = Some(pending))
-                .await?;
-            (dir, key, None)
-        }
-    };
-    let order = match order {
-        Some(order) => order,
-        None => {
-            let order = client
-                .new_order_replacing(names, issue.replaces.as_deref())
-                .await?;
-            let url = order.url().to_string();
-            store
-                .update(|s| {
-                    if let Some(p) = s
-                        .certs
-                        .entry(cert.name.clone())
-                        .or_default()
-                        .pending
-                        .as_mut()
-                    {
-                        p.order_url = Some(url);
-                    }
-                })
-                .await?;
-            order
-        }
-    };
-    crashpoint::reached("prepare:order-created");
-
-    let issued = match client.complete(order, &key, &dns).await {
-        Ok(issued) => issued,
-        Err(e) => {
-            // A dead order cannot be resumed; the next run starts a new one.
-            if matches!(
-                e,
-                AcmeError::ChallengeInvalid { .. } | AcmeError::OrderInvalid { .. }
-            ) {
-                store
-                    .update(|s| {
-                        if let Some(p) =
-                            s.certs.get_mut(&cert.name).and_then(|c| c.pending.as_mut())
-                        {
-                            p.order_url = None;
-                        }
-                    })
-                    .await?;
-            }
-            return Err(e.into());
-        }
-    };
-    crashpoint::reached("prepare:issued");
-    for warning in &issued.warnings {
-        warn!("[cert:{}] {warning}", cert.name);
-    }
-
-    let blocks = pem_blocks(&issued.chain_pem);
-    let leaf = blocks.first().cloned().unwrap_or_default();
-    let issuers: String = blocks.iter().skip(1).cloned().collect();
-    for (file, contents) in [
-        (CERT_FILE, leaf.as_str()),
-        (CHAIN_FILE, issuers.as_str()),
-        (FULLCHAIN_FILE, issued.chain_pem.as_str()),
-    ] {
-        afs::write_atomic(&pending_dir.join(file), contents.as_bytes(), PUBLIC_FILE)?;
-    }
-    let material = CertMaterial {
-        dir: pending_dir,
-        names: names.clone(),
-        serial: issued.info.serial.clone(),
-        fingerprint: issued.info.sha256_fingerprint.clone(),
-        not_after: timestamp(issued.info.not_after),
-        issued_at: clock::now(),
-        deployed_at: None,
-        tlsa_published_at: None,
-        tlsa_joined_ttl: None,
-        tlsa_served: None,
-        key_type: Some(key_type_name(cert.key_type)),
-    };
-    info!(
-        "[cert:{}] issued: serial {}, valid until {}, for {}",
-        cert.name,
-        material.serial,
-        material.not_after.format("%Y-%m-%d %H:%M:%S UTC"),
-        names.join(", ")
-    );
-    store
-        .update(|s| {
-            let entry = s.certs.entry(cert.name.clone()).or_default();
-            if let Some(old) = entry.prepared.replace(material) {
-                entry.superseded.push(old);
-            }
-            entry.pending = None;
-        })
-        .await?;
-    Ok(())
-}
-
-fn read_key(dir: &Path) -> Option<KeyPem> {
+/// The key of a certificate directory, if it can be read.
+pub(super) fn read_key(dir: &Path) -> Option<KeyPem> {
     std::fs::read_to_string(dir.join(KEY_FILE))
         .ok()
         .map(KeyPem::new)
@@ -254,7 +68,7 @@ pub(crate) fn new_material_dir(statedir: &Path, section: &str) -> Result<PathBuf
 }
 
 /// The PEM blocks of a chain, each with its END line and a newline.
-fn pem_blocks(chain: &str) -> Vec<String> {
+pub(super) fn pem_blocks(chain: &str) -> Vec<String> {
     const END: &str = "-----END CERTIFICATE-----";
     chain
         .split_inclusive(END)
@@ -263,7 +77,7 @@ fn pem_blocks(chain: &str) -> Vec<String> {
         .collect()
 }
 
-fn timestamp(unix: i64) -> DateTime<Utc> {
+pub(super) fn timestamp(unix: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(unix, 0)
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
@@ -305,10 +119,18 @@ pub(crate) async fn deploy(
     cert: &CertSection,
     prepared: &CertMaterial,
 ) -> Result<(), StepError> {
-    if let Some(dest) = &cert.destination {
-        for name in &prepared.names {
-            deploy_to(prepared, &dest.join(name))?;
-        }
+    if let Some(dest) = cert.destination.clone() {
+        // Synchronous file work (each file synced): on a blocking thread, so
+        // the deploys of a round write their files at the same time.
+        let material = prepared.clone();
+        tokio::task::spawn_blocking(move || {
+            for name in &material.names {
+                deploy_to(&material, &dest.join(name))?;
+            }
+            Ok::<(), StepError>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(StepError::Panicked(e.to_string())))?;
     }
     crashpoint::reached("rollover:deployed");
     let now = clock::now();

@@ -45,6 +45,10 @@ pub enum StepError {
     /// Some changes of a zone were refused; the others were made.
     #[error("{0}")]
     Partial(String),
+    /// Work shared with other steps failed (one ACME account or one state
+    /// write for several certificates); the first step has the error itself.
+    #[error("{0}")]
+    Shared(String),
     /// A task of the step stopped without finishing (a bug).
     #[error("the step stopped unexpectedly (a bug; please report it): {0}")]
     Panicked(String),

@@ -12,6 +12,7 @@ pub(crate) mod dkim;
 pub(crate) mod dns01;
 pub(crate) mod error;
 pub(crate) mod fs;
+pub(crate) mod issue;
 pub(crate) mod mtasts;
 pub(crate) mod services;
 pub(crate) mod wait;
@@ -91,23 +92,32 @@ pub async fn execute(
         progress::step_done(&steps);
     }
 
+    // Certificates are issued together (apply::issue), beside the other new
+    // material, which is made in plan order, at most `maxconcurrency` at once.
+    let issuing = of(|a| matches!(a, Action::Issue(_)));
     let making = of(|a| {
         matches!(
             a,
-            Action::Issue(_) | Action::MakeDkimKey(_) | Action::MakeDhParams | Action::MakeNextKey
+            Action::MakeDkimKey(_) | Action::MakeDhParams | Action::MakeNextKey
         )
     });
-    // In plan order, at most `maxconcurrency` at once (ACME orders above all).
-    let results: Vec<Result<(), StepError>> = futures_util::stream::iter(&making)
+    let made = futures_util::stream::iter(&making)
         .map(|step| async {
-            let result = guarded(&step.section, make(config, providers, store, step)).await;
+            let result = guarded(&step.section, make(config, store, step)).await;
             progress::step_done(&steps);
             result
         })
         .buffered(config.cdm.max_concurrency)
-        .collect()
-        .await;
-    for (step, result) in making.into_iter().zip(results) {
+        .collect::<Vec<Result<(), StepError>>>();
+    let (issued, made) = futures_util::future::join(
+        issue_certs(config, providers, store, &issuing, &steps),
+        made,
+    )
+    .await;
+    for (step, result) in issuing.into_iter().zip(issued) {
+        outcomes.push(outcome(step, result));
+    }
+    for (step, result) in making.into_iter().zip(made) {
         outcomes.push(outcome(step, result));
     }
 
@@ -366,24 +376,70 @@ fn merge(into: &mut Vec<String>, names: &[String]) -> bool {
     grew
 }
 
-async fn make(
+/// Issues the certificates of the `Issue` steps, all together; one result per step.
+async fn issue_certs(
     config: &Config,
     providers: &Providers,
     store: &Store,
-    step: &Step,
-) -> Result<(), StepError> {
-    match (&step.action, &step.section) {
-        (Action::Issue(issue), Section::Cert(name)) => {
-            let Some(cert) = config.certs.iter().find(|c| &c.name == name) else {
-                return Ok(());
-            };
-            info!(
-                "[cert:{name}] issuing a certificate for {}: {}",
-                issue.names.join(", "),
-                step.reason
-            );
-            cert::issue(config, providers, store, cert, issue).await
+    steps: &[&Step],
+    progress: &Option<progress::Steps>,
+) -> Vec<Result<(), StepError>> {
+    let mut requests = Vec::new();
+    let mut placed = Vec::new();
+    for step in steps {
+        let (Action::Issue(issue), Section::Cert(name)) = (&step.action, &step.section) else {
+            placed.push(None);
+            continue;
+        };
+        let Some(cert) = config.certs.iter().find(|c| &c.name == name) else {
+            placed.push(None);
+            continue;
+        };
+        info!(
+            "[cert:{name}] issuing a certificate for {}: {}",
+            issue.names.join(", "),
+            step.reason
+        );
+        placed.push(Some(requests.len()));
+        requests.push(issue::Request { cert, issue });
+    }
+    let all = Section::Cert(
+        requests
+            .iter()
+            .map(|r| r.cert.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    let mut results: Vec<Option<Result<(), StepError>>> = if requests.is_empty() {
+        Vec::new()
+    } else {
+        match guarded(&all, async {
+            Ok(issue::issue_all(config, providers, store, &requests).await)
+        })
+        .await
+        {
+            Ok(results) => results.into_iter().map(Some).collect(),
+            Err(e) => {
+                let text = e.to_string();
+                requests
+                    .iter()
+                    .map(|_| Some(Err(StepError::Panicked(text.clone()))))
+                    .collect()
+            }
         }
+    };
+    placed
+        .into_iter()
+        .map(|at| {
+            progress::step_done(progress);
+            at.and_then(|i| results.get_mut(i)?.take())
+                .unwrap_or(Ok(()))
+        })
+        .collect()
+}
+
+async fn make(config: &Config, store: &Store, step: &Step) -> Result<(), StepError> {
+    match (&step.action, &step.section) {
         (Action::MakeNextKey, Section::Cert(name)) => {
             match config.certs.iter().find(|c| &c.name == name) {
                 Some(cert) => cert::make_next_key(store, cert).await,
