@@ -69,7 +69,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 
 version=$(cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["packages"][0]["version"])' 2>/dev/null ||
+  python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "cryptdomainmgr"))' 2>/dev/null ||
   sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 revision=1
 # The date of the last commit, so that the same tree makes the same package.

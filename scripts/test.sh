@@ -78,8 +78,8 @@ echo "==> one crypto library: no ring, no rsa in the dependency tree"
 for crate in ring rsa; do
   # `cargo tree -i` prints the crates that pull it in, or nothing (and a
   # warning or an error) when it is not in the tree, for any target.
-  if cargo tree --quiet --target all -e normal,build,dev -i "$crate" 2>/dev/null | grep -q .; then
-    cargo tree --target all -e normal,build,dev -i "$crate"
+  if cargo tree --workspace --quiet --target all -e normal,build,dev -i "$crate" 2>/dev/null | grep -q .; then
+    cargo tree --workspace --target all -e normal,build,dev -i "$crate"
     echo "the crate $crate is in the dependency tree again (README, Dependencies)" >&2
     exit 1
   fi
@@ -89,7 +89,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "==> cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets

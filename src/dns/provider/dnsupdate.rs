@@ -17,10 +17,14 @@
 //! The crate passes on a failed request as text only, so when a request got no
 //! answer the adapter asks the endpoint once more itself to say why
 //! ([`crate::http::probe`]).
+//!
+//! The RRset calls go through `cryptdomainmgr_dns_update` (crates/dns-update),
+//! which compiles the crate's generic client code once, outside this crate.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cryptdomainmgr_dns_update as rrset;
 use dns_update::{
     CAARecord, DnsRecord, DnsRecordType, DnsUpdater, KeyValue, MXRecord, SRVRecord, TLSARecord,
     TlsaCertUsage, TlsaMatching, TlsaSelector,
@@ -194,10 +198,8 @@ impl CrateProvider {
         let Some(crate_type) = crate_type(rtype) else {
             return Ok(Vec::new());
         };
-        let listed = self
-            .updater
-            .list_rrset(name.as_str(), crate_type, zone.as_str())
-            .await?;
+        let listed =
+            rrset::list_rrset(&self.updater, name.as_str(), crate_type, zone.as_str()).await?;
         let mut records = Vec::new();
         for record in listed {
             match from_crate(&record) {
@@ -234,10 +236,13 @@ impl DnsProvider for CrateProvider {
             if zone.parent().is_none() {
                 break;
             }
-            match self
-                .updater
-                .list_rrset(zone.as_str(), DnsRecordType::NS, zone.as_str())
-                .await
+            match rrset::list_rrset(
+                &self.updater,
+                zone.as_str(),
+                DnsRecordType::NS,
+                zone.as_str(),
+            )
+            .await
             {
                 Ok(_) => return Ok(zone),
                 Err(e) => match Self::meaning(&e) {
@@ -340,10 +345,15 @@ impl DnsProvider for CrateProvider {
                 rtype.as_str()
             );
             let ttl = ours.first().map_or(300, |r| r.ttl);
-            match self
-                .updater
-                .add_to_rrset(name.as_str(), rtype, ttl, records, zone.as_str())
-                .await
+            match rrset::add_to_rrset(
+                &self.updater,
+                name.as_str(),
+                rtype,
+                ttl,
+                records,
+                zone.as_str(),
+            )
+            .await
             {
                 Ok(()) => steps.applied(),
                 Err(e) => {
@@ -365,10 +375,14 @@ impl DnsProvider for CrateProvider {
                 records.len(),
                 rtype.as_str()
             );
-            match self
-                .updater
-                .remove_from_rrset(name.as_str(), rtype, records, zone.as_str())
-                .await
+            match rrset::remove_from_rrset(
+                &self.updater,
+                name.as_str(),
+                rtype,
+                records,
+                zone.as_str(),
+            )
+            .await
             {
                 Ok(()) => steps.applied(),
                 Err(e) => {
