@@ -203,9 +203,7 @@ pub(crate) fn plan(input: &Input<'_>, plan: &mut Plan) {
 
 /// Adds one domain's plan to its lines and the zone's change set.
 fn take(planned: DomainPlan, lines: &mut DomainLines, changes: &mut ChangeSet) {
-    lines
-        .lines
-        .extend(planned.lines.iter().cloned());
+    lines.lines.extend(planned.lines.iter().cloned());
     lines.errors.extend(planned.errors);
     changes.adds.extend(planned.changes.adds);
     changes.deletes.extend(planned.changes.deletes);
