@@ -233,7 +233,9 @@ pub(crate) async fn delete(store: &Store, cert: &str, old: &CertMaterial) -> Res
     Ok(())
 }
 
-/// Deletes versioned directories in `dir` other than the deployed one.
+/// Deletes versioned directories in `dir` other than the deployed one, and the
+/// temporary link a run killed in the middle of switching `..data` left behind
+/// (`...data.<pid>.<random>.lnk`).
 ///
 /// # Errors
 /// The directory cannot be read or a version removed.
@@ -248,7 +250,12 @@ pub(crate) fn prune_versions(dir: &Path) -> Result<(), StepError> {
         if !name.starts_with("..") || name == DATA_LINK || Path::new(name.as_ref()) == current {
             continue;
         }
-        afs::remove_tree(&entry.path())?;
+        let path = entry.path();
+        if name.ends_with(".lnk") && path.is_symlink() {
+            afs::remove_file(&path)?;
+        } else {
+            afs::remove_tree(&path)?;
+        }
     }
     Ok(())
 }
@@ -256,6 +263,24 @@ pub(crate) fn prune_versions(dir: &Path) -> Result<(), StepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_removes_old_versions_and_a_link_left_by_a_killed_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::create_dir(at("..v1")).unwrap();
+        std::fs::create_dir(at("..v2")).unwrap();
+        std::os::unix::fs::symlink("..v2", at(DATA_LINK)).unwrap();
+        std::os::unix::fs::symlink("..v1", at("...data.4242.abcdef.lnk")).unwrap();
+        std::os::unix::fs::symlink("..data/cert.pem", at("cert.pem")).unwrap();
+        prune_versions(dir.path()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["..data", "..v2", "cert.pem"]);
+    }
 
     #[test]
     fn chain_splits_into_blocks() {
