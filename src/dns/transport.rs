@@ -448,21 +448,26 @@ mod tests {
         assert!(matches!(err, ProviderError::Unreachable { .. }), "{err}");
     }
 
+    /// Reads one query from `stream` and answers it NOERROR, without a TSIG.
+    async fn answer_one(stream: &mut TcpStream) {
+        let mut length = [0u8; 2];
+        stream.read_exact(&mut length).await.unwrap();
+        let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
+        stream.read_exact(&mut query).await.unwrap();
+        let query = Message::from_vec(&query).unwrap();
+        let answer = Message::response(query.id, query.op_code).to_vec().unwrap();
+        let mut framed = u16::try_from(answer.len()).unwrap().to_be_bytes().to_vec();
+        framed.extend_from_slice(&answer);
+        stream.write_all(&framed).await.unwrap();
+    }
+
     /// A server that answers NOERROR without a TSIG to a signed query.
     async fn unsigned_server() -> u16 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
-            let mut length = [0u8; 2];
-            stream.read_exact(&mut length).await.unwrap();
-            let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
-            stream.read_exact(&mut query).await.unwrap();
-            let query = Message::from_vec(&query).unwrap();
-            let answer = Message::response(query.id, query.op_code).to_vec().unwrap();
-            let mut framed = u16::try_from(answer.len()).unwrap().to_be_bytes().to_vec();
-            framed.extend_from_slice(&answer);
-            stream.write_all(&framed).await.unwrap();
+            answer_one(&mut stream).await;
         });
         port
     }
@@ -507,16 +512,8 @@ mod tests {
             while let Ok((mut stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let mut length = [0u8; 2];
-                    stream.read_exact(&mut length).await.unwrap();
-                    let mut query = vec![0u8; usize::from(u16::from_be_bytes(length))];
-                    stream.read_exact(&mut query).await.unwrap();
-                    let query = Message::from_vec(&query).unwrap();
-                    let answer = Message::response(query.id, query.op_code).to_vec().unwrap();
-                    let mut framed = u16::try_from(answer.len()).unwrap().to_be_bytes().to_vec();
-                    framed.extend_from_slice(&answer);
-                    stream.write_all(&framed).await.unwrap();
-                    let _ = stream.read_exact(&mut length).await;
+                    answer_one(&mut stream).await;
+                    let _ = stream.read_exact(&mut [0u8; 2]).await;
                 });
             }
         });
