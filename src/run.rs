@@ -23,7 +23,7 @@ use crate::plan::observed::ZoneView;
 use crate::plan::render;
 use crate::plan::timing::refusal;
 use crate::plan::{self, Action, Input, Plan, Request, Section, When};
-use crate::state::{self, AutoRun, LoggedStep, PhaseStatus, Store};
+use crate::state::{self, LoggedStep, PhaseStatus, Store};
 use crate::status;
 
 /// The process exit status.
@@ -272,19 +272,7 @@ async fn run_request(
     }
     let ok = drive(config, providers, &store, request, args.force, args.dry_run).await;
     let now = clock::now();
-    let saved = store
-        .update(|s| match phase {
-            Some(phase) => {
-                let status = if ok {
-                    PhaseStatus::Completed
-                } else {
-                    PhaseStatus::Failed
-                };
-                s.record(phase, status, now);
-            }
-            None => s.auto = Some(AutoRun { at: now, ok }),
-        })
-        .await;
+    let saved = store.update(|s| s.record_outcome(phase, ok, now)).await;
     if let Err(e) = &saved {
         error!("{e}");
     }

@@ -343,6 +343,22 @@ impl State {
             self.cycle = run;
         }
     }
+
+    /// Records how a run ended: the phase it ran (completed or failed), or for
+    /// `--auto` its time and whether every step succeeded.
+    pub fn record_outcome(&mut self, phase: Option<Phase>, ok: bool, at: DateTime<Utc>) {
+        match phase {
+            Some(phase) => {
+                let status = if ok {
+                    PhaseStatus::Completed
+                } else {
+                    PhaseStatus::Failed
+                };
+                self.record(phase, status, at);
+            }
+            None => self.auto = Some(AutoRun { at, ok }),
+        }
+    }
 }
 
 /// Why the state could not be read, written or locked.

@@ -389,19 +389,7 @@ async fn step(
         ok &= crate::run::drive(config, providers, &store, request, args.force, false).await;
     }
     let at = clock::now();
-    let saved = store
-        .update(|s| match phase {
-            Some(phase) => {
-                let status = if ok {
-                    PhaseStatus::Completed
-                } else {
-                    PhaseStatus::Failed
-                };
-                s.record(phase, status, at);
-            }
-            None => s.auto = Some(AutoRun { at, ok }),
-        })
-        .await;
+    let saved = store.update(|s| s.record_outcome(phase, ok, at)).await;
     renewer.abort();
     let final_state = store.into_inner();
     let result = match saved {
