@@ -5,7 +5,7 @@
 //! pointer in its read-only data (vtables, string tables): 44,000 of them,
 //! 1.1 MB of the binary. Packed, they take 4 KB. The dynamic loader of glibc
 //! 2.36 (Debian 12) and later applies them, and the binary then requires it
-//! (the package's dependency on libc6 follows). Built against an older glibc,
+//! (the Debian package declares it: Cargo.toml). Built against an older glibc,
 //! or when the version cannot be told (cross builds), the program is linked as
 //! before. README, "Build".
 

@@ -164,7 +164,7 @@ fi
 # A binary with packed relocations runs only with the loader of glibc 2.36 or
 # later (build.rs); dpkg-shlibdeps does not see that, so the package says it.
 if readelf -V target/release/cryptdomainmgr | grep GLIBC_ABI_DT_RELR >/dev/null; then
-  dpkg-deb -f "$deb" Depends | grep 'libc6 (>= 2\.3[6-9])' >/dev/null || {
+  dpkg-deb -f "$deb" Depends | grep -E 'libc6 \(>= 2\.(3[6-9]|[4-9][0-9])' >/dev/null || {
     echo "the binary needs glibc 2.36 (DT_RELR), the package depends on: $(dpkg-deb -f "$deb" Depends)" >&2
     exit 1
   }
