@@ -400,14 +400,11 @@ fn stopped(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn a_paused_coordinator_whose_lease_expired_cannot_write() {
-    let Some(nodes) = Nodes::start() else {
-        return;
-    };
-    // node0 coordinates and stops right after writing the order's key.
+/// Starts node0 with `args`, paused (SIGSTOP) right after it wrote the
+/// order's key as coordinator; returns once it has stopped there.
+fn paused_after_key_written(nodes: &Nodes, args: &[&str]) -> std::process::Child {
     let paused = nodes
-        .command(0, &["--auto"])
+        .command(0, args)
         .env("CRYPTDOMAINMGR_PAUSE_AT", "prepare:key-written")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -421,6 +418,16 @@ fn a_paused_coordinator_whose_lease_expired_cannot_write() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    paused
+}
+
+#[test]
+fn a_paused_coordinator_whose_lease_expired_cannot_write() {
+    let Some(nodes) = Nodes::start() else {
+        return;
+    };
+    // node0 coordinates and stops right after writing the order's key.
+    let paused = paused_after_key_written(&nodes, &["--auto"]);
     // Its lease expires; node1 takes over and issues.
     std::thread::sleep(std::time::Duration::from_secs(3));
     let took = nodes.auto_ok(1);
@@ -988,18 +995,7 @@ fn single_phases_run_on_the_coordinator_and_adopt_is_refused_with_the_way_to_do_
 
     // While another node coordinates, a phase is refused, naming it; the
     // node still deploys.
-    let paused = nodes
-        .command(0, &["--auto", "--force"])
-        .env("CRYPTDOMAINMGR_PAUSE_AT", "prepare:key-written")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !stopped(paused.id()) {
-        assert!(std::time::Instant::now() < until, "node0 never paused");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let paused = paused_after_key_written(&nodes, &["--auto", "--force"]);
     let out = nodes.run(1, &["--prepare"]);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     let pid = i32::try_from(paused.id()).unwrap();
