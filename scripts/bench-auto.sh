@@ -11,7 +11,8 @@
 # (`cargo build` with the `test-hooks` feature) to move its clock past the DNS
 # waits; the timed runs use the release build on the same state.
 #
-# Usage: scripts/bench-auto.sh   (environment: RUNS=10 KEEP=1)
+# Usage: scripts/bench-auto.sh   (environment: RUNS=10 KEEP=1;
+#        CDM_BIN=PATH runs that binary instead of building one)
 # Needs: cargo, knotd, knotc, dig, python3, pebble, openssl (scripts/test.sh installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,10 +28,11 @@ for tool in cargo knotd knotc dig python3 pebble openssl; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/test.sh installs knot, knot-dnsutils, dnsutils, pebble, openssl)"
 done
 
-echo "== build (release, and a test build that can move its clock)" >&2
-cargo build --release --quiet
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+BIN=$(release_binary) || die "no binary to measure"
+echo "== build (a test build that can move its clock)" >&2
 cargo build --quiet --features test-hooks
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
 HOOKED="${CARGO_TARGET_DIR:-$PWD/target}/debug/cryptdomainmgr"
 
 # shellcheck source=scripts/knot-lib.sh

@@ -16,7 +16,8 @@
 #
 # The load average is printed before and after: the machine may be shared.
 #
-# Usage: scripts/bench-cluster.sh   (environment: RUNS=20 ROUNDS=10 TIMER=60)
+# Usage: scripts/bench-cluster.sh   (environment: RUNS=20 ROUNDS=10 TIMER=60;
+#        CDM_BIN=PATH runs that binary instead of building one)
 # Needs: cargo, etcd, python3 (scripts/test.sh installs etcd-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +32,9 @@ for tool in cargo etcd python3; do
 done
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== build (release)" >&2
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+BIN=$(release_binary) || die "no binary to measure"
 
 T=$(mktemp -d)
 ETCD_PID=

@@ -33,13 +33,9 @@ for tool in cargo knotd knotc dig python3 pebble openssl; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/test.sh installs knot, knot-dnsutils, dnsutils, pebble, openssl)"
 done
 
-if [ -n "${CDM_BIN:-}" ]; then
-    BIN=$CDM_BIN
-else
-    echo "== build (cargo build --release)" >&2
-    cargo build --release --quiet
-    BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cryptdomainmgr"
-fi
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+BIN=$(release_binary) || die "no binary to measure"
 
 # shellcheck source=scripts/knot-lib.sh
 . scripts/knot-lib.sh

@@ -11,7 +11,8 @@
 # first run, dig checks that the server serves the records.
 #
 # Usage: scripts/bench-update.sh   (environment: NAMES=100 NOOP_RUNS=5 KNOT_WORKERS=1 KEEP=1
-#                                   to keep the temporary directory with logs)
+#                                   to keep the temporary directory with logs;
+#                                   CDM_BIN=PATH runs that binary instead of building one)
 # Needs: cargo, knotd, knotc, dig, python3 (to find a free port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +30,9 @@ for tool in cargo knotd knotc dig python3; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/test.sh installs knot, knot-dnsutils, dnsutils)"
 done
 
-echo "== build (cargo build --release)" >&2
-cargo build --release --quiet
-TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-BIN="$TARGET_DIR/release/cryptdomainmgr"
-[ -x "$BIN" ] || die "binary not found at $BIN"
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+BIN=$(release_binary) || die "no binary to measure"
 
 # shellcheck source=scripts/knot-lib.sh
 KNOT_KEYNAME=$KEYNAME
